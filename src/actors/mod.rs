@@ -1,0 +1,1 @@
+//! The actix supervision tree: receivers, writers, sealers.

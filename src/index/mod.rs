@@ -1,0 +1,1 @@
+//! Roaring-bitmap indexes over the rows of a segment.

@@ -1,0 +1,10 @@
+//! strand: a distributed-tracing backend. See docs/ARCHITECTURE.md.
+
+pub mod actors;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod metrics;
+pub mod model;
+pub mod otlp;
+pub mod store;
