@@ -4,6 +4,7 @@ pub mod actors;
 pub mod config;
 pub mod error;
 pub mod index;
+pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod otlp;

@@ -1,1 +1,2 @@
 //! The actix supervision tree: receivers, writers, sealers.
+pub mod kafka_consumer;
