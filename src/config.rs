@@ -341,13 +341,22 @@ impl Config {
             return Err(Error::config("kafka.partitions", "must be positive"));
         }
         if self.kafka.enabled && !(1024..=64 << 20).contains(&self.kafka.max_message_bytes) {
-            return Err(Error::config("kafka.max_message_bytes", "must be between 1 KiB and 64 MiB"));
+            return Err(Error::config(
+                "kafka.max_message_bytes",
+                "must be between 1 KiB and 64 MiB",
+            ));
         }
         if self.kafka.enabled && self.kafka.max_inflight_bytes < self.kafka.max_message_bytes {
-            return Err(Error::config("kafka.max_inflight_bytes", "must be at least kafka.max_message_bytes"));
+            return Err(Error::config(
+                "kafka.max_inflight_bytes",
+                "must be at least kafka.max_message_bytes",
+            ));
         }
         if self.kafka.enabled && self.kafka.batch_max_messages == 0 {
-            return Err(Error::config("kafka.batch_max_messages", "must be positive"));
+            return Err(Error::config(
+                "kafka.batch_max_messages",
+                "must be positive",
+            ));
         }
         if self.kafka.enabled && self.kafka.retention_hours == 0 {
             return Err(Error::config("kafka.retention_hours", "must be positive"));

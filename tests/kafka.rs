@@ -34,7 +34,10 @@ fn require_broker() {
 
 fn config(name: &str) -> KafkaConfig {
     require_broker();
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let unique = format!("{name}-{}-{nanos}", std::process::id());
     KafkaConfig {
         enabled: true,
@@ -52,7 +55,10 @@ fn config(name: &str) -> KafkaConfig {
 /// `traces` traces of `per_trace` spans each; span ids are unique per `seed`.
 fn spans(seed: u8, traces: u32, per_trace: u32) -> Vec<Span> {
     let resource = Arc::new(Resource {
-        attributes: vec![KeyValue::new("service.name", AttrValue::Str("checkout".into()))],
+        attributes: vec![KeyValue::new(
+            "service.name",
+            AttrValue::Str("checkout".into()),
+        )],
         ..Default::default()
     });
     let mut out = Vec::new();
@@ -112,14 +118,19 @@ fn ids(spans: &[Span]) -> HashSet<SpanId> {
 async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < end, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn raw_client(cfg: &KafkaConfig, group: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.brokers).set("group.id", group).set("enable.auto.commit", "false");
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
     c
 }
 
@@ -135,13 +146,19 @@ async fn offsets(cfg: &KafkaConfig) -> (Vec<i64>, Vec<i64>) {
         }
         let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
         let committed = (0..PARTITIONS)
-            .map(|p| match committed.find_partition(&cfg.topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o,
-                _ => -1,
-            })
+            .map(
+                |p| match committed.find_partition(&cfg.topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => -1,
+                },
+            )
             .collect();
         let high = (0..PARTITIONS)
-            .map(|p| c.fetch_watermarks(&cfg.topic, p, Duration::from_secs(10)).unwrap().1)
+            .map(|p| {
+                c.fetch_watermarks(&cfg.topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
             .collect();
         (committed, high)
     })
@@ -156,7 +173,10 @@ async fn wait_all_committed(cfg: &KafkaConfig) {
         if committed.iter().zip(&high).all(|(c, h)| *h == 0 || c == h) {
             return;
         }
-        assert!(Instant::now() < end, "offsets never committed: committed {committed:?}, high {high:?}");
+        assert!(
+            Instant::now() < end,
+            "offsets never committed: committed {committed:?}, high {high:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -164,13 +184,19 @@ async fn wait_all_committed(cfg: &KafkaConfig) {
 /// Every message of `topic` (all partitions, from the start), as
 /// (partition, key, payload, headers).
 type RawMessage = (i32, Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>);
-async fn read_all(cfg: &KafkaConfig, topic: &str, partitions: i32, expect: usize) -> Vec<RawMessage> {
+async fn read_all(
+    cfg: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+    expect: usize,
+) -> Vec<RawMessage> {
     let (cfg, topic) = (cfg.clone(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         let c: BaseConsumer = raw_client(&cfg, "strand-test-reader").create().unwrap();
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
-            tpl.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                .unwrap();
         }
         c.assign(&tpl).unwrap();
         let mut out = Vec::new();
@@ -181,11 +207,22 @@ async fn read_all(cfg: &KafkaConfig, topic: &str, partitions: i32, expect: usize
                     .headers()
                     .map(|h| {
                         h.iter()
-                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
-                out.push((m.partition(), m.key().map(<[u8]>::to_vec), m.payload().unwrap_or_default().to_vec(), headers));
+                out.push((
+                    m.partition(),
+                    m.key().map(<[u8]>::to_vec),
+                    m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                ));
             }
         }
         out
@@ -201,7 +238,9 @@ async fn stop(h: KafkaConsumerHandle) {
 #[actix_rt::test]
 async fn spans_flow_producer_to_consumer_grouped_by_trace() {
     let cfg = config("flow");
-    let sink = KafkaSink::connect(&cfg).await.expect("connect to the broker");
+    let sink = KafkaSink::connect(&cfg)
+        .await
+        .expect("connect to the broker");
     let sent = spans(1, 30, 5);
     for chunk in sent.chunks(40) {
         sink.write(chunk.to_vec()).await.expect("produce");
@@ -209,7 +248,10 @@ async fn spans_flow_producer_to_consumer_grouped_by_trace() {
     let store = Arc::new(RecordingSink::default());
     let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
     let want = ids(&sent);
-    wait_for("every span downstream", Duration::from_secs(60), || store.distinct() == want).await;
+    wait_for("every span downstream", Duration::from_secs(60), || {
+        store.distinct() == want
+    })
+    .await;
     wait_all_committed(&cfg).await;
     stop(consumer).await;
 
@@ -221,13 +263,19 @@ async fn spans_flow_producer_to_consumer_grouped_by_trace() {
     for (p, key, payload, _) in &raw {
         let key = key.clone().expect("message key");
         let decoded = codec::decode(payload).expect("decodable");
-        assert!(decoded.iter().all(|s| s.trace_id.0[..] == key[..]), "message holds another trace's spans");
+        assert!(
+            decoded.iter().all(|s| s.trace_id.0[..] == key[..]),
+            "message holds another trace's spans"
+        );
         total += decoded.len();
         partition_of.entry(key).or_default().insert(*p);
     }
     assert_eq!(total, sent.len());
     assert_eq!(partition_of.len(), 30);
-    assert!(partition_of.values().all(|ps| ps.len() == 1), "a trace spread over partitions: {partition_of:?}");
+    assert!(
+        partition_of.values().all(|ps| ps.len() == 1),
+        "a trace spread over partitions: {partition_of:?}"
+    );
 }
 
 #[actix_rt::test]
@@ -236,18 +284,35 @@ async fn poison_message_goes_to_the_dead_letter_topic_and_the_partition_moves_on
     let _ = KafkaSink::connect(&cfg).await.expect("create topics");
     let raw: FutureProducer = raw_client(&cfg, "unused").create().unwrap();
     let garbage = b"\x0a\xff\xff\xff not protobuf".to_vec();
-    raw.send(FutureRecord::to(&cfg.topic).partition(0).key("bad").payload(&garbage), Duration::from_secs(10))
-        .await
-        .expect("produce garbage");
+    raw.send(
+        FutureRecord::to(&cfg.topic)
+            .partition(0)
+            .key("bad")
+            .payload(&garbage),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("produce garbage");
     let good = spans(2, 1, 3);
     let value = codec::encode(&good);
-    raw.send(FutureRecord::to(&cfg.topic).partition(0).key(&good[0].trace_id.0[..]).payload(&value), Duration::from_secs(10))
-        .await
-        .expect("produce good message");
+    raw.send(
+        FutureRecord::to(&cfg.topic)
+            .partition(0)
+            .key(&good[0].trace_id.0[..])
+            .payload(&value),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("produce good message");
 
     let store = Arc::new(RecordingSink::default());
     let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
-    wait_for("the good spans after the poison message", Duration::from_secs(60), || store.distinct() == ids(&good)).await;
+    wait_for(
+        "the good spans after the poison message",
+        Duration::from_secs(60),
+        || store.distinct() == ids(&good),
+    )
+    .await;
     wait_all_committed(&cfg).await;
     let (committed, _) = offsets(&cfg).await;
     assert_eq!(committed[0], 2, "both messages of partition 0 committed");
@@ -259,7 +324,10 @@ async fn poison_message_goes_to_the_dead_letter_topic_and_the_partition_moves_on
     assert_eq!(key.as_deref(), Some(&b"bad"[..]));
     let reason = headers.get(DLQ_REASON_HEADER).expect("reason header");
     assert!(reason.contains("OTLP"), "reason: {reason}");
-    assert_eq!(headers.get("strand.source.offset").map(String::as_str), Some("0"));
+    assert_eq!(
+        headers.get("strand.source.offset").map(String::as_str),
+        Some("0")
+    );
     stop(consumer).await;
 }
 
@@ -271,7 +339,10 @@ async fn restarted_consumer_resumes_from_committed_offsets() {
     sink.write(first.clone()).await.unwrap();
     let store1 = Arc::new(RecordingSink::default());
     let c1 = start_kafka_consumers(&cfg, store1.clone()).unwrap();
-    wait_for("first batch downstream", Duration::from_secs(60), || store1.distinct() == ids(&first)).await;
+    wait_for("first batch downstream", Duration::from_secs(60), || {
+        store1.distinct() == ids(&first)
+    })
+    .await;
     wait_all_committed(&cfg).await;
     stop(c1).await;
 
@@ -279,9 +350,15 @@ async fn restarted_consumer_resumes_from_committed_offsets() {
     sink.write(second.clone()).await.unwrap();
     let store2 = Arc::new(RecordingSink::default());
     let c2 = start_kafka_consumers(&cfg, store2.clone()).unwrap();
-    wait_for("second batch downstream", Duration::from_secs(60), || ids(&second).is_subset(&store2.distinct())).await;
+    wait_for("second batch downstream", Duration::from_secs(60), || {
+        ids(&second).is_subset(&store2.distinct())
+    })
+    .await;
     // Everything of the first batch was committed, so none of it comes back.
-    assert!(store2.distinct().is_disjoint(&ids(&first)), "committed spans were redelivered");
+    assert!(
+        store2.distinct().is_disjoint(&ids(&first)),
+        "committed spans were redelivered"
+    );
     stop(c2).await;
 }
 
@@ -289,25 +366,46 @@ async fn restarted_consumer_resumes_from_committed_offsets() {
 async fn two_consumers_in_one_group_split_the_partitions() {
     let cfg = config("split");
     let sink = KafkaSink::connect(&cfg).await.expect("connect");
-    let (a, b) = (Arc::new(RecordingSink::default()), Arc::new(RecordingSink::default()));
+    let (a, b) = (
+        Arc::new(RecordingSink::default()),
+        Arc::new(RecordingSink::default()),
+    );
     let ca = start_kafka_consumers(&cfg, a.clone()).unwrap();
     let cb = start_kafka_consumers(&cfg, b.clone()).unwrap();
-    wait_for("both consumers to own partitions", Duration::from_secs(60), || {
-        let (pa, pb) = (ca.assigned_partitions(), cb.assigned_partitions());
-        !pa.is_empty() && !pb.is_empty() && pa.len() + pb.len() == PARTITIONS as usize
-    })
+    wait_for(
+        "both consumers to own partitions",
+        Duration::from_secs(60),
+        || {
+            let (pa, pb) = (ca.assigned_partitions(), cb.assigned_partitions());
+            !pa.is_empty() && !pb.is_empty() && pa.len() + pb.len() == PARTITIONS as usize
+        },
+    )
     .await;
     let (pa, pb) = (ca.assigned_partitions(), cb.assigned_partitions());
-    assert!(pa.iter().all(|p| !pb.contains(p)), "overlapping assignment {pa:?} {pb:?}");
+    assert!(
+        pa.iter().all(|p| !pb.contains(p)),
+        "overlapping assignment {pa:?} {pb:?}"
+    );
 
     let sent = spans(5, 60, 2);
     sink.write(sent.clone()).await.unwrap();
     let want = ids(&sent);
-    wait_for("every span in one of the two consumers", Duration::from_secs(60), || {
-        a.distinct().union(&b.distinct()).copied().collect::<HashSet<_>>() == want
-    })
+    wait_for(
+        "every span in one of the two consumers",
+        Duration::from_secs(60),
+        || {
+            a.distinct()
+                .union(&b.distinct())
+                .copied()
+                .collect::<HashSet<_>>()
+                == want
+        },
+    )
     .await;
-    assert!(!a.distinct().is_empty() && !b.distinct().is_empty(), "one consumer did all the work");
+    assert!(
+        !a.distinct().is_empty() && !b.distinct().is_empty(),
+        "one consumer did all the work"
+    );
     stop(ca).await;
     stop(cb).await;
 }
@@ -321,13 +419,22 @@ async fn failing_sink_holds_commits_until_it_recovers() {
     let store = Arc::new(RecordingSink::default());
     store.failing.store(true, Ordering::SeqCst);
     let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
-    wait_for("a few failed writes", Duration::from_secs(60), || store.failures.load(Ordering::SeqCst) >= 3).await;
+    wait_for("a few failed writes", Duration::from_secs(60), || {
+        store.failures.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     let (committed, high) = offsets(&cfg).await;
     assert!(high.iter().sum::<i64>() > 0);
-    assert!(committed.iter().all(|c| *c < 0), "offsets committed while the sink was failing: {committed:?}");
+    assert!(
+        committed.iter().all(|c| *c < 0),
+        "offsets committed while the sink was failing: {committed:?}"
+    );
 
     store.failing.store(false, Ordering::SeqCst);
-    wait_for("every span after recovery", Duration::from_secs(60), || store.distinct() == ids(&sent)).await;
+    wait_for("every span after recovery", Duration::from_secs(60), || {
+        store.distinct() == ids(&sent)
+    })
+    .await;
     wait_all_committed(&cfg).await;
     stop(consumer).await;
 }

@@ -54,11 +54,15 @@ impl KafkaConsumerHandle {
     /// it off the async threads, or use [`KafkaConsumerHandle::shutdown`].
     pub fn stop_blocking(mut self, timeout: Duration) -> bool {
         self.stop.store(true, Ordering::Release);
-        let Some(t) = self.thread.take() else { return true };
+        let Some(t) = self.thread.take() else {
+            return true;
+        };
         let deadline = Instant::now() + timeout;
         while !t.is_finished() {
             if Instant::now() >= deadline {
-                tracing::warn!("kafka consumer did not stop in {timeout:?}; leaving its thread behind");
+                tracing::warn!(
+                    "kafka consumer did not stop in {timeout:?}; leaving its thread behind"
+                );
                 return false;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -68,7 +72,9 @@ impl KafkaConsumerHandle {
 
     /// [`KafkaConsumerHandle::stop_blocking`] from async code.
     pub async fn shutdown(self) -> bool {
-        tokio::task::spawn_blocking(move || self.stop_blocking(STOP_TIMEOUT)).await.unwrap_or(false)
+        tokio::task::spawn_blocking(move || self.stop_blocking(STOP_TIMEOUT))
+            .await
+            .unwrap_or(false)
     }
 }
 
@@ -81,9 +87,15 @@ impl Drop for KafkaConsumerHandle {
 /// Starts one consumer of `cfg.topic` in group `cfg.group_id`, writing to
 /// `sink`. Run several (in one process or many) to spread partitions.
 /// Returns at once; the broker may still be down (the consumer retries).
-pub fn start_kafka_consumers(cfg: &KafkaConfig, sink: Arc<dyn SpanWriter>) -> Result<KafkaConsumerHandle> {
+pub fn start_kafka_consumers(
+    cfg: &KafkaConfig,
+    sink: Arc<dyn SpanWriter>,
+) -> Result<KafkaConsumerHandle> {
     if cfg.batch_max_messages == 0 {
-        return Err(Error::config("kafka.batch_max_messages", "must be positive"));
+        return Err(Error::config(
+            "kafka.batch_max_messages",
+            "must be positive",
+        ));
     }
     let stop = Arc::new(AtomicBool::new(false));
     let state = Arc::new(GroupState::default());
@@ -92,7 +104,11 @@ pub fn start_kafka_consumers(cfg: &KafkaConfig, sink: Arc<dyn SpanWriter>) -> Re
         .name("kafka-consumer".into())
         .spawn(move || supervise(cfg, sink, stop2, state2))
         .map_err(|e| Error::Internal(format!("spawning kafka consumer thread: {e}")))?;
-    Ok(KafkaConsumerHandle { stop, state, thread: Some(thread) })
+    Ok(KafkaConsumerHandle {
+        stop,
+        state,
+        thread: Some(thread),
+    })
 }
 
 /// Sleeps up to `d`, waking early when asked to stop.
@@ -103,9 +119,19 @@ fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) {
     }
 }
 
-fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, stop: Arc<AtomicBool>, state: Arc<GroupState>) {
+fn supervise(
+    cfg: KafkaConfig,
+    sink: Arc<dyn SpanWriter>,
+    stop: Arc<AtomicBool>,
+    state: Arc<GroupState>,
+) {
     let stats = ActorStats::get(ACTOR);
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("kafka-sink").enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("kafka-sink")
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             stats.record_error(&format!("cannot start runtime: {e}"));
@@ -116,7 +142,8 @@ fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, stop: Arc<AtomicBool>,
     while !stop.load(Ordering::Acquire) {
         let started = Instant::now();
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            ConsumerLoop::new(&cfg, sink.clone(), &stop, state.clone(), &rt).and_then(|mut l| l.run())
+            ConsumerLoop::new(&cfg, sink.clone(), &stop, state.clone(), &rt)
+                .and_then(|mut l| l.run())
         }));
         state.assigned.lock().clear();
         let err = match run {
@@ -196,9 +223,16 @@ impl<'a> ConsumerLoop<'a> {
             // Bounded prefetch: at most this many KiB queued per consumer.
             .set("queued.max.messages.kbytes", "32768");
         apply_user_settings(&mut c, cfg);
-        let ctx = SpanConsumerContext { topic: cfg.topic.clone(), state: state.clone(), stats: stats.clone() };
-        let consumer: BaseConsumer<SpanConsumerContext> = c.create_with_context(ctx).map_err(|e| classify(&e))?;
-        consumer.subscribe(&[cfg.topic.as_str()]).map_err(|e| classify(&e))?;
+        let ctx = SpanConsumerContext {
+            topic: cfg.topic.clone(),
+            state: state.clone(),
+            stats: stats.clone(),
+        };
+        let consumer: BaseConsumer<SpanConsumerContext> =
+            c.create_with_context(ctx).map_err(|e| classify(&e))?;
+        consumer
+            .subscribe(&[cfg.topic.as_str()])
+            .map_err(|e| classify(&e))?;
         let c = |name, help| Counter::new(name, help, &[("topic", cfg.topic.as_str())]);
         Ok(ConsumerLoop {
             cfg,
@@ -212,12 +246,27 @@ impl<'a> ConsumerLoop<'a> {
             pending: VecDeque::new(),
             stats,
             m: LoopMetrics {
-                dead_letters: c("strand_kafka_dead_letters_total", "undecodable messages sent to the dead-letter topic"),
-                sink_errors: c("strand_kafka_consumer_sink_errors_total", "failed downstream writes (retried)"),
+                dead_letters: c(
+                    "strand_kafka_dead_letters_total",
+                    "undecodable messages sent to the dead-letter topic",
+                ),
+                sink_errors: c(
+                    "strand_kafka_consumer_sink_errors_total",
+                    "failed downstream writes (retried)",
+                ),
                 commits: c("strand_kafka_commits_total", "offset commits"),
-                commit_errors: c("strand_kafka_commit_errors_total", "failed offset commits (messages are redelivered)"),
-                commit_ms_sum: c("strand_kafka_commit_latency_ms_sum", "sum of offset commit latencies"),
-                spans: c("strand_kafka_consumed_spans_total", "spans written downstream"),
+                commit_errors: c(
+                    "strand_kafka_commit_errors_total",
+                    "failed offset commits (messages are redelivered)",
+                ),
+                commit_ms_sum: c(
+                    "strand_kafka_commit_latency_ms_sum",
+                    "sum of offset commit latencies",
+                ),
+                spans: c(
+                    "strand_kafka_consumed_spans_total",
+                    "spans written downstream",
+                ),
             },
         })
     }
@@ -258,7 +307,9 @@ impl<'a> ConsumerLoop<'a> {
             Some(Ok(m)) => Ok(Some(m)),
             Some(Err(e)) => {
                 if let Some((code, reason)) = self.consumer.client().fatal_error() {
-                    return Err(Error::Unavailable(format!("fatal kafka consumer error {code:?}: {reason}")));
+                    return Err(Error::Unavailable(format!(
+                        "fatal kafka consumer error {code:?}: {reason}"
+                    )));
                 }
                 // Transient (broker restarts, leader moves): librdkafka recovers.
                 tracing::debug!(error = %e, "kafka consumer poll");
@@ -277,13 +328,21 @@ impl<'a> ConsumerLoop<'a> {
             if left.is_zero() && batch.messages > 0 {
                 break;
             }
-            let Some(m) = self.next_message(if batch.messages == 0 { POLL_SLICE } else { left.min(POLL_SLICE) })? else {
+            let Some(m) = self.next_message(if batch.messages == 0 {
+                POLL_SLICE
+            } else {
+                left.min(POLL_SLICE)
+            })?
+            else {
                 continue;
             };
             self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
             self.add(&mut batch, m);
         }
-        self.stats.queue_depth.store((batch.messages + self.pending.len()) as u64, Ordering::Relaxed);
+        self.stats.queue_depth.store(
+            (batch.messages + self.pending.len()) as u64,
+            Ordering::Relaxed,
+        );
         Ok(batch)
     }
 
@@ -348,7 +407,10 @@ impl<'a> ConsumerLoop<'a> {
     }
 
     fn next_message_while_paused(&mut self) -> Result<Option<OwnedMessage>> {
-        let polled = self.consumer.poll(POLL_SLICE).map(|r| r.map(|m| m.detach()));
+        let polled = self
+            .consumer
+            .poll(POLL_SLICE)
+            .map(|r| r.map(|m| m.detach()));
         self.check_rebalance();
         // A rebalance assigns partitions unpaused: pause them too.
         if let Ok(tpl) = self.consumer.assignment() {
@@ -394,7 +456,9 @@ impl<'a> ConsumerLoop<'a> {
         match self.consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => {
                 self.m.commits.inc();
-                self.stats.messages_out.fetch_add(batch.messages as u64, Ordering::Relaxed);
+                self.stats
+                    .messages_out
+                    .fetch_add(batch.messages as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 // Not fatal: the messages are durable and will be redelivered.
@@ -403,6 +467,8 @@ impl<'a> ConsumerLoop<'a> {
                 tracing::warn!(error = %e, "kafka offset commit failed");
             }
         }
-        self.m.commit_ms_sum.add(started.elapsed().as_millis() as u64);
+        self.m
+            .commit_ms_sum
+            .add(started.elapsed().as_millis() as u64);
     }
 }

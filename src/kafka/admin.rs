@@ -26,13 +26,22 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32) -> Re
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
         .set("retention.ms", &retention_ms)
         .set("max.message.bytes", &max_message);
-    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10))).operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin.create_topics([&new], &opts).await.map_err(|e| classify(&e))?;
+    let opts = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|e| classify(&e))?;
     for r in results {
         match r {
             Ok(_) => tracing::info!(topic, partitions, "created kafka topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(Error::Unavailable(format!("kafka: creating topic {t}: {code}"))),
+            Err((t, code)) => {
+                return Err(Error::Unavailable(format!(
+                    "kafka: creating topic {t}: {code}"
+                )))
+            }
         }
     }
     Ok(())

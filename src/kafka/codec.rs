@@ -24,7 +24,8 @@ pub struct Encoded {
 /// broker decides).
 pub fn encode_by_trace(spans: &[Span], max_bytes: usize) -> Vec<Encoded> {
     let mut order: Vec<TraceId> = Vec::new();
-    let mut groups: std::collections::HashMap<TraceId, Vec<Span>> = std::collections::HashMap::new();
+    let mut groups: std::collections::HashMap<TraceId, Vec<Span>> =
+        std::collections::HashMap::new();
     for s in spans {
         groups
             .entry(s.trace_id)
@@ -46,7 +47,11 @@ pub fn encode_by_trace(spans: &[Span], max_bytes: usize) -> Vec<Encoded> {
 fn encode_group(key: TraceId, spans: &[Span], max_bytes: usize, out: &mut Vec<Encoded>) {
     let value = encode(spans);
     if value.len() <= max_bytes || spans.len() <= 1 {
-        out.push(Encoded { key, value, spans: spans.len() });
+        out.push(Encoded {
+            key,
+            value,
+            spans: spans.len(),
+        });
         return;
     }
     let (a, b) = spans.split_at(spans.len() / 2);
@@ -55,24 +60,42 @@ fn encode_group(key: TraceId, spans: &[Span], max_bytes: usize, out: &mut Vec<En
 }
 
 pub fn encode(spans: &[Span]) -> Vec<u8> {
-    ExportTraceServiceRequest { resource_spans: spans_to_proto(spans) }.encode_to_vec()
+    ExportTraceServiceRequest {
+        resource_spans: spans_to_proto(spans),
+    }
+    .encode_to_vec()
 }
 
 /// Decodes one message value. Errors (the reason goes into the dead-letter
 /// header) for anything strand's producer would not have written: bad
 /// protobuf, no spans, malformed ids.
 pub fn decode(value: &[u8]) -> Result<Vec<Span>, String> {
-    let req = ExportTraceServiceRequest::decode(value).map_err(|e| format!("not an OTLP ExportTraceServiceRequest: {e}"))?;
-    let expected: usize = req.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    let req = ExportTraceServiceRequest::decode(value)
+        .map_err(|e| format!("not an OTLP ExportTraceServiceRequest: {e}"))?;
+    let expected: usize = req
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
     if expected == 0 {
         return Err("message holds no spans".into());
     }
     let spans = spans_from_proto(&req.resource_spans);
     if spans.len() != expected {
-        return Err(format!("{} of {expected} spans have malformed trace or span ids", expected - spans.len()));
+        return Err(format!(
+            "{} of {expected} spans have malformed trace or span ids",
+            expected - spans.len()
+        ));
     }
-    if let Some(s) = spans.iter().find(|s| s.trace_id.is_zero() || s.span_id.is_zero()) {
-        return Err(format!("span {} of trace {} has an all-zero id", s.span_id, s.trace_id));
+    if let Some(s) = spans
+        .iter()
+        .find(|s| s.trace_id.is_zero() || s.span_id.is_zero())
+    {
+        return Err(format!(
+            "span {} of trace {} has an all-zero id",
+            s.span_id, s.trace_id
+        ));
     }
     Ok(spans)
 }
@@ -80,7 +103,7 @@ pub fn decode(value: &[u8]) -> Result<Vec<Span>, String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::{KeyValue, Resource, SpanId, AttrValue};
+    use crate::model::{AttrValue, KeyValue, Resource, SpanId};
     use std::sync::Arc;
 
     pub(crate) fn span(trace: u8, id: u64) -> Span {
@@ -114,14 +137,18 @@ pub(crate) mod tests {
         let spans: Vec<Span> = (0..200).map(|i| span(7, i)).collect();
         let msgs = encode_by_trace(&spans, 2_000);
         assert!(msgs.len() > 1);
-        assert!(msgs.iter().all(|m| m.value.len() <= 2_000 && m.key == TraceId([7; 16])));
+        assert!(msgs
+            .iter()
+            .all(|m| m.value.len() <= 2_000 && m.key == TraceId([7; 16])));
         let total: usize = msgs.iter().map(|m| decode(&m.value).unwrap().len()).sum();
         assert_eq!(total, 200);
     }
 
     #[test]
     fn garbage_and_empty_messages_are_rejected_with_a_reason() {
-        assert!(decode(b"\xff\xff\xff garbage").unwrap_err().contains("OTLP"));
+        assert!(decode(b"\xff\xff\xff garbage")
+            .unwrap_err()
+            .contains("OTLP"));
         assert!(decode(&encode(&[])).unwrap_err().contains("no spans"));
         let mut bad = span(1, 1);
         bad.span_id = SpanId([0; 8]);

@@ -32,7 +32,9 @@ pub struct SpanConsumerContext {
 
 impl ClientContext for SpanConsumerContext {
     fn stats(&self, statistics: Statistics) {
-        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
         for (partition, p) in &topic.partitions {
             // librdkafka reports the internal partition -1 and -1 for
             // "unknown" lag; neither is a real value.
@@ -71,7 +73,11 @@ impl ConsumerContext for SpanConsumerContext {
         self.state.generation.fetch_add(1, Ordering::AcqRel);
         if let Rebalance::Assign(tpl) = rebalance {
             let mut assigned = self.state.assigned.lock();
-            assigned.extend(tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()));
+            assigned.extend(
+                tpl.elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition()),
+            );
             tracing::info!(topic = %self.topic, partitions = ?*assigned, "kafka partitions assigned");
         }
     }

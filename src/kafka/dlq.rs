@@ -33,7 +33,10 @@ impl DeadLetterProducer {
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", cfg.delivery_timeout_ms.to_string())
-            .set("message.max.bytes", (cfg.max_message_bytes + (64 << 10)).to_string());
+            .set(
+                "message.max.bytes",
+                (cfg.max_message_bytes + (64 << 10)).to_string(),
+            );
         apply_user_settings(&mut c, cfg);
         Ok(DeadLetterProducer {
             producer: c.create().map_err(|e| classify(&e))?,
@@ -47,11 +50,25 @@ impl DeadLetterProducer {
         let partition = d.partition.to_string();
         let offset = d.offset.to_string();
         let headers = OwnedHeaders::new()
-            .insert(Header { key: DLQ_REASON_HEADER, value: Some(d.reason.as_str()) })
-            .insert(Header { key: "strand.source.topic", value: Some(self.source_topic.as_str()) })
-            .insert(Header { key: "strand.source.partition", value: Some(partition.as_str()) })
-            .insert(Header { key: "strand.source.offset", value: Some(offset.as_str()) });
-        let mut record = FutureRecord::to(&self.topic).payload(&d.payload).headers(headers);
+            .insert(Header {
+                key: DLQ_REASON_HEADER,
+                value: Some(d.reason.as_str()),
+            })
+            .insert(Header {
+                key: "strand.source.topic",
+                value: Some(self.source_topic.as_str()),
+            })
+            .insert(Header {
+                key: "strand.source.partition",
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: "strand.source.offset",
+                value: Some(offset.as_str()),
+            });
+        let mut record = FutureRecord::to(&self.topic)
+            .payload(&d.payload)
+            .headers(headers);
         if let Some(k) = &d.key {
             record = record.key(k);
         }
@@ -69,7 +86,11 @@ impl DeadLetterProducer {
     async fn send_truncated(&self, d: &DeadLetter) -> Result<()> {
         let mut small = d.clone();
         small.payload = Vec::new();
-        small.reason = format!("{} (payload of {} bytes dropped: too large)", d.reason, d.payload.len());
+        small.reason = format!(
+            "{} (payload of {} bytes dropped: too large)",
+            d.reason,
+            d.payload.len()
+        );
         Box::pin(self.send(&small)).await
     }
 }

@@ -51,14 +51,19 @@ pub fn apply_user_settings(c: &mut ClientConfig, cfg: &KafkaConfig) {
 pub fn classify(e: &KafkaError) -> Error {
     let code = e.rdkafka_error_code();
     match code {
-        Some(RDKafkaErrorCode::QueueFull) => Error::Overloaded(format!("kafka producer queue full: {e}")),
-        Some(RDKafkaErrorCode::MessageSizeTooLarge) | Some(RDKafkaErrorCode::InvalidMessageSize) => {
-            Error::TooLarge(format!("kafka: {e}"))
+        Some(RDKafkaErrorCode::QueueFull) => {
+            Error::Overloaded(format!("kafka producer queue full: {e}"))
         }
+        Some(RDKafkaErrorCode::MessageSizeTooLarge)
+        | Some(RDKafkaErrorCode::InvalidMessageSize) => Error::TooLarge(format!("kafka: {e}")),
         Some(RDKafkaErrorCode::InvalidConfig) | Some(RDKafkaErrorCode::UnknownProtocol) => {
             Error::config("kafka.client", e.to_string())
         }
-        _ if matches!(e, KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..)) => {
+        _ if matches!(
+            e,
+            KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..)
+        ) =>
+        {
             Error::config("kafka.client", e.to_string())
         }
         _ => Error::Unavailable(format!("kafka: {e}")),
@@ -83,7 +88,8 @@ mod tests {
     #[test]
     fn user_settings_override_defaults() {
         let mut cfg = KafkaConfig::default();
-        cfg.client.insert("bootstrap.servers".into(), "10.0.0.1:9092".into());
+        cfg.client
+            .insert("bootstrap.servers".into(), "10.0.0.1:9092".into());
         let mut c = base_config(&cfg);
         apply_user_settings(&mut c, &cfg);
         assert_eq!(c.get("bootstrap.servers"), Some("10.0.0.1:9092"));

@@ -32,18 +32,52 @@ struct Metrics {
 
 impl Metrics {
     fn new() -> Self {
-        let err = |reason| Counter::new("strand_kafka_produce_errors_total", "failed Kafka writes by reason", &[("reason", reason)]);
+        let err = |reason| {
+            Counter::new(
+                "strand_kafka_produce_errors_total",
+                "failed Kafka writes by reason",
+                &[("reason", reason)],
+            )
+        };
         Metrics {
-            messages: Counter::new("strand_kafka_produced_messages_total", "messages acknowledged by the broker", &[]),
-            bytes: Counter::new("strand_kafka_produced_bytes_total", "message bytes acknowledged by the broker", &[]),
-            spans: Counter::new("strand_kafka_produced_spans_total", "spans acknowledged by the broker", &[]),
+            messages: Counter::new(
+                "strand_kafka_produced_messages_total",
+                "messages acknowledged by the broker",
+                &[],
+            ),
+            bytes: Counter::new(
+                "strand_kafka_produced_bytes_total",
+                "message bytes acknowledged by the broker",
+                &[],
+            ),
+            spans: Counter::new(
+                "strand_kafka_produced_spans_total",
+                "spans acknowledged by the broker",
+                &[],
+            ),
             errors_unavailable: err("unavailable"),
             errors_overloaded: err("overloaded"),
             errors_other: err("other"),
-            delivery_ms_sum: Counter::new("strand_kafka_delivery_latency_ms_sum", "sum of write-to-ack latencies of Kafka writes", &[]),
-            delivery_count: Counter::new("strand_kafka_delivery_latency_ms_count", "Kafka writes acknowledged", &[]),
-            delivery_ms_max: Gauge::new("strand_kafka_delivery_latency_ms_last", "write-to-ack latency of the last Kafka write", &[]),
-            inflight: Gauge::new("strand_kafka_producer_inflight_bytes", "bytes produced and not yet acknowledged", &[]),
+            delivery_ms_sum: Counter::new(
+                "strand_kafka_delivery_latency_ms_sum",
+                "sum of write-to-ack latencies of Kafka writes",
+                &[],
+            ),
+            delivery_count: Counter::new(
+                "strand_kafka_delivery_latency_ms_count",
+                "Kafka writes acknowledged",
+                &[],
+            ),
+            delivery_ms_max: Gauge::new(
+                "strand_kafka_delivery_latency_ms_last",
+                "write-to-ack latency of the last Kafka write",
+                &[],
+            ),
+            inflight: Gauge::new(
+                "strand_kafka_producer_inflight_bytes",
+                "bytes produced and not yet acknowledged",
+                &[],
+            ),
         }
     }
 
@@ -95,9 +129,15 @@ impl KafkaSink {
             // librdkafka's own queue gets the same byte bound as strand's
             // admission control (plus a margin), so memory stays bounded
             // even when a caller gives up on a write and retries.
-            .set("queue.buffering.max.kbytes", ((cfg.max_inflight_bytes / 1024).max(1024) * 2).to_string())
+            .set(
+                "queue.buffering.max.kbytes",
+                ((cfg.max_inflight_bytes / 1024).max(1024) * 2).to_string(),
+            )
             .set("queue.buffering.max.messages", "1000000")
-            .set("message.max.bytes", (cfg.max_message_bytes + (64 << 10)).to_string());
+            .set(
+                "message.max.bytes",
+                (cfg.max_message_bytes + (64 << 10)).to_string(),
+            );
         apply_user_settings(&mut c, cfg);
         let producer: FutureProducer = c.create().map_err(|e| classify(&e))?;
         Ok(KafkaSink {
@@ -124,14 +164,20 @@ impl KafkaSink {
     }
 
     fn admit(&self, bytes: usize) -> Result<Admission> {
-        let admitted = self.inflight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-            // An oversized write alone is admitted, else it could never pass.
-            (cur == 0 || cur + bytes <= self.max_inflight_bytes).then_some(cur + bytes)
-        });
+        let admitted = self
+            .inflight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                // An oversized write alone is admitted, else it could never pass.
+                (cur == 0 || cur + bytes <= self.max_inflight_bytes).then_some(cur + bytes)
+            });
         match admitted {
             Ok(_) => {
                 self.metrics.inflight.add(bytes as u64);
-                Ok(Admission { inflight: self.inflight.clone(), bytes, gauge: self.metrics.inflight.clone() })
+                Ok(Admission {
+                    inflight: self.inflight.clone(),
+                    bytes,
+                    gauge: self.metrics.inflight.clone(),
+                })
             }
             Err(cur) => Err(Error::Overloaded(format!(
                 "kafka producer has {cur} bytes in flight (kafka.max_inflight_bytes = {})",
@@ -148,7 +194,9 @@ impl KafkaSink {
         let started = Instant::now();
         let mut pending = Vec::with_capacity(messages.len());
         for m in &messages {
-            let record = FutureRecord::to(&self.topic).key(&m.key.0[..]).payload(&m.value);
+            let record = FutureRecord::to(&self.topic)
+                .key(&m.key.0[..])
+                .payload(&m.value);
             match self.producer.send_result(record) {
                 Ok(delivery) => pending.push(delivery),
                 // Messages already enqueued still complete in the
@@ -161,7 +209,9 @@ impl KafkaSink {
             match delivery {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => return Err(classify(&e)),
-                Err(_canceled) => return Err(Error::Unavailable("kafka producer shut down".into())),
+                Err(_canceled) => {
+                    return Err(Error::Unavailable("kafka producer shut down".into()))
+                }
             }
         }
         let ms = started.elapsed().as_millis() as u64;
@@ -169,14 +219,20 @@ impl KafkaSink {
         self.metrics.delivery_count.inc();
         self.metrics.delivery_ms_max.set(ms);
         self.metrics.messages.add(messages.len() as u64);
-        self.metrics.bytes.add(messages.iter().map(|m| m.value.len() as u64).sum());
-        self.metrics.spans.add(messages.iter().map(|m| m.spans as u64).sum());
+        self.metrics
+            .bytes
+            .add(messages.iter().map(|m| m.value.len() as u64).sum());
+        self.metrics
+            .spans
+            .add(messages.iter().map(|m| m.spans as u64).sum());
         Ok(())
     }
 
     /// Waits up to `timeout` for queued messages to be delivered (shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        self.producer.flush(Timeout::After(timeout)).map_err(|e| classify(&e))
+        self.producer
+            .flush(Timeout::After(timeout))
+            .map_err(|e| classify(&e))
     }
 }
 
@@ -200,7 +256,11 @@ mod tests {
 
     #[test]
     fn admission_is_bounded_and_released() {
-        let cfg = KafkaConfig { max_inflight_bytes: 100, brokers: "127.0.0.1:1".into(), ..Default::default() };
+        let cfg = KafkaConfig {
+            max_inflight_bytes: 100,
+            brokers: "127.0.0.1:1".into(),
+            ..Default::default()
+        };
         let sink = KafkaSink::new(&cfg).unwrap();
         let a = sink.admit(80).unwrap();
         assert!(matches!(sink.admit(30), Err(Error::Overloaded(_))));
