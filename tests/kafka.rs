@@ -253,6 +253,25 @@ async fn spans_flow_producer_to_consumer_grouped_by_trace() {
     })
     .await;
     wait_all_committed(&cfg).await;
+    // Lag is published every 2 s from the committed offsets.
+    let lag = format!(
+        "strand_kafka_consumer_lag{{topic=\"{}\",partition=\"0\"}} 0",
+        cfg.topic
+    );
+    wait_for(
+        "per-partition lag at /metrics",
+        Duration::from_secs(30),
+        || strand::metrics::render().contains(&lag),
+    )
+    .await;
+    let text = strand::metrics::render();
+    for name in [
+        "strand_kafka_produced_messages_total",
+        "strand_kafka_delivery_latency_ms_count",
+        "strand_kafka_commit_latency_ms_sum",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
     stop(consumer).await;
 
     // One message per trace (30 traces fit in one message each), keyed by
@@ -466,4 +485,31 @@ async fn producer_without_a_broker_fails_retryably() {
         .err()
         .expect("connect succeeded without a broker");
     assert!(err.is_retryable(), "got {err:?}");
+}
+
+#[actix_rt::test]
+async fn consumer_without_a_broker_is_restarted_with_backoff_and_stops_promptly() {
+    require_broker();
+    let cfg = KafkaConfig {
+        enabled: true,
+        brokers: "127.0.0.1:1".into(),
+        topic: "strand-test-nobroker-consumer".into(),
+        delivery_timeout_ms: 1_000,
+        ..Default::default()
+    };
+    let stats = strand::metrics::ActorStats::get("kafka_consumer");
+    let before = stats.restarts.load(Ordering::SeqCst);
+    let consumer = start_kafka_consumers(&cfg, Arc::new(RecordingSink::default())).unwrap();
+    wait_for("two restarts", Duration::from_secs(30), || {
+        stats.restarts.load(Ordering::SeqCst) >= before + 2
+    })
+    .await;
+    assert!(!stats.last_error.lock().is_empty());
+    let started = Instant::now();
+    stop(consumer).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        started.elapsed()
+    );
 }

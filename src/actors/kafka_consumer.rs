@@ -21,10 +21,11 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
-use crate::kafka::context::{GroupState, SpanConsumerContext};
+use crate::kafka::context::{cached_high_watermark, publish_lag, GroupState, SpanConsumerContext};
 use crate::kafka::dlq::{DeadLetter, DeadLetterProducer};
 use crate::kafka::{admin, apply_user_settings, base_config, classify, codec, dlq_topic};
 use crate::metrics::{ActorStats, Counter};
+use crate::model::Span;
 use crate::store::SpanWriter;
 
 const ACTOR: &str = "kafka_consumer";
@@ -33,6 +34,7 @@ const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(200);
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
 const SINK_BACKOFF_MAX: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A running consumer. Dropping it asks the consumer to stop without
 /// waiting; [`KafkaConsumerHandle::shutdown`] also waits for it.
@@ -172,7 +174,11 @@ struct Batch {
     next_offsets: BTreeMap<i32, i64>,
     /// Payloads of decodable messages (decoded again when a write is retried).
     payloads: Vec<Vec<u8>>,
+    /// Their spans, decoded once; taken by the first write attempt.
+    spans: Vec<Span>,
     dead: Vec<DeadLetter>,
+    /// Dead letters already acknowledged by the broker.
+    dead_sent: usize,
     messages: usize,
 }
 
@@ -186,6 +192,8 @@ struct ConsumerLoop<'a> {
     dlq: DeadLetterProducer,
     /// Messages polled while a write was being retried (partitions paused).
     pending: VecDeque<OwnedMessage>,
+    /// Offsets this consumer committed, per partition it still owns.
+    committed: BTreeMap<i32, i64>,
     generation: u64,
     stats: Arc<ActorStats>,
     m: LoopMetrics,
@@ -219,7 +227,6 @@ impl<'a> ConsumerLoop<'a> {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000")
-            .set("statistics.interval.ms", "5000")
             // Bounded prefetch: at most this many KiB queued per consumer.
             .set("queued.max.messages.kbytes", "32768");
         apply_user_settings(&mut c, cfg);
@@ -244,6 +251,7 @@ impl<'a> ConsumerLoop<'a> {
             consumer,
             dlq: DeadLetterProducer::new(cfg)?,
             pending: VecDeque::new(),
+            committed: BTreeMap::new(),
             stats,
             m: LoopMetrics {
                 dead_letters: c(
@@ -282,11 +290,18 @@ impl<'a> ConsumerLoop<'a> {
         if g != self.generation {
             self.generation = g;
             self.pending.clear();
+            let owned = self.state.assigned.lock().clone();
+            self.committed.retain(|p, _| owned.contains(p));
         }
     }
 
     fn run(&mut self) -> Result<()> {
+        let mut lag_published = Instant::now();
         while !self.stopping() {
+            if lag_published.elapsed() >= LAG_INTERVAL {
+                self.publish_lag();
+                lag_published = Instant::now();
+            }
             let batch = self.collect()?;
             if batch.messages > 0 {
                 self.flush(batch)?;
@@ -334,6 +349,9 @@ impl<'a> ConsumerLoop<'a> {
                 left.min(POLL_SLICE)
             })?
             else {
+                if left.is_zero() {
+                    break; // idle: let the caller do its periodic work
+                }
                 continue;
             };
             self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
@@ -353,7 +371,10 @@ impl<'a> ConsumerLoop<'a> {
         batch.messages += 1;
         let payload = m.payload().unwrap_or_default();
         match codec::decode(payload) {
-            Ok(_) => batch.payloads.push(payload.to_vec()),
+            Ok(spans) => {
+                batch.spans.extend(spans);
+                batch.payloads.push(payload.to_vec());
+            }
             Err(reason) => {
                 tracing::warn!(partition = m.partition(), offset = m.offset(), %reason, "undecodable kafka message; sending to dead-letter topic");
                 batch.dead.push(DeadLetter {
@@ -420,15 +441,18 @@ impl<'a> ConsumerLoop<'a> {
     }
 
     fn try_write(&self, batch: &mut Batch) -> Result<()> {
-        while let Some(d) = batch.dead.last() {
+        while let Some(d) = batch.dead.get(batch.dead_sent) {
             self.rt.block_on(self.dlq.send(d))?;
-            batch.dead.pop();
+            batch.dead_sent += 1;
             self.m.dead_letters.inc();
         }
-        let mut spans = Vec::new();
-        for p in &batch.payloads {
-            // Decoded once already in `add`; cannot fail here.
-            spans.extend(codec::decode(p).unwrap_or_default());
+        let mut spans = std::mem::take(&mut batch.spans);
+        if spans.is_empty() {
+            // A retry: the first attempt consumed the decoded spans.
+            for p in &batch.payloads {
+                // Decoded once already in `add`; cannot fail here.
+                spans.extend(codec::decode(p).unwrap_or_default());
+            }
         }
         if spans.is_empty() {
             return Ok(());
@@ -439,13 +463,24 @@ impl<'a> ConsumerLoop<'a> {
         Ok(())
     }
 
+    fn publish_lag(&self) {
+        for (p, committed) in &self.committed {
+            if let Some(high) = cached_high_watermark(&self.consumer, &self.cfg.topic, *p) {
+                publish_lag(&self.cfg.topic, *p, high - committed);
+            }
+        }
+    }
+
     /// Commits the batch's offsets for the partitions still owned; offsets
     /// of revoked partitions are left for their new owner to re-read.
     fn commit(&mut self, batch: &Batch) {
         let owned = self.state.assigned.lock().clone();
         let mut tpl = TopicPartitionList::new();
         for (p, next) in &batch.next_offsets {
-            if owned.contains(p) {
+            // After a rebalance rewinds a partition, a batch of re-read
+            // messages must not move its committed offset backwards.
+            let behind = self.committed.get(p).is_some_and(|c| c >= next);
+            if owned.contains(p) && !behind {
                 let _ = tpl.add_partition_offset(&self.cfg.topic, *p, Offset::Offset(*next));
             }
         }
@@ -455,6 +490,11 @@ impl<'a> ConsumerLoop<'a> {
         let started = Instant::now();
         match self.consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => {
+                for e in tpl.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        self.committed.insert(e.partition(), o);
+                    }
+                }
                 self.m.commits.inc();
                 self.stats
                     .messages_out

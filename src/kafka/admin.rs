@@ -26,9 +26,12 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32) -> Re
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
         .set("retention.ms", &retention_ms)
         .set("max.message.bytes", &max_message);
+    // Bounded by the delivery timeout so startup against a dead broker
+    // fails (and is retried by the caller) promptly.
+    let timeout = Duration::from_millis(cfg.delivery_timeout_ms.clamp(1_000, 10_000));
     let opts = AdminOptions::new()
-        .request_timeout(Some(Duration::from_secs(10)))
-        .operation_timeout(Some(Duration::from_secs(10)));
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
     let results = admin
         .create_topics([&new], &opts)
         .await

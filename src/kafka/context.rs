@@ -1,6 +1,6 @@
 //! The consumer's librdkafka context: counts rebalances (so the consumer
-//! loop notices that its positions were reset), records the partitions it
-//! owns, and publishes per-partition lag from librdkafka's statistics.
+//! loop notices that its positions were reset) and records the partitions
+//! it owns. Also the per-partition lag metric.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,9 +10,9 @@ use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::statistics::Statistics;
 
 use crate::metrics::{ActorStats, Gauge};
+use rdkafka::consumer::Consumer;
 
 /// State shared between the context (called inside `poll`) and the
 /// consumer's owner.
@@ -31,26 +31,6 @@ pub struct SpanConsumerContext {
 }
 
 impl ClientContext for SpanConsumerContext {
-    fn stats(&self, statistics: Statistics) {
-        let Some(topic) = statistics.topics.get(&self.topic) else {
-            return;
-        };
-        for (partition, p) in &topic.partitions {
-            // librdkafka reports the internal partition -1 and -1 for
-            // "unknown" lag; neither is a real value.
-            if *partition < 0 || p.consumer_lag < 0 {
-                continue;
-            }
-            let part = partition.to_string();
-            Gauge::new(
-                "strand_kafka_consumer_lag",
-                "messages behind the partition's high watermark",
-                &[("topic", &self.topic), ("partition", &part)],
-            )
-            .set(p.consumer_lag as u64);
-        }
-    }
-
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka consumer");
         self.stats.record_error(&format!("{error}: {reason}"));
@@ -81,4 +61,41 @@ impl ConsumerContext for SpanConsumerContext {
             tracing::info!(topic = %self.topic, partitions = ?*assigned, "kafka partitions assigned");
         }
     }
+}
+
+/// The high watermark librdkafka last saw for a partition (from fetch
+/// responses; no network round trip), if known.
+pub fn cached_high_watermark(
+    consumer: &BaseConsumer<SpanConsumerContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` is borrowed; the
+    // topic is a NUL-terminated string that outlives the call; low/high are
+    // valid out-pointers. librdkafka only reads its own cached state.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
+/// Publishes `strand_kafka_consumer_lag{topic,partition}`: messages between
+/// the committed offset and the high watermark.
+pub fn publish_lag(topic: &str, partition: i32, lag: i64) {
+    let part = partition.to_string();
+    Gauge::new(
+        "strand_kafka_consumer_lag",
+        "messages between the committed offset and the partition's high watermark",
+        &[("topic", topic), ("partition", &part)],
+    )
+    .set(lag.max(0) as u64);
 }
