@@ -7,4 +7,5 @@ pub mod index;
 pub mod metrics;
 pub mod model;
 pub mod otlp;
+pub mod query;
 pub mod store;
