@@ -953,3 +953,28 @@ async fn health_metrics_and_admin() {
         assert_eq!(get!(&ready, free).status, Http::NOT_FOUND, "{free}");
     }
 }
+
+#[actix_web::test]
+async fn traces_spread_over_tiers_are_merged_once() {
+    // The hot tier has part of T1, the other tier all of it (and a copy of
+    // the root): every endpoint shows each span once.
+    let all = spans();
+    let hot = MemoryStore::new();
+    hot.write(all[..2].to_vec()).await.unwrap();
+    let cold = MemoryStore::new();
+    cold.write(all.clone()).await.unwrap();
+    let reader = strand::store::tiered::TieredReader(vec![Arc::new(hot), Arc::new(cold)]);
+    let state = web::Data::new(QueryState {
+        reader: Arc::new(reader),
+        cfg: Default::default(),
+        ready: Arc::new(AtomicBool::new(true)),
+    });
+    let app = test::init_service(App::new().app_data(state).configure(configure)).await;
+    let v = get!(&app, format!("/api/traces/{T1_HEX}")).json();
+    assert_eq!(v["data"][0]["spans"].as_array().unwrap().len(), 3);
+    let v = get!(&app, format!("/api/v3/traces/{T1_HEX}")).json();
+    assert_eq!(otlp_spans(&v["result"]).len(), 3);
+    let v = get!(&app, "/api/traces?service=frontend".to_string()).json();
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["data"][0]["spans"].as_array().unwrap().len(), 3);
+}
