@@ -974,7 +974,7 @@ async fn traces_spread_over_tiers_are_merged_once() {
     assert_eq!(v["data"][0]["spans"].as_array().unwrap().len(), 3);
     let v = get!(&app, format!("/api/v3/traces/{T1_HEX}")).json();
     assert_eq!(otlp_spans(&v["result"]).len(), 3);
-    let v = get!(&app, "/api/traces?service=frontend".to_string()).json();
+    let v = get!(&app, "/api/traces?service=frontend").json();
     assert_eq!(v["total"], 1);
     assert_eq!(v["data"][0]["spans"].as_array().unwrap().len(), 3);
 }
