@@ -3,8 +3,9 @@
 //! reads through [`SpanReader`] only, so it serves the hot store,
 //! Elasticsearch, or a merge of tiers alike. See docs/API.md.
 //!
-//! Roles: `jaeger` (v1 API and its trace JSON), `apiv3` + `otlp_json`
-//! (Jaeger api_v3), `tempo` + `traceql` + `tags` (Tempo API), `skew`
+//! Roles: `jaeger` + `jaeger_json` (v1 API and its trace JSON), `apiv3` +
+//! `otlp_json` (Jaeger api_v3), `tempo`, `tempo_search`, `traceql`,
+//! `traceql_eval`, `tags` (Tempo API), `skew`
 //! (clock-skew adjustment), `deps` (dependency graph), `params` (query
 //! string parsing), `health` (/metrics, /healthz, /readyz).
 
@@ -12,12 +13,15 @@ pub mod apiv3;
 pub mod deps;
 pub mod health;
 pub mod jaeger;
+pub mod jaeger_json;
 pub mod otlp_json;
 pub mod params;
 pub mod skew;
 pub mod tags;
 pub mod tempo;
+pub mod tempo_search;
 pub mod traceql;
+pub mod traceql_eval;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -75,16 +79,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v2/traces/{traceID}",
             web::get().to(tempo::get_trace_v2),
         ),
-        ("/api/search", web::get().to(tempo::search)),
-        ("/api/search/tags", web::get().to(tempo::tags_v1)),
-        ("/api/v2/search/tags", web::get().to(tempo::tags_v2)),
+        ("/api/search", web::get().to(tempo_search::search)),
+        ("/api/search/tags", web::get().to(tags::tags_v1)),
+        ("/api/v2/search/tags", web::get().to(tags::tags_v2)),
         (
             "/api/search/tag/{tag}/values",
-            web::get().to(tempo::tag_values_v1),
+            web::get().to(tags::tag_values_v1),
         ),
         (
             "/api/v2/search/tag/{tag}/values",
-            web::get().to(tempo::tag_values_v2),
+            web::get().to(tags::tag_values_v2),
         ),
         ("/api/echo", web::get().to(tempo::echo)),
         // Operations

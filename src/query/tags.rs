@@ -7,9 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::traceql::{Query, TraceCtx};
-use super::{load_traces, root_span, summarize};
-use crate::error::Result;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::params::{bad, Params};
+use super::tempo::{reply, seconds};
+use super::traceql::{self, AttrScope, Query};
+use super::traceql_eval::TraceCtx;
+use super::{load_traces, root_span, summarize, QueryState};
+use crate::error::{Error, Result};
 use crate::model::{AttrValue, KeyValue, SearchQuery, Span, TraceId};
 use crate::store::SpanReader;
 
@@ -137,6 +143,169 @@ pub async fn sample(
         out.add_trace(id, &spans, filter);
     }
     Ok(out)
+}
+
+/// Intrinsics offered for autocomplete (those the TraceQL subset knows).
+pub const INTRINSICS: [&str; 8] = [
+    "duration",
+    "kind",
+    "name",
+    "rootName",
+    "rootServiceName",
+    "status",
+    "statusMessage",
+    "traceDuration",
+];
+
+async fn sample_for(req: &HttpRequest, state: &QueryState) -> Result<(Params, Sample)> {
+    let p = Params::parse(req.query_string())?;
+    // An autocomplete `q` is often unfinished: use it when it parses.
+    let filter = p.get("q").and_then(|q| traceql::parse(q).ok());
+    let smp = sample(
+        state.reader.as_ref(),
+        seconds(&p, "start")?,
+        seconds(&p, "end")?,
+        filter.as_ref(),
+    )
+    .await?;
+    Ok((p, smp))
+}
+
+/// `GET /api/search/tags`: attribute names of either scope.
+pub async fn tags_v1(req: HttpRequest, state: web::Data<QueryState>) -> HttpResponse {
+    reply(
+        async {
+            let (_, smp) = sample_for(&req, &state).await?;
+            let names: std::collections::BTreeSet<&String> =
+                smp.resource.keys().chain(smp.span.keys()).collect();
+            Ok(json!({ "tagNames": names }))
+        }
+        .await,
+    )
+}
+
+/// `GET /api/v2/search/tags?scope=`: names by scope, with intrinsics.
+pub async fn tags_v2(req: HttpRequest, state: web::Data<QueryState>) -> HttpResponse {
+    reply(
+        async {
+            let (p, smp) = sample_for(&req, &state).await?;
+            let scope = p.get("scope").unwrap_or("all");
+            let all = [
+                ("resource", smp.resource.keys().cloned().collect::<Vec<_>>()),
+                ("span", smp.span.keys().cloned().collect()),
+                (
+                    "intrinsic",
+                    INTRINSICS.iter().map(|s| s.to_string()).collect(),
+                ),
+            ];
+            if !matches!(scope, "all" | "resource" | "span" | "intrinsic") {
+                return Err(bad("scope", scope, "resource, span, intrinsic or all"));
+            }
+            let scopes: Vec<Value> = all
+                .into_iter()
+                .filter(|(n, _)| scope == "all" || scope == *n)
+                .map(|(n, tags)| json!({ "name": n, "tags": tags }))
+                .collect();
+            Ok(json!({ "scopes": scopes }))
+        }
+        .await,
+    )
+}
+
+/// `GET /api/search/tag/{tag}/values`: values of an attribute in either
+/// scope (plus span names for the legacy `name` tag), as strings.
+pub async fn tag_values_v1(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<QueryState>,
+) -> HttpResponse {
+    reply(
+        async {
+            let (_, smp) = sample_for(&req, &state).await?;
+            let tag = path.as_str();
+            let mut values: std::collections::BTreeSet<&str> = smp
+                .resource
+                .get(tag)
+                .into_iter()
+                .chain(smp.span.get(tag))
+                .flatten()
+                .map(|t| t.value.as_str())
+                .collect();
+            if tag == "name" {
+                values.extend(smp.names.iter().map(|t| t.value.as_str()));
+            }
+            Ok(json!({ "tagValues": values }))
+        }
+        .await,
+    )
+}
+
+/// `GET /api/v2/search/tag/{tag}/values`: `tag` is a TraceQL field
+/// (`resource.service.name`, `span.http.method`, `.x`, `name`, `status` ...).
+pub async fn tag_values_v2(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<QueryState>,
+) -> HttpResponse {
+    reply(
+        async {
+            let tag = path.as_str();
+            let field = traceql::field(tag)
+                .map_err(|e| Error::InvalidArgument(format!("parameter tag: {e}")))?;
+            let keywords = |v: &[&str]| {
+                v.iter()
+                    .map(|s| Typed {
+                        ty: "keyword",
+                        value: s.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let values: Vec<Typed> = match &field {
+                traceql::Field::Status => keywords(&["error", "ok", "unset"]),
+                traceql::Field::Kind => keywords(&[
+                    "unspecified",
+                    "internal",
+                    "server",
+                    "client",
+                    "producer",
+                    "consumer",
+                ]),
+                traceql::Field::Duration
+                | traceql::Field::TraceDuration
+                | traceql::Field::StatusMessage => Vec::new(),
+                f => {
+                    let (_, smp) = sample_for(&req, &state).await?;
+                    let set: std::collections::BTreeSet<Typed> = match f {
+                        traceql::Field::Name => smp.names,
+                        traceql::Field::RootServiceName => smp.root_services,
+                        traceql::Field::RootName => smp.root_names,
+                        traceql::Field::Attr(AttrScope::Resource, k) => {
+                            smp.resource.get(k).cloned().unwrap_or_default()
+                        }
+                        traceql::Field::Attr(AttrScope::Span, k) => {
+                            smp.span.get(k).cloned().unwrap_or_default()
+                        }
+                        traceql::Field::Attr(AttrScope::Any, k) => smp
+                            .resource
+                            .get(k)
+                            .into_iter()
+                            .chain(smp.span.get(k))
+                            .flatten()
+                            .cloned()
+                            .collect(),
+                        _ => Default::default(),
+                    };
+                    set.into_iter().collect()
+                }
+            };
+            let out: Vec<Value> = values
+                .into_iter()
+                .map(|t| json!({ "type": t.ty, "value": t.value }))
+                .collect();
+            Ok(json!({ "tagValues": out }))
+        }
+        .await,
+    )
 }
 
 #[cfg(test)]
