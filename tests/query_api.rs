@@ -917,6 +917,10 @@ async fn tempo_tags_and_echo() {
     assert_eq!(r.status, Http::BAD_REQUEST);
     assert!(r.text().contains("bogus"));
 
+    let v = get!(&app, "/api/status/buildinfo").json();
+    assert_eq!(v["version"], "2.0.0");
+    assert!(v["revision"].as_str().unwrap().starts_with("strand-"));
+
     let r = get!(&app, "/api/echo");
     assert_eq!((r.status, r.text().as_str()), (Http::OK, "echo"));
 }

@@ -91,6 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(tags::tag_values_v2),
         ),
         ("/api/echo", web::get().to(tempo::echo)),
+        ("/api/status/buildinfo", web::get().to(tempo::buildinfo)),
         // Operations
         ("/metrics", web::get().to(health::metrics)),
         ("/healthz", web::get().to(health::healthz)),

@@ -105,6 +105,23 @@ pub async fn get_trace_v2(
         .json(json!({ "trace": { "resourceSpans": resource_spans(&spans) }, "status": "complete" }))
 }
 
+/// The Tempo API level answered by `/api/status/buildinfo`. Grafana reads
+/// it to decide which features to use; 2.0 means TraceQL search without
+/// gRPC streaming or TraceQL metrics, which is what strand serves.
+pub const TEMPO_API_VERSION: &str = "2.0.0";
+
+/// `GET /api/status/buildinfo`, in Tempo's shape.
+pub async fn buildinfo() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "version": TEMPO_API_VERSION,
+        "revision": concat!("strand-", env!("CARGO_PKG_VERSION")),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+    }))
+}
+
 pub async fn echo() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("echo")
 }
