@@ -148,6 +148,13 @@ mod tests {
     }
 
     #[test]
+    fn hash_is_pinned() {
+        // Receivers of different versions must agree, or they would split
+        // traces: this value must never change.
+        assert_eq!(trace_hash(&[1u8; 16]), 12_051_968_942_423_986_702);
+    }
+
+    #[test]
     fn adaptive_ratio_tracks_the_target() {
         let cfg = SamplingConfig {
             ratio: 1.0,

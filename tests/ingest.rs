@@ -375,6 +375,17 @@ async fn real_sdk_exports_over_grpc_and_http() {
     let ingest = start(Config::default(), sink.clone());
     sdk_round_trip(&ingest, &sink, true).await;
     sdk_round_trip(&ingest, &sink, false).await;
+    let metrics = strand::metrics::render();
+    for t in ["grpc", "http"] {
+        let line = format!("strand_ingest_spans_accepted_total{{transport=\"{t}\"}} ");
+        let n: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in metrics"));
+        assert!(n >= 3, "{t}: {n}");
+    }
+    assert!(metrics.contains("strand_scrub_redactions_total{kind=\"email\"}"));
 }
 
 // ---- bad input -----------------------------------------------------------------
@@ -509,7 +520,11 @@ async fn bad_input_gets_the_documented_answers() {
         {"traceId":"00000000000000000000000000000000","spanId":"0101010101010101","name":"z",
          "startTimeUnixNano":"1","endTimeUnixNano":"2"},
         {"traceId":"0404040404040404040404040404040404","spanId":"0101010101010101","name":"long-trace-id",
-         "startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]});
+         "startTimeUnixNano":"1","endTimeUnixNano":"2"},
+        {"traceId":"0D0D0D0D0D0D0D0D0D0D0D0D0D0D0D0D","spanId":"0101010101010101","parentSpanId":"0202020202020202",
+         "name":"json-good","kind":"SPAN_KIND_CLIENT","startTimeUnixNano":"1700000000000000000",
+         "endTimeUnixNano":1700000000000000500u64,"status":{"code":2},
+         "attributes":[{"key":"n","value":{"intValue":"9007199254740993"}}]}]}]}]});
     let r = post(
         ing.http,
         "application/json",
@@ -527,6 +542,19 @@ async fn bad_input_gets_the_documented_answers() {
             .contains("trace_id is 17 bytes"),
         "{v}"
     );
+    let stored = sink.store.trace(TraceId([13; 16])).await.expect("trace");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].kind, stored[0].duration_ns()),
+        (strand::model::SpanKind::Client, 500)
+    );
+    assert_eq!(stored[0].parent_span_id.map(|p| p.0), Some([2; 8]));
+    assert_eq!(
+        stored[0].attr("n"),
+        Some(&AttrValue::Int(9_007_199_254_740_993)),
+        "int64 beyond f64 precision"
+    );
+    assert!(stored[0].is_error());
 
     // A 1 MB attribute value is truncated (a warning, nothing rejected).
     let mut big = span(5, 5, "big-attr");

@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn each_rule_rejects_with_its_reason() {
         assert_eq!(check_span(&good()), Ok(()));
-        let cases: Vec<(fn(&mut pt::Span), Reject)> = vec![
+        type Case = (fn(&mut pt::Span), Reject);
+        let cases: Vec<Case> = vec![
             (|s| s.trace_id = vec![1; 15], Reject::TraceIdLength(15)),
             (|s| s.trace_id = vec![], Reject::TraceIdLength(0)),
             (|s| s.trace_id = vec![0; 16], Reject::TraceIdZero),
