@@ -173,8 +173,10 @@ async fn handle(
         return Err(too_large(max));
     }
     let raw = read_bounded(payload, max).await?;
+    // Inflation always leaves the async thread: a small body may inflate to
+    // the full limit.
     let body = if gzip {
-        maybe_blocking(raw.len(), move || gunzip_bounded(&raw, max)).await?
+        maybe_blocking(usize::MAX, move || gunzip_bounded(&raw, max)).await?
     } else {
         raw.to_vec()
     };
