@@ -6,12 +6,14 @@
 //!
 //! Supervised: a terminal sink error (`Internal`, `Corrupt`) stops the actor
 //! after replying, and the `Supervisor` restarts it with its state (budget,
-//! sampler) intact. Requests in flight at that moment are answered
-//! UNAVAILABLE / 503 and retried by the client.
+//! sampler) intact, after a capped backoff (`restart_backoff`). Requests in
+//! flight at that moment are answered UNAVAILABLE / 503 and retried by the
+//! client.
 
 use actix::prelude::*;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -59,6 +61,8 @@ pub struct OtlpReceiver {
     sink: Arc<dyn SpanWriter>,
     admission: Arc<Admission>,
     stats: Arc<ActorStats>,
+    /// Consecutive terminal sink failures (reset by a successful write).
+    failures: u32,
 }
 
 impl OtlpReceiver {
@@ -68,6 +72,7 @@ impl OtlpReceiver {
             sink,
             admission: Admission::new(cfg.ingest.max_inflight_bytes),
             stats: ActorStats::get("receiver"),
+            failures: 0,
         }
     }
 }
@@ -83,6 +88,13 @@ impl Actor for OtlpReceiver {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        if self.failures > 0 {
+            // Restarted after a failure: hold the mailbox (senders wait)
+            // for a capped backoff before touching the sink again.
+            ctx.wait(actix::fut::wrap_future(tokio::time::sleep(
+                restart_backoff(self.failures),
+            )));
+        }
     }
 }
 
@@ -109,7 +121,7 @@ impl Handler<ExportTraces> for OtlpReceiver {
 
     fn handle(&mut self, msg: ExportTraces, _: &mut Self::Context) -> Self::Result {
         self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        let depth = DepthGuard::new(self.stats.clone());
         let processor = self.processor.clone();
         let sink = self.sink.clone();
         let ExportTraces {
@@ -149,17 +161,62 @@ impl Handler<ExportTraces> for OtlpReceiver {
         };
         Box::pin(
             work.into_actor(self)
-                .map(|res: Result<ExportOutcome>, act, ctx| {
-                    act.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                .map(move |res: Result<ExportOutcome>, act, ctx| {
+                    drop(depth);
                     act.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = &res {
-                        act.stats.record_error(e);
-                        if matches!(e, Error::Internal(_) | Error::Corrupt(_)) {
-                            ctx.stop();
+                    match &res {
+                        Ok(_) => act.failures = 0,
+                        Err(e) => {
+                            act.stats.record_error(e);
+                            if matches!(e, Error::Internal(_) | Error::Corrupt(_)) {
+                                tracing::error!(
+                                    "receiver stopping after a terminal sink error: {e}"
+                                );
+                                act.failures = act.failures.saturating_add(1);
+                                ctx.stop();
+                            }
                         }
                     }
                     res
                 }),
         )
+    }
+}
+
+/// Counts a request as in progress (`queue_depth`) until it is answered or
+/// dropped with a stopping actor.
+struct DepthGuard(Arc<ActorStats>);
+
+impl DepthGuard {
+    fn new(stats: Arc<ActorStats>) -> DepthGuard {
+        stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        DepthGuard(stats)
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        self.0.queue_depth.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Pause before serving again after the n-th consecutive terminal failure:
+/// 100 ms doubling, capped at 5 s, so a broken sink is not hammered.
+pub fn restart_backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1 << failures.saturating_sub(1).min(6));
+    Duration::from_millis(ms.min(5_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(restart_backoff(1), Duration::from_millis(100));
+        assert_eq!(restart_backoff(2), Duration::from_millis(200));
+        assert_eq!(restart_backoff(6), Duration::from_millis(3_200));
+        assert_eq!(restart_backoff(7), Duration::from_secs(5));
+        assert_eq!(restart_backoff(u32::MAX), Duration::from_secs(5));
     }
 }
