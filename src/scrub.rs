@@ -389,4 +389,16 @@ mod tests {
         });
         assert_eq!(off.scrub_attrs(&mut attrs), 0);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_always_catches_a_separated_card(
+            text in "\\PC{0,64}",
+            card in proptest::sample::select(vec!["4111111111111111", "5500-0055-5555-5559", "3782 822463 10005"]),
+        ) {
+            let _ = scrub_text(&text);
+            let out = s(&format!("{text}, {card} ;{text}"));
+            proptest::prop_assert!(!out.contains(card), "{}", out);
+        }
+    }
 }

@@ -283,4 +283,58 @@ mod tests {
             out.message
         );
     }
+
+    fn arb_span() -> impl proptest::strategy::Strategy<Value = pt::Span> {
+        use proptest::prelude::*;
+        let id = |n: usize| proptest::collection::vec(any::<u8>(), 0..n);
+        (
+            id(20),
+            id(12),
+            id(12),
+            any::<u64>(),
+            any::<u64>(),
+            "\\PC{0,40}",
+            any::<i32>(),
+        )
+            .prop_map(
+                |(trace_id, span_id, parent_span_id, start, end, text, code)| pt::Span {
+                    trace_id,
+                    span_id,
+                    parent_span_id,
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: end,
+                    name: text.clone(),
+                    kind: code,
+                    attributes: vec![pc::KeyValue {
+                        key: text.clone(),
+                        value: sv(&text),
+                        ..Default::default()
+                    }],
+                    status: Some(pt::Status {
+                        code,
+                        message: text,
+                    }),
+                    ..Default::default()
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_spans_never_panic_and_counts_add_up(
+            spans in proptest::collection::vec(arb_span(), 0..20),
+            ratio in 0.0f64..=1.0,
+        ) {
+            let mut cfg = Config::default();
+            cfg.sampling.ratio = ratio;
+            cfg.ingest.max_attribute_value_bytes = 8;
+            let n = spans.len() as u64;
+            let out = Processor::new(&cfg).process(request(spans));
+            proptest::prop_assert_eq!(out.received, n);
+            proptest::prop_assert_eq!(out.rejected + out.sampled_out + out.spans.len() as u64, n);
+            for s in &out.spans {
+                proptest::prop_assert!(!s.trace_id.is_zero() && !s.span_id.is_zero() && s.end_ns >= s.start_ns);
+            }
+        }
+    }
 }
