@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub ingest: IngestConfig,
@@ -18,21 +18,6 @@ pub struct Config {
     pub scrub: ScrubConfig,
     pub kafka: KafkaConfig,
     pub elasticsearch: ElasticsearchConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            ingest: IngestConfig::default(),
-            storage: StorageConfig::default(),
-            index: IndexConfig::default(),
-            query: QueryConfig::default(),
-            sampling: SamplingConfig::default(),
-            scrub: ScrubConfig::default(),
-            kafka: KafkaConfig::default(),
-            elasticsearch: ElasticsearchConfig::default(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

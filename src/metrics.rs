@@ -178,7 +178,8 @@ pub fn render() -> String {
             v.load(Ordering::Relaxed)
         );
     }
-    let fields: [(&str, &str, fn(&ActorStats) -> u64); 4] = [
+    type Field = (&'static str, &'static str, fn(&ActorStats) -> u64);
+    let fields: [Field; 4] = [
         ("strand_actor_queue_depth", "gauge", |s| {
             s.queue_depth.load(Ordering::Relaxed)
         }),

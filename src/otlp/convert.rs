@@ -216,7 +216,8 @@ pub fn span_to_proto(s: &Span) -> pt::Span {
 /// grouping where spans share their `Arc`ed resource and scope (and merging
 /// equal ones), in first-seen order.
 pub fn spans_to_proto(spans: &[Span]) -> Vec<pt::ResourceSpans> {
-    let mut out: Vec<(Arc<Resource>, Vec<(Arc<Scope>, Vec<pt::Span>)>)> = Vec::new();
+    type Scoped = (Arc<Scope>, Vec<pt::Span>);
+    let mut out: Vec<(Arc<Resource>, Vec<Scoped>)> = Vec::new();
     for s in spans {
         let ri = match out
             .iter()

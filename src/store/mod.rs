@@ -4,6 +4,7 @@
 //! and one conformance suite (tests/conformance.rs) runs against each.
 
 pub mod memory;
+pub mod tiered;
 
 use async_trait::async_trait;
 
