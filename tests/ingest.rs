@@ -772,3 +772,22 @@ async fn api_key_is_required_when_configured() {
         .await
         .is_ok());
 }
+
+/// The entry points `strand serve` calls: bind by address, stop cleanly.
+#[actix_rt::test]
+async fn public_entry_points_bind_and_stop() {
+    let cfg = Config::default();
+    let receiver = start_receiver(&cfg, Arc::new(MemoryStore::new()));
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    strand::ingest::serve_grpc(any, receiver.clone(), cfg.ingest.clone(), async {})
+        .await
+        .expect("gRPC server starts and stops on shutdown");
+    let server = strand::ingest::http_server(any, receiver, cfg.ingest).expect("http server binds");
+    let handle = server.handle();
+    let running = actix_rt::spawn(server);
+    handle.stop(true).await;
+    running
+        .await
+        .expect("join")
+        .expect("http server stopped cleanly");
+}
