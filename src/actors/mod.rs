@@ -1,2 +1,4 @@
 //! The actix supervision tree: receivers, writers, sealers.
+
 pub mod kafka_consumer;
+pub mod receiver;
