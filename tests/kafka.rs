@@ -513,3 +513,44 @@ async fn consumer_without_a_broker_is_restarted_with_backoff_and_stops_promptly(
         started.elapsed()
     );
 }
+
+#[actix_rt::test]
+async fn rebalances_while_consuming_lose_nothing() {
+    let mut cfg = config("rebalance");
+    cfg.batch_max_messages = 5;
+    let sink = KafkaSink::connect(&cfg).await.expect("connect");
+    let (a, b) = (
+        Arc::new(RecordingSink::default()),
+        Arc::new(RecordingSink::default()),
+    );
+    let ca = start_kafka_consumers(&cfg, a.clone()).unwrap();
+    let mut cb = None;
+    let mut sent = Vec::new();
+    for round in 0..10u8 {
+        let batch = spans(100 + round, 10, 3);
+        sink.write(batch.clone()).await.unwrap();
+        sent.extend(batch);
+        if round == 3 {
+            // A second member joins: partitions move while A is mid-stream.
+            cb = Some(start_kafka_consumers(&cfg, b.clone()).unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_for("B to own partitions", Duration::from_secs(60), || {
+        cb.as_ref()
+            .is_some_and(|c| !c.assigned_partitions().is_empty())
+    })
+    .await;
+    // A leaves: B takes over everything A had not committed.
+    stop(ca).await;
+    let more = spans(200, 10, 3);
+    sink.write(more.clone()).await.unwrap();
+    sent.extend(more);
+    let want = ids(&sent);
+    wait_for("every span in A or B", Duration::from_secs(90), || {
+        want.is_subset(&a.distinct().union(&b.distinct()).copied().collect())
+    })
+    .await;
+    wait_all_committed(&cfg).await;
+    stop(cb.unwrap()).await;
+}
