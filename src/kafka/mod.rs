@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod codec;
+pub mod consumer_loop;
 pub mod context;
 pub mod dlq;
 pub mod producer;
