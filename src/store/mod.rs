@@ -3,7 +3,13 @@
 //! keeps 7 days of searchable span documents. Both implement [`SpanReader`],
 //! and one conformance suite (tests/conformance.rs) runs against each.
 
+pub mod format;
 pub mod memory;
+pub mod schema;
+pub mod segment;
+#[cfg(test)]
+pub(crate) mod testutil;
+pub mod wal;
 
 use async_trait::async_trait;
 
