@@ -11,7 +11,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use arrow::buffer::Buffer;
-use arrow::ipc::convert::fb_to_schema;
+use arrow::ipc::convert::try_fb_to_schema;
 use arrow::ipc::reader::{read_footer_length, FileDecoder};
 use arrow::ipc::root_as_footer;
 use arrow::ipc::writer::FileWriter;
@@ -117,11 +117,12 @@ fn decode_ipc(buffer: &Buffer) -> std::result::Result<RecordBatch, String> {
     let footer_start = trailer_start.checked_sub(footer_len).ok_or("footer length out of range")?;
     let footer = root_as_footer(&buffer[footer_start..trailer_start]).map_err(|e| e.to_string())?;
     let fb_schema = footer.schema().ok_or("no schema")?;
-    let file_schema = fb_to_schema(fb_schema);
+    let file_schema = try_fb_to_schema(fb_schema).map_err(|e| e.to_string())?;
     if file_schema.fields() != schema::schema().fields() {
         return Err("schema differs from this version's".into());
     }
-    let mut decoder = FileDecoder::new(schema::schema(), footer.version());
+    // The file's own schema carries the dictionary ids its blocks use.
+    let mut decoder = FileDecoder::new(Arc::new(file_schema), footer.version());
     let block_slice = |offset: i64, meta: i32, body: i64| -> std::result::Result<Buffer, String> {
         let start = usize::try_from(offset).map_err(|_| "negative block offset")?;
         let blen = usize::try_from(body).ok().zip(usize::try_from(meta).ok()).map(|(b, m)| b + m).ok_or("block length")?;
