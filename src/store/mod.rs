@@ -15,6 +15,7 @@ pub mod schema;
 pub mod segment;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod tiered;
 pub mod wal;
 
 pub use hot::HotStore;
@@ -53,7 +54,12 @@ pub trait SpanReader: Send + Sync {
     /// Every span matching `q` (ignoring `q.limit`), a page of at most
     /// `page_size` spans at a time, for export. `after` is the opaque
     /// cursor of the previous page; `next` is `None` on the last page.
-    async fn scan(&self, q: &SearchQuery, after: Option<&str>, page_size: usize) -> Result<ScanPage>;
+    async fn scan(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage>;
 }
 
 /// One page of a [`SpanReader::scan`].
