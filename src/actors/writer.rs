@@ -73,9 +73,11 @@ impl HotWriter {
     /// Stops after an I/O failure; the supervisor restarts us.
     fn crash(&mut self, e: Error, ctx: &mut Context<Self>) {
         tracing::error!(error = %e, "hot writer failed; restarting");
+        // Down before anyone hears of the failure, so a retry that follows
+        // the error sees Unavailable rather than queueing behind a restart.
+        self.up.store(false, Ordering::SeqCst);
         self.stats.record_error(&e);
         self.fail_pending(&e);
-        self.up.store(false, Ordering::SeqCst);
         ctx.stop();
     }
 
@@ -111,6 +113,7 @@ impl HotWriter {
                 }
             }
             Err(e) => {
+                self.up.store(false, Ordering::SeqCst);
                 for a in acks {
                     let _ = a.send(Err(Error::Unavailable(format!("hot store write failed: {e}"))));
                 }
@@ -303,3 +306,7 @@ pub(crate) fn start_with_backoff(store: Arc<HotStore>, _storage: &StorageConfig,
     let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| writer);
     HotWriterHandle { addr, up, stats, store }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

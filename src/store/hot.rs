@@ -63,6 +63,7 @@ pub struct HotStore {
     wal: Mutex<WalWriter>,
     manifest_lock: Mutex<()>,
     next_id: AtomicU64,
+    commits: AtomicU64,
 }
 
 fn seg_dir(dir: &Path) -> PathBuf {
@@ -197,6 +198,7 @@ impl HotStore {
             wal: Mutex::new(wal),
             manifest_lock: Mutex::new(()),
             next_id: AtomicU64::new(max_id + 1),
+            commits: AtomicU64::new(0),
         };
         if rewrite {
             let _g = store.manifest_lock.lock();
@@ -229,8 +231,14 @@ impl HotStore {
         let mut wal = self.wal.lock();
         let records: Vec<&[u8]> = batches.iter().map(|b| b.record.as_slice()).collect();
         wal.append(&records)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         let active = self.state.read().active.clone();
         Ok(active.append(batches.into_iter().map(|b| b.spans)))
+    }
+
+    /// Group commits (WAL appends, each with one fsync) since open.
+    pub fn wal_commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Whether the active segment reached its size or age limit.
