@@ -114,6 +114,7 @@ impl HotWriter {
             }
             Err(e) => {
                 self.up.store(false, Ordering::SeqCst);
+                self.stats.record_error(&e);
                 for a in acks {
                     let _ = a.send(Err(Error::Unavailable(format!("hot store write failed: {e}"))));
                 }

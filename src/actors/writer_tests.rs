@@ -102,3 +102,83 @@ async fn io_failure_stops_the_writer_and_it_restarts_with_backoff() {
     assert_eq!(store.trace_sync(spans(1, 1)[0].trace_id).unwrap().len(), 3);
     assert_eq!(store.trace_sync(spans(4, 1)[0].trace_id).unwrap().len(), 2);
 }
+
+const CRASH_DIR_ENV: &str = "STRAND_SIGKILL_CHILD_DIR";
+
+/// Child half of `sigkill_at_any_point_loses_no_acknowledged_write`: writes
+/// 3-span traces from several tasks, printing `ACK <trace>` once each write
+/// is acknowledged, until it is killed. Small segments make rotation,
+/// sealing and manifest swaps happen all the time, so the kill lands
+/// anywhere in the write path.
+#[test]
+#[ignore = "child process of the SIGKILL test"]
+fn sigkill_child() {
+    let Ok(dir) = std::env::var(CRASH_DIR_ENV) else { return };
+    let first: u64 = std::env::var("STRAND_SIGKILL_FIRST").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let (store, storage) = setup(std::path::Path::new(&dir), 40);
+        let h = start_hot_writer(store, &storage);
+        let tasks = (0..4u64).map(|w| {
+            let h = h.clone();
+            async move {
+                for i in 0.. {
+                    let t = first + i * 4 + w;
+                    if h.write(spans(t, 3)).await.is_ok() {
+                        use std::io::Write;
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "ACK {t}");
+                        let _ = out.flush();
+                    }
+                }
+            }
+        });
+        futures::future::join_all(tasks).await;
+    });
+}
+
+#[test]
+fn sigkill_at_any_point_loses_no_acknowledged_write() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked: Vec<u64> = Vec::new();
+    for (round, kill_after) in [(0u64, 150usize), (1, 60), (2, 400)] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "actors::writer::tests::sigkill_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CRASH_DIR_ENV, dir.path())
+            .env("STRAND_SIGKILL_FIRST", (round * 1_000_000).to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut n = 0;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(t) = line.strip_prefix("ACK ") {
+                acked.push(t.parse().unwrap());
+                n += 1;
+                if n == kill_after {
+                    break;
+                }
+            }
+        }
+        assert_eq!(n, kill_after, "child exited early");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let (store, _) = setup(dir.path(), 40);
+        for &t in &acked {
+            let got = store.trace_sync(spans(t, 1)[0].trace_id).unwrap();
+            assert_eq!(got.len(), 3, "round {round}: acknowledged trace {t} has {} spans", got.len());
+        }
+        // Nothing half-written: every stored trace is a whole batch.
+        let all = store.scan_sync(&crate::model::SearchQuery::default(), None, usize::MAX).unwrap().spans;
+        let mut per_trace = std::collections::HashMap::new();
+        for s in &all {
+            *per_trace.entry(s.trace_id).or_insert(0) += 1;
+        }
+        assert!(per_trace.values().all(|&c| c == 3), "a batch was partially stored");
+        assert!(!store.sealed_ids().is_empty(), "the kills should also hit sealing");
+    }
+}
