@@ -10,10 +10,18 @@ use roaring::RoaringBitmap;
 
 use super::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::model::{SearchQuery, Span, SpanKind};
+use crate::model::{AttrValue, SearchQuery, Span, SpanKind};
 
 const KINDS: usize = 6;
 const STATUSES: usize = 3;
+
+#[cfg(test)]
+#[test]
+fn int_text_matches_to_string() {
+    for i in [0i64, 7, -7, 500, i64::MAX, i64::MIN, -1_000_000] {
+        assert_eq!(int_text(i, &mut [0u8; 24]), i.to_string());
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Postings {
@@ -41,6 +49,25 @@ fn add_to(map: &mut HashMap<String, RoaringBitmap>, key: &str, row: u32) {
     }
 }
 
+/// `i.to_string()` into a stack buffer.
+fn int_text(i: i64, buf: &mut [u8; 24]) -> &str {
+    let mut n = i.unsigned_abs();
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    std::str::from_utf8(&buf[pos..]).unwrap_or_default()
+}
+
 /// Candidate rows for a query in one segment.
 #[derive(Debug)]
 pub struct Plan {
@@ -63,8 +90,15 @@ impl Postings {
         self.kind[s.kind as usize].insert(row);
         self.status[s.status.code as usize].insert(row);
         for (key, values) in self.attrs.iter_mut() {
-            if let Some(v) = s.attr(key) {
-                add_to(values, &v.as_text(), row);
+            match s.attr(key) {
+                // The common types are indexed without allocating.
+                Some(AttrValue::Str(v)) => add_to(values, v, row),
+                Some(AttrValue::Int(i)) => {
+                    let mut buf = [0u8; 24];
+                    add_to(values, int_text(*i, &mut buf), row)
+                }
+                Some(v) => add_to(values, &v.as_text(), row),
+                None => {}
             }
         }
         let ops = match self.ops.get_mut(service) {

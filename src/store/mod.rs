@@ -17,6 +17,7 @@ pub mod segment;
 pub(crate) mod testutil;
 pub mod tiered;
 pub mod wal;
+mod walcodec;
 
 pub use hot::HotStore;
 

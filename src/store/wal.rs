@@ -15,7 +15,9 @@ use prost::Message;
 use crate::error::{Error, Result};
 use crate::model::Span;
 use crate::otlp::convert;
+#[cfg(test)]
 use crate::otlp::proto::common::v1 as pc;
+#[cfg(test)]
 use crate::otlp::proto::resource::v1 as pr;
 use crate::otlp::proto::trace::v1 as pt;
 
@@ -27,21 +29,22 @@ pub const MAX_RECORD: usize = 256 << 20;
 /// Encodes a batch as one framed WAL record. Pure CPU: callers run it on
 /// their own thread so the single writer thread only copies bytes.
 pub fn encode_record(spans: &[Span]) -> Vec<u8> {
-    let payload = pt::TracesData { resource_spans: group(spans) }.encode_to_vec();
-    let len = (payload.len() as u32).to_le_bytes();
+    let mut out = vec![0u8; HEADER];
+    super::walcodec::encode_traces_data(spans, &mut out);
+    let len = ((out.len() - HEADER) as u32).to_le_bytes();
     let mut h = crc32fast::Hasher::new();
     h.update(&len);
-    h.update(&payload);
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&h.finalize().to_le_bytes());
-    out.extend_from_slice(&payload);
+    h.update(&out[HEADER..]);
+    out[0..4].copy_from_slice(&len);
+    out[4..8].copy_from_slice(&h.finalize().to_le_bytes());
     out
 }
 
 /// Groups runs of spans sharing resource and scope, keeping span order (so
-/// replay rebuilds rows in exactly the acknowledged order).
-fn group(spans: &[Span]) -> Vec<pt::ResourceSpans> {
+/// replay rebuilds rows in exactly the acknowledged order). The reference
+/// the direct encoder (`walcodec`) is tested against.
+#[cfg(test)]
+pub(crate) fn group(spans: &[Span]) -> Vec<pt::ResourceSpans> {
     let mut out: Vec<pt::ResourceSpans> = Vec::new();
     let mut prev: Option<&Span> = None;
     for s in spans {
@@ -182,7 +185,9 @@ fn next_record(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::*;
     use crate::store::testutil::span;
+    use proptest::prelude::*;
 
     #[test]
     fn replay_returns_records_in_order_and_cuts_torn_tail() {
@@ -210,6 +215,57 @@ mod tests {
         let r = replay(&p).unwrap();
         assert_eq!(r.spans.len(), 7);
         assert_eq!(r.truncated_bytes, 0);
+    }
+
+    fn any_value() -> impl Strategy<Value = AttrValue> {
+        let leaf = prop_oneof![
+            Just(AttrValue::Empty),
+            ".{0,8}".prop_map(AttrValue::Str),
+            any::<bool>().prop_map(AttrValue::Bool),
+            any::<i64>().prop_map(AttrValue::Int),
+            (-1e9f64..1e9).prop_map(AttrValue::Double),
+            proptest::collection::vec(any::<u8>(), 0..6).prop_map(AttrValue::Bytes),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(AttrValue::Array),
+                proptest::collection::vec(("[a-z]{0,4}", inner), 0..4)
+                    .prop_map(|kvs| AttrValue::Map(kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The direct encoder produces exactly the bytes' meaning of the
+        /// generated prost types.
+        #[test]
+        fn direct_encoding_matches_prost(
+            vals in proptest::collection::vec(("[a-z.]{0,6}", any_value()), 0..6),
+            n in 1u64..6,
+            flags in any::<u32>(),
+            dropped in any::<u32>(),
+            split in any::<bool>(),
+        ) {
+            let mut spans: Vec<Span> = (0..n).map(|i| span(i % 2, i, "svc", "op")).collect();
+            let other = Arc::new(Resource { schema_url: "u".into(), dropped_attributes_count: dropped, ..Default::default() });
+            for (i, s) in spans.iter_mut().enumerate() {
+                s.attributes = vals.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+                s.flags = flags;
+                s.dropped_links_count = dropped;
+                s.events.push(Event { time_ns: flags.into(), name: "e".into(), attributes: s.attributes.clone(), dropped_attributes_count: dropped });
+                s.links.push(Link { trace_id: TraceId([3; 16]), span_id: SpanId([4; 8]), flags, attributes: s.attributes.clone(), ..Default::default() });
+                if split && i % 2 == 1 {
+                    s.resource = other.clone();
+                }
+            }
+            let mut mine = Vec::new();
+            crate::store::walcodec::encode_traces_data(&spans, &mut mine);
+            let reference = pt::TracesData { resource_spans: group(&spans) };
+            prop_assert_eq!(pt::TracesData::decode(mine.as_slice()).unwrap(), reference.clone());
+            prop_assert_eq!(mine.len(), reference.encode_to_vec().len());
+            let back = convert::spans_from_proto(&pt::TracesData::decode(mine.as_slice()).unwrap().resource_spans);
+            prop_assert_eq!(back, spans);
+        }
     }
 
     #[test]
