@@ -1,3 +1,6 @@
 //! The actix supervision tree: receivers, writers, sealers.
 
 pub mod receiver;
+pub mod sealer;
+pub mod supervise;
+pub mod writer;
