@@ -73,8 +73,11 @@ pub fn index_value(text: &str) -> String {
     }
 }
 
+/// Keyword fields skip (but keep in `_source`) values over 8191 chars, so an
+/// absurd span name cannot exceed Lucene's 32 KiB term limit and get the
+/// whole span refused.
 fn keyword() -> Value {
-    json!({ "type": "keyword" })
+    json!({ "type": "keyword", "ignore_above": 8191 })
 }
 
 /// Properties of the allow-listed tag fields.

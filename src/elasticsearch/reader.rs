@@ -3,6 +3,7 @@
 //! results agree with `MemoryStore` on the same data.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -27,6 +28,8 @@ const MAX_BUCKETS: usize = 100_000;
 /// A window of at most this many days searches the named daily indices;
 /// longer ones use the pattern.
 const MAX_LISTED_DAYS: u64 = 60;
+/// Retries of a search that failed with 503 (50 ms, doubling).
+const SEARCH_RETRIES: usize = 4;
 
 pub struct EsStore {
     client: Elasticsearch,
@@ -73,7 +76,21 @@ impl EsStore {
         vec![index_pattern(&self.prefix)]
     }
 
+    /// A search, retried briefly on 503: a daily index that was created a
+    /// moment ago has no started shard yet and fails as a whole.
     async fn search_raw(&self, indices: &[String], body: Value, routing: Option<&str>) -> Result<Value> {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..SEARCH_RETRIES {
+            match self.search_once(indices, body.clone(), routing).await {
+                Err(Error::Unavailable(m)) if m.contains("HTTP 503") => tokio::time::sleep(delay).await,
+                other => return other,
+            }
+            delay *= 2;
+        }
+        self.search_once(indices, body, routing).await
+    }
+
+    async fn search_once(&self, indices: &[String], body: Value, routing: Option<&str>) -> Result<Value> {
         let names: Vec<&str> = indices.iter().map(String::as_str).collect();
         let routing: Vec<&str> = routing.into_iter().collect();
         let mut req = self
