@@ -256,31 +256,58 @@ impl ElasticsearchConfig {
     pub fn validate(&self) -> Result<()> {
         let es = self;
         if es.retention_days == 0 {
-            return Err(Error::config("elasticsearch.retention_days", "must be positive"));
+            return Err(Error::config(
+                "elasticsearch.retention_days",
+                "must be positive",
+            ));
         }
         if es.bulk_max_docs == 0 {
-            return Err(Error::config("elasticsearch.bulk_max_docs", "must be positive"));
+            return Err(Error::config(
+                "elasticsearch.bulk_max_docs",
+                "must be positive",
+            ));
         }
         if es.bulk_max_bytes < 1024 {
-            return Err(Error::config("elasticsearch.bulk_max_bytes", "must be at least 1024"));
+            return Err(Error::config(
+                "elasticsearch.bulk_max_bytes",
+                "must be at least 1024",
+            ));
         }
         if es.backlog_max_bytes < es.bulk_max_bytes as u64 {
-            return Err(Error::config("elasticsearch.backlog_max_bytes", "must be at least elasticsearch.bulk_max_bytes"));
+            return Err(Error::config(
+                "elasticsearch.backlog_max_bytes",
+                "must be at least elasticsearch.bulk_max_bytes",
+            ));
         }
         if es.request_timeout_ms == 0 {
-            return Err(Error::config("elasticsearch.request_timeout_ms", "must be positive"));
+            return Err(Error::config(
+                "elasticsearch.request_timeout_ms",
+                "must be positive",
+            ));
         }
         if es.number_of_shards == 0 {
-            return Err(Error::config("elasticsearch.number_of_shards", "must be positive"));
+            return Err(Error::config(
+                "elasticsearch.number_of_shards",
+                "must be positive",
+            ));
         }
         if es.janitor_interval_secs == 0 {
-            return Err(Error::config("elasticsearch.janitor_interval_secs", "must be positive"));
+            return Err(Error::config(
+                "elasticsearch.janitor_interval_secs",
+                "must be positive",
+            ));
         }
         if es.index_prefix.is_empty()
-            || !es.index_prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            || !es
+                .index_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
             || es.index_prefix.starts_with(['-', '_'])
         {
-            return Err(Error::config("elasticsearch.index_prefix", "must be lower-case letters, digits, '-' or '_', not starting with '-' or '_'"));
+            return Err(Error::config(
+                "elasticsearch.index_prefix",
+                "must be lower-case letters, digits, '-' or '_', not starting with '-' or '_'",
+            ));
         }
         Ok(())
     }

@@ -7,7 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use elasticsearch::indices::{IndicesCreateParts, IndicesDeleteIndexTemplateParts, IndicesDeleteParts, IndicesGetMappingParts};
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesDeleteIndexTemplateParts, IndicesDeleteParts, IndicesGetMappingParts,
+};
 use serde_json::{json, Value};
 use strand::actors::es_writer::start_es_writer;
 use strand::config::{ElasticsearchConfig, IndexConfig};
@@ -35,11 +37,18 @@ async fn require_es() {
         .await
         .map(|r| r.status().is_success())
         .unwrap_or(false);
-    assert!(ok, "Elasticsearch is not reachable at {url}: start it with `scripts/elasticsearch.sh start`");
+    assert!(
+        ok,
+        "Elasticsearch is not reachable at {url}: start it with `scripts/elasticsearch.sh start`"
+    );
 }
 
 fn unique_prefix(test: &str) -> String {
-    format!("t-{test}-{}-{}", std::process::id(), now_ns() % 1_000_000_000)
+    format!(
+        "t-{test}-{}-{}",
+        std::process::id(),
+        now_ns() % 1_000_000_000
+    )
 }
 
 fn es_config(prefix: &str) -> ElasticsearchConfig {
@@ -55,9 +64,19 @@ fn es_config(prefix: &str) -> ElasticsearchConfig {
 
 async fn cleanup(store: &EsStore, prefix: &str) {
     let pattern = format!("{prefix}-spans-*");
-    let _ = store.client().indices().delete(IndicesDeleteParts::Index(&[&pattern])).send().await;
+    let _ = store
+        .client()
+        .indices()
+        .delete(IndicesDeleteParts::Index(&[&pattern]))
+        .send()
+        .await;
     let name = format!("{prefix}-spans");
-    let _ = store.client().indices().delete_index_template(IndicesDeleteIndexTemplateParts::Name(&name)).send().await;
+    let _ = store
+        .client()
+        .indices()
+        .delete_index_template(IndicesDeleteIndexTemplateParts::Name(&name))
+        .send()
+        .await;
 }
 
 /// Polls `f` until it yields `Some`, or fails after `timeout`.
@@ -71,7 +90,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(t0.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -91,19 +113,30 @@ async fn count_docs(store: &EsStore, prefix: &str) -> u64 {
 }
 
 async fn wait_indexed(store: &EsStore, prefix: &str, n: u64) {
-    poll(&format!("{n} documents in {prefix}"), Duration::from_secs(60), || async {
-        let c = count_docs(store, prefix).await;
-        assert!(c <= n, "more documents than written: {c} > {n}");
-        (c == n).then_some(())
-    })
+    poll(
+        &format!("{n} documents in {prefix}"),
+        Duration::from_secs(60),
+        || async {
+            let c = count_docs(store, prefix).await;
+            assert!(c <= n, "more documents than written: {c} > {n}");
+            (c == n).then_some(())
+        },
+    )
     .await;
     store.refresh().await.expect("refresh");
 }
 
 fn resource(service: &str, extra: Vec<KeyValue>) -> Arc<Resource> {
-    let mut attributes = vec![KeyValue::new("service.name", AttrValue::Str(service.into()))];
+    let mut attributes = vec![KeyValue::new(
+        "service.name",
+        AttrValue::Str(service.into()),
+    )];
     attributes.extend(extra);
-    Arc::new(Resource { attributes, dropped_attributes_count: 0, schema_url: String::new() })
+    Arc::new(Resource {
+        attributes,
+        dropped_attributes_count: 0,
+        schema_url: String::new(),
+    })
 }
 
 /// A varied, deterministic data set: 3 services, several operations and
@@ -140,8 +173,17 @@ fn dataset(now: u64, traces: usize) -> Vec<Span> {
                 start_ns: start,
                 end_ns: start + (i as u64 % 9 + 1) * 1_000_000,
                 attributes,
-                status: Status { code: StatusCode::from_i32((i % 3) as i32), message: String::new() },
-                resource: resource(services[i % 3], vec![KeyValue::new("host.name", AttrValue::Str(format!("h{}", i % 2)))]),
+                status: Status {
+                    code: StatusCode::from_i32((i % 3) as i32),
+                    message: String::new(),
+                },
+                resource: resource(
+                    services[i % 3],
+                    vec![KeyValue::new(
+                        "host.name",
+                        AttrValue::Str(format!("h{}", i % 2)),
+                    )],
+                ),
                 ..Default::default()
             });
         }
@@ -167,8 +209,18 @@ async fn round_trip_every_field() {
         KeyValue::new("d", AttrValue::Double(0.1 + 0.2)),
         KeyValue::new("inf", AttrValue::Double(f64::INFINITY)),
         KeyValue::new("y", AttrValue::Bytes(vec![0, 255, 7])),
-        KeyValue::new("a", AttrValue::Array(vec![AttrValue::Int(1), AttrValue::Str("x".into()), AttrValue::Empty])),
-        KeyValue::new("m", AttrValue::Map(vec![KeyValue::new("inner", AttrValue::Double(-2.5e-300))])),
+        KeyValue::new(
+            "a",
+            AttrValue::Array(vec![
+                AttrValue::Int(1),
+                AttrValue::Str("x".into()),
+                AttrValue::Empty,
+            ]),
+        ),
+        KeyValue::new(
+            "m",
+            AttrValue::Map(vec![KeyValue::new("inner", AttrValue::Double(-2.5e-300))]),
+        ),
         KeyValue::new("e", AttrValue::Empty),
         KeyValue::new("http.method", AttrValue::Str("GET".into())),
         KeyValue::new("long", AttrValue::Str("z".repeat(5000))),
@@ -187,28 +239,72 @@ async fn round_trip_every_field() {
         end_ns: now - HOUR + 987_654_321,
         attributes: all_types.clone(),
         dropped_attributes_count: 3,
-        events: vec![Event { time_ns: now - HOUR + 500_000_001, name: "exception".into(), attributes: all_types.clone(), dropped_attributes_count: 1 }],
+        events: vec![Event {
+            time_ns: now - HOUR + 500_000_001,
+            name: "exception".into(),
+            attributes: all_types.clone(),
+            dropped_attributes_count: 1,
+        }],
         dropped_events_count: 2,
-        links: vec![Link { trace_id: TraceId([7; 16]), span_id: SpanId([8; 8]), trace_state: "a=b".into(), attributes: all_types.clone(), dropped_attributes_count: 4, flags: 1 }],
+        links: vec![Link {
+            trace_id: TraceId([7; 16]),
+            span_id: SpanId([8; 8]),
+            trace_state: "a=b".into(),
+            attributes: all_types.clone(),
+            dropped_attributes_count: 4,
+            flags: 1,
+        }],
         dropped_links_count: 5,
-        status: Status { code: StatusCode::Error, message: "boom".into() },
-        resource: Arc::new(Resource { attributes: vec![KeyValue::new("service.name", AttrValue::Str("api".into()))], dropped_attributes_count: 6, schema_url: "https://opentelemetry.io/schemas/1.21.0".into() }),
-        scope: Arc::new(Scope { name: "lib".into(), version: "1.0".into(), attributes: all_types, dropped_attributes_count: 7, schema_url: "u".into() }),
+        status: Status {
+            code: StatusCode::Error,
+            message: "boom".into(),
+        },
+        resource: Arc::new(Resource {
+            attributes: vec![KeyValue::new("service.name", AttrValue::Str("api".into()))],
+            dropped_attributes_count: 6,
+            schema_url: "https://opentelemetry.io/schemas/1.21.0".into(),
+        }),
+        scope: Arc::new(Scope {
+            name: "lib".into(),
+            version: "1.0".into(),
+            attributes: all_types,
+            dropped_attributes_count: 7,
+            schema_url: "u".into(),
+        }),
     };
     // A child on the previous UTC day's index, to read across indices.
-    let child = Span { span_id: SpanId([2; 8]), parent_span_id: Some(SpanId([1; 8])), start_ns: now - DAY - HOUR, end_ns: now - DAY, ..Span::default() };
-    let child = Span { trace_id: tid, ..child };
-    writer.write(vec![root.clone(), child.clone()]).await.expect("write");
-    writer.write(vec![root.clone()]).await.expect("redelivery is idempotent");
+    let child = Span {
+        span_id: SpanId([2; 8]),
+        parent_span_id: Some(SpanId([1; 8])),
+        start_ns: now - DAY - HOUR,
+        end_ns: now - DAY,
+        ..Span::default()
+    };
+    let child = Span {
+        trace_id: tid,
+        ..child
+    };
+    writer
+        .write(vec![root.clone(), child.clone()])
+        .await
+        .expect("write");
+    writer
+        .write(vec![root.clone()])
+        .await
+        .expect("redelivery is idempotent");
 
-    let got = poll("the trace to be searchable", Duration::from_secs(60), || async {
-        let spans = match store.trace(tid).await {
-            Ok(s) => s,
-            Err(e) if e.is_retryable() => return None,
-            Err(e) => panic!("trace: {e}"),
-        };
-        (spans.len() >= 2).then_some(spans)
-    })
+    let got = poll(
+        "the trace to be searchable",
+        Duration::from_secs(60),
+        || async {
+            let spans = match store.trace(tid).await {
+                Ok(s) => s,
+                Err(e) if e.is_retryable() => return None,
+                Err(e) => panic!("trace: {e}"),
+            };
+            (spans.len() >= 2).then_some(spans)
+        },
+    )
     .await;
     wait_indexed(&store, &prefix, 2).await;
     let got_again = store.trace(tid).await.expect("trace");
@@ -217,12 +313,24 @@ async fn round_trip_every_field() {
     got.sort_by_key(|s| s.span_id);
     assert_eq!(got[0], root);
     assert_eq!(got[1], child);
-    assert!(store.trace(TraceId([0xcd; 16])).await.expect("unknown trace").is_empty());
+    assert!(store
+        .trace(TraceId([0xcd; 16]))
+        .await
+        .expect("unknown trace")
+        .is_empty());
 
     // Long values are searchable exactly.
-    let q = SearchQuery { tags: vec![("long".into(), "z".repeat(5000))], limit: 10, ..Default::default() };
+    let q = SearchQuery {
+        tags: vec![("long".into(), "z".repeat(5000))],
+        limit: 10,
+        ..Default::default()
+    };
     assert_eq!(store.search(&q).await.unwrap().len(), 1);
-    let q = SearchQuery { tags: vec![("long".into(), "z".repeat(4999))], limit: 10, ..Default::default() };
+    let q = SearchQuery {
+        tags: vec![("long".into(), "z".repeat(4999))],
+        limit: 10,
+        ..Default::default()
+    };
     assert!(store.search(&q).await.unwrap().is_empty());
 
     writer.shutdown().await;
@@ -231,7 +339,10 @@ async fn round_trip_every_field() {
 
 fn queries(now: u64) -> Vec<SearchQuery> {
     let q = |f: &dyn Fn(&mut SearchQuery)| {
-        let mut q = SearchQuery { limit: 1000, ..Default::default() };
+        let mut q = SearchQuery {
+            limit: 1000,
+            ..Default::default()
+        };
         f(&mut q);
         q
     };
@@ -314,17 +425,31 @@ async fn search_agrees_with_memory_store() {
         let want = mem.search(&q).await.unwrap();
         let got = store.search(&q).await.expect("search");
         assert_eq!(got, want, "query {q:?}");
-        if q.limit == 1000 && q.service.as_deref() != Some("nope") && q.tags.iter().all(|t| t.1 != "missing") {
+        if q.limit == 1000
+            && q.service.as_deref() != Some("nope")
+            && q.tags.iter().all(|t| t.1 != "missing")
+        {
             assert!(!want.is_empty(), "query should match something: {q:?}");
         }
     }
-    assert_eq!(store.services().await.unwrap(), mem.services().await.unwrap());
+    assert_eq!(
+        store.services().await.unwrap(),
+        mem.services().await.unwrap()
+    );
     for svc in [None, Some("api"), Some("nope")] {
-        assert_eq!(store.operations(svc).await.unwrap(), mem.operations(svc).await.unwrap(), "{svc:?}");
+        assert_eq!(
+            store.operations(svc).await.unwrap(),
+            mem.operations(svc).await.unwrap(),
+            "{svc:?}"
+        );
     }
 
     // Scan returns exactly the matching spans, page by page.
-    let q = SearchQuery { service: Some("api".into()), limit: 1, ..Default::default() };
+    let q = SearchQuery {
+        service: Some("api".into()),
+        limit: 1,
+        ..Default::default()
+    };
     let mut scanned = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -365,7 +490,9 @@ async fn many_distinct_keys_do_not_explode_the_mapping() {
             name: "op".into(),
             start_ns: now - HOUR + i,
             end_ns: now - HOUR + i + 10,
-            attributes: (0..10).map(|k| KeyValue::new(format!("key.{i}.{k}"), AttrValue::Int((i * 10 + k) as i64))).collect(),
+            attributes: (0..10)
+                .map(|k| KeyValue::new(format!("key.{i}.{k}"), AttrValue::Int((i * 10 + k) as i64)))
+                .collect(),
             resource: resource("many", vec![]),
             ..Default::default()
         })
@@ -374,10 +501,18 @@ async fn many_distinct_keys_do_not_explode_the_mapping() {
     wait_indexed(&store, &prefix, 200).await;
 
     let pattern = format!("{prefix}-spans-*");
-    let resp = store.client().indices().get_mapping(IndicesGetMappingParts::Index(&[&pattern])).send().await.unwrap();
+    let resp = store
+        .client()
+        .indices()
+        .get_mapping(IndicesGetMappingParts::Index(&[&pattern]))
+        .send()
+        .await
+        .unwrap();
     let mappings: Value = resp.json().await.unwrap();
     fn leaf_fields(v: &Value) -> usize {
-        v.get("properties").and_then(Value::as_object).map_or(1, |p| p.values().map(leaf_fields).sum())
+        v.get("properties")
+            .and_then(Value::as_object)
+            .map_or(1, |p| p.values().map(leaf_fields).sum())
     }
     for (name, m) in mappings.as_object().unwrap() {
         let n = leaf_fields(&m["mappings"]);
@@ -385,7 +520,11 @@ async fn many_distinct_keys_do_not_explode_the_mapping() {
     }
     for s in spans.iter().step_by(13) {
         let k = &s.attributes[7];
-        let q = SearchQuery { tags: vec![(k.key.clone(), k.value.as_text())], limit: 10, ..Default::default() };
+        let q = SearchQuery {
+            tags: vec![(k.key.clone(), k.value.as_text())],
+            limit: 10,
+            ..Default::default()
+        };
         let hits = store.search(&q).await.unwrap();
         assert_eq!(hits.len(), 1, "{q:?}");
         assert_eq!(hits[0].trace_id, s.trace_id);
@@ -405,9 +544,23 @@ async fn a_rejected_document_is_dead_lettered_alone() {
     let dir = tempfile::tempdir().unwrap();
     let writer = start_es_writer(&cfg, &index, dir.path()).expect("writer");
     let now = now_ns();
-    let mut spans: Vec<Span> = dataset(now, 4).into_iter().map(|s| Span { start_ns: now - HOUR, end_ns: now - HOUR + 5, ..s }).collect();
+    let mut spans: Vec<Span> = dataset(now, 4)
+        .into_iter()
+        .map(|s| Span {
+            start_ns: now - HOUR,
+            end_ns: now - HOUR + 5,
+            ..s
+        })
+        .collect();
     // A duration past the `long` range violates the mapping.
-    let bad = Span { trace_id: TraceId([0xee; 16]), span_id: SpanId([0xee; 8]), start_ns: 0, end_ns: u64::MAX, name: "bad".into(), ..Default::default() };
+    let bad = Span {
+        trace_id: TraceId([0xee; 16]),
+        span_id: SpanId([0xee; 8]),
+        start_ns: 0,
+        end_ns: u64::MAX,
+        name: "bad".into(),
+        ..Default::default()
+    };
     spans.insert(2, bad.clone());
     writer.write(spans.clone()).await.expect("write");
 
@@ -418,7 +571,10 @@ async fn a_rejected_document_is_dead_lettered_alone() {
         (!text.is_empty()).then_some(text)
     })
     .await;
-    poll("the backlog to drain", Duration::from_secs(30), || async { (writer.pending().records == 0).then_some(()) }).await;
+    poll("the backlog to drain", Duration::from_secs(30), || async {
+        (writer.pending().records == 0).then_some(())
+    })
+    .await;
     let text = std::fs::read_to_string(writer.dead_letter_path()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1, "only the bad document: {line}");
@@ -426,7 +582,10 @@ async fn a_rejected_document_is_dead_lettered_alone() {
     assert_eq!(v["id"], format!("{}{}", bad.trace_id, bad.span_id));
     assert_eq!(v["status"], 400);
     let reason = v["reason"].to_string();
-    assert!(reason.contains("parsing_exception") || reason.contains("out of range"), "{reason}");
+    assert!(
+        reason.contains("parsing_exception") || reason.contains("out of range"),
+        "{reason}"
+    );
     assert_eq!(v["document"]["span"]["end_ns"], json!(u64::MAX));
     for s in spans.iter().filter(|s| s.trace_id != bad.trace_id) {
         assert!(store.trace(s.trace_id).await.unwrap().contains(s));
@@ -446,28 +605,48 @@ async fn backlog_survives_an_unreachable_elasticsearch_and_a_restart() {
     let spans = dataset(now, 30);
     {
         // Nothing listens on port 9; connections are refused.
-        let down = ElasticsearchConfig { url: "http://127.0.0.1:9".into(), ..es_config(&prefix) };
-        let writer = start_es_writer(&down, &index, dir.path()).expect("writer starts without elasticsearch");
+        let down = ElasticsearchConfig {
+            url: "http://127.0.0.1:9".into(),
+            ..es_config(&prefix)
+        };
+        let writer = start_es_writer(&down, &index, dir.path())
+            .expect("writer starts without elasticsearch");
         for chunk in spans.chunks(10) {
-            writer.write(chunk.to_vec()).await.expect("write is durable while elasticsearch is down");
+            writer
+                .write(chunk.to_vec())
+                .await
+                .expect("write is durable while elasticsearch is down");
         }
         assert_eq!(writer.pending().records, spans.len() as u64);
         // A second writer may not share the backlog.
         assert!(start_es_writer(&down, &index, dir.path()).is_err());
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(writer.pending().records, spans.len() as u64, "nothing can have been indexed");
+        assert_eq!(
+            writer.pending().records,
+            spans.len() as u64,
+            "nothing can have been indexed"
+        );
         writer.shutdown().await;
-        assert!(writer.write(spans[..1].to_vec()).await.is_err(), "a shut-down writer refuses writes");
+        assert!(
+            writer.write(spans[..1].to_vec()).await.is_err(),
+            "a shut-down writer refuses writes"
+        );
     }
     let cfg = es_config(&prefix);
     let store = EsStore::connect(&cfg, &index).await.expect("connect");
-    let writer = start_es_writer(&cfg, &index, dir.path()).expect("writer restarts over the same backlog");
+    let writer =
+        start_es_writer(&cfg, &index, dir.path()).expect("writer restarts over the same backlog");
     wait_indexed(&store, &prefix, spans.len() as u64).await;
-    poll("the backlog to drain", Duration::from_secs(30), || async { (writer.pending().records == 0).then_some(()) }).await;
+    poll("the backlog to drain", Duration::from_secs(30), || async {
+        (writer.pending().records == 0).then_some(())
+    })
+    .await;
     for s in spans.iter().step_by(5) {
         assert!(store.trace(s.trace_id).await.unwrap().contains(s));
     }
-    assert!(std::fs::read_to_string(writer.dead_letter_path()).unwrap_or_default().is_empty());
+    assert!(std::fs::read_to_string(writer.dead_letter_path())
+        .unwrap_or_default()
+        .is_empty());
     writer.shutdown().await;
     cleanup(&store, &prefix).await;
 }
@@ -478,7 +657,10 @@ async fn a_failing_drain_loop_is_restarted_by_its_supervisor() {
     let prefix = unique_prefix("restart");
     // Elasticsearch refuses this template (shards > 1024): the drain loop
     // fails with a non-retryable error, stops, and is restarted.
-    let cfg = ElasticsearchConfig { number_of_shards: 5000, ..es_config(&prefix) };
+    let cfg = ElasticsearchConfig {
+        number_of_shards: 5000,
+        ..es_config(&prefix)
+    };
     let dir = tempfile::tempdir().unwrap();
     let stats = ActorStats::get("es_writer");
     let before = stats.restarts.load(std::sync::atomic::Ordering::Relaxed);
@@ -487,7 +669,10 @@ async fn a_failing_drain_loop_is_restarted_by_its_supervisor() {
         (stats.restarts.load(std::sync::atomic::Ordering::Relaxed) > before).then_some(())
     })
     .await;
-    writer.write(dataset(now_ns(), 1)).await.expect("writes stay durable meanwhile");
+    writer
+        .write(dataset(now_ns(), 1))
+        .await
+        .expect("writes stay durable meanwhile");
     writer.shutdown().await;
 }
 
@@ -496,23 +681,46 @@ async fn janitor_deletes_exactly_the_indices_past_retention() {
     require_es().await;
     let prefix = unique_prefix("janitor");
     let cfg = es_config(&prefix);
-    let store = EsStore::connect(&cfg, &IndexConfig::default()).await.expect("connect");
+    let store = EsStore::connect(&cfg, &IndexConfig::default())
+        .await
+        .expect("connect");
     let now = now_ns();
-    let mut names: Vec<String> = (0..10).map(|d| strand::elasticsearch::daily_index(&prefix, now - d * DAY)).collect();
+    let mut names: Vec<String> = (0..10)
+        .map(|d| strand::elasticsearch::daily_index(&prefix, now - d * DAY))
+        .collect();
     names.push(format!("{prefix}-spans-2020.01.01-restored"));
     for name in &names {
-        let resp = store.client().indices().create(IndicesCreateParts::Index(name)).send().await.unwrap();
-        assert!(resp.status_code().is_success(), "create {name}: {}", resp.text().await.unwrap_or_default());
+        let resp = store
+            .client()
+            .indices()
+            .create(IndicesCreateParts::Index(name))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status_code().is_success(),
+            "create {name}: {}",
+            resp.text().await.unwrap_or_default()
+        );
     }
-    let deleted = janitor::run_once(store.client(), &prefix, 7, now).await.expect("janitor");
+    let deleted = janitor::run_once(store.client(), &prefix, 7, now)
+        .await
+        .expect("janitor");
     let mut want_deleted: Vec<String> = names[7..10].to_vec();
     want_deleted.sort();
     assert_eq!(deleted, want_deleted);
-    let left: BTreeSet<String> = janitor::list_indices(store.client(), &prefix).await.unwrap().into_iter().collect();
+    let left: BTreeSet<String> = janitor::list_indices(store.client(), &prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     let mut want_left: BTreeSet<String> = names[..7].iter().cloned().collect();
     want_left.insert(format!("{prefix}-spans-2020.01.01-restored"));
     assert_eq!(left, want_left);
     // A second pass has nothing to do.
-    assert!(janitor::run_once(store.client(), &prefix, 7, now).await.unwrap().is_empty());
+    assert!(janitor::run_once(store.client(), &prefix, 7, now)
+        .await
+        .unwrap()
+        .is_empty());
     cleanup(&store, &prefix).await;
 }

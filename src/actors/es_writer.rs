@@ -39,7 +39,12 @@ struct Encoder {
 
 impl Encoder {
     fn entries(&self, spans: &[Span]) -> Result<Vec<Vec<u8>>> {
-        spans.iter().map(|s| document::bulk_entry(&self.prefix, s, &self.allow_list, self.route_by_trace_id)).collect()
+        spans
+            .iter()
+            .map(|s| {
+                document::bulk_entry(&self.prefix, s, &self.allow_list, self.route_by_trace_id)
+            })
+            .collect()
     }
 }
 
@@ -70,9 +75,17 @@ pub struct EsWriterHandle {
 /// Starts the writer over the backlog in `data_dir` (created if needed).
 /// Must run inside an actix `System`. Elasticsearch need not be reachable:
 /// writes go to the backlog and are indexed once it is.
-pub fn start_es_writer(cfg: &ElasticsearchConfig, index: &IndexConfig, data_dir: &Path) -> Result<EsWriterHandle> {
+pub fn start_es_writer(
+    cfg: &ElasticsearchConfig,
+    index: &IndexConfig,
+    data_dir: &Path,
+) -> Result<EsWriterHandle> {
     cfg.validate()?;
-    let backlog = Arc::new(Backlog::open(&data_dir.join("backlog"), cfg.backlog_max_bytes, DEFAULT_SEGMENT_BYTES)?);
+    let backlog = Arc::new(Backlog::open(
+        &data_dir.join("backlog"),
+        cfg.backlog_max_bytes,
+        DEFAULT_SEGMENT_BYTES,
+    )?);
     let dead_letter_path = data_dir.join("dead-letter.jsonl");
     let dead = DeadLetterFile::open(&dead_letter_path)?;
     let stats = ActorStats::get(ACTOR_NAME);
@@ -110,8 +123,16 @@ pub fn start_es_writer(cfg: &ElasticsearchConfig, index: &IndexConfig, data_dir:
         encoder: Arc::new(encoder),
         shared,
         dead_letter_path,
-        written: Counter::new("strand_es_spans_accepted_total", "spans made durable in the elasticsearch backlog", &[]),
-        overloaded: Counter::new("strand_es_writes_rejected_total", "writes refused because the elasticsearch backlog was full", &[]),
+        written: Counter::new(
+            "strand_es_spans_accepted_total",
+            "spans made durable in the elasticsearch backlog",
+            &[],
+        ),
+        overloaded: Counter::new(
+            "strand_es_writes_rejected_total",
+            "writes refused because the elasticsearch backlog was full",
+            &[],
+        ),
         _addr: addr,
     })
 }
@@ -148,13 +169,18 @@ impl SpanWriter for EsWriterHandle {
         let n = spans.len() as u64;
         let (encoder, backlog) = (self.encoder.clone(), self.backlog.clone());
         // Encoding and the fsync are blocking work: off the async threads.
-        let res = tokio::task::spawn_blocking(move || backlog.append(&encoder.entries(&spans)?, now_ns()))
-            .await
-            .map_err(|e| Error::Internal(format!("elasticsearch backlog append: {e}")))?;
+        let res = tokio::task::spawn_blocking(move || {
+            backlog.append(&encoder.entries(&spans)?, now_ns())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("elasticsearch backlog append: {e}")))?;
         match res {
             Ok(()) => {
                 self.written.add(n);
-                self.shared.stats.messages_in.fetch_add(n, Ordering::Relaxed);
+                self.shared
+                    .stats
+                    .messages_in
+                    .fetch_add(n, Ordering::Relaxed);
                 self.shared.wake.notify_one();
                 Ok(())
             }
@@ -206,27 +232,37 @@ impl Supervised for EsWriter {
 
 impl EsWriter {
     fn spawn_drain(&mut self, ctx: &mut Context<Self>) {
-        let Some(flusher) = self.flusher.take() else { return };
+        let Some(flusher) = self.flusher.take() else {
+            return;
+        };
         if self.shared.shutting_down() {
             ctx.stop();
             return;
         }
-        let fut = run(flusher, self.shared.clone(), self.cfg.clone(), self.attribute_keys.clone());
-        ctx.spawn(fut.into_actor(self).map(|(flusher, res, ran_for), act, ctx| {
-            match res {
-                Ok(()) => drop(flusher), // shut down: release the backlog
-                Err(e) => {
-                    tracing::error!(error = %e, "elasticsearch writer failed; restarting");
-                    act.shared.stats.record_error(&e);
-                    act.flusher = Some(flusher);
-                    if ran_for > RESTART_BACKOFF_MAX * 2 {
-                        act.restart_backoff.reset();
+        let fut = run(
+            flusher,
+            self.shared.clone(),
+            self.cfg.clone(),
+            self.attribute_keys.clone(),
+        );
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(|(flusher, res, ran_for), act, ctx| {
+                    match res {
+                        Ok(()) => drop(flusher), // shut down: release the backlog
+                        Err(e) => {
+                            tracing::error!(error = %e, "elasticsearch writer failed; restarting");
+                            act.shared.stats.record_error(&e);
+                            act.flusher = Some(flusher);
+                            if ran_for > RESTART_BACKOFF_MAX * 2 {
+                                act.restart_backoff.reset();
+                            }
+                            act.restart_delay = act.restart_backoff.next_delay();
+                        }
                     }
-                    act.restart_delay = act.restart_backoff.next_delay();
-                }
-            }
-            ctx.stop();
-        }));
+                    ctx.stop();
+                }),
+        );
     }
 
     fn spawn_janitor(&mut self, ctx: &mut Context<Self>) {
@@ -249,7 +285,12 @@ impl EsWriter {
 }
 
 /// The drain loop, until shutdown (Ok) or an error worth a restart.
-async fn run(mut flusher: BulkFlusher, shared: Arc<Shared>, cfg: ElasticsearchConfig, keys: Vec<String>) -> (BulkFlusher, Result<()>, Duration) {
+async fn run(
+    mut flusher: BulkFlusher,
+    shared: Arc<Shared>,
+    cfg: ElasticsearchConfig,
+    keys: Vec<String>,
+) -> (BulkFlusher, Result<()>, Duration) {
     let t0 = Instant::now();
     let mut shutdown = shared.shutdown.subscribe();
     let res = tokio::select! {
@@ -259,7 +300,12 @@ async fn run(mut flusher: BulkFlusher, shared: Arc<Shared>, cfg: ElasticsearchCo
     (flusher, res, t0.elapsed())
 }
 
-async fn drain(flusher: &mut BulkFlusher, shared: &Shared, cfg: &ElasticsearchConfig, keys: &[String]) -> Result<()> {
+async fn drain(
+    flusher: &mut BulkFlusher,
+    shared: &Shared,
+    cfg: &ElasticsearchConfig,
+    keys: &[String],
+) -> Result<()> {
     // Nothing is indexed before the template is in place, or Elasticsearch
     // would guess the mapping of the first daily index.
     let mut backoff = Backoff::new(RESTART_BACKOFF_MAX);

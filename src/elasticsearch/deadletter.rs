@@ -35,7 +35,10 @@ impl DeadLetterFile {
             std::fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(DeadLetterFile { path: path.to_path_buf(), file: Arc::new(Mutex::new(file)) })
+        Ok(DeadLetterFile {
+            path: path.to_path_buf(),
+            file: Arc::new(Mutex::new(file)),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -49,7 +52,8 @@ impl DeadLetterFile {
         }
         let mut buf = Vec::new();
         for l in letters {
-            serde_json::to_writer(&mut buf, &line(l, now_ns)).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+            serde_json::to_writer(&mut buf, &line(l, now_ns))
+                .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
             buf.push(b'\n');
         }
         let mut f = self.file.lock();
@@ -88,7 +92,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = DeadLetterFile::open(&dir.path().join("dl.jsonl")).unwrap();
         let entry = b"{\"index\":{\"_index\":\"i\",\"_id\":\"x\"}}\n{\"a\":1}\n".to_vec();
-        f.append(&[DeadLetter { status: 400, reason: json!({"type": "mapper_parsing_exception"}), entry }], 0).unwrap();
+        f.append(
+            &[DeadLetter {
+                status: 400,
+                reason: json!({"type": "mapper_parsing_exception"}),
+                entry,
+            }],
+            0,
+        )
+        .unwrap();
         let text = std::fs::read_to_string(f.path()).unwrap();
         let v: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["id"], "x");

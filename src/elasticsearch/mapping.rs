@@ -58,7 +58,10 @@ pub fn attr_field(key: &str) -> String {
 /// names and names that are only dots or whitespace. Such keys stay in
 /// `_source` but are not searchable (documented).
 pub fn indexable_key(key: &str) -> bool {
-    !key.is_empty() && key.chars().any(|c| c != '.' && !c.is_whitespace()) && !key.starts_with('.') && !key.ends_with('.')
+    !key.is_empty()
+        && key.chars().any(|c| c != '.' && !c.is_whitespace())
+        && !key.starts_with('.')
+        && !key.ends_with('.')
         && !key.contains("..")
 }
 
@@ -69,7 +72,10 @@ pub fn index_value(text: &str) -> String {
     if text.len() <= MAX_INDEXED_VALUE_BYTES {
         text.to_string()
     } else {
-        format!("\u{1}xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
+        format!(
+            "\u{1}xxh3-128:{:032x}",
+            xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+        )
     }
 }
 
@@ -82,8 +88,11 @@ fn keyword() -> Value {
 
 /// Properties of the allow-listed tag fields.
 fn tag_properties(attribute_keys: &[String]) -> Value {
-    let props: Map<String, Value> =
-        attribute_keys.iter().filter(|k| indexable_key(k)).map(|k| (tag_field_name(k), keyword())).collect();
+    let props: Map<String, Value> = attribute_keys
+        .iter()
+        .filter(|k| indexable_key(k))
+        .map(|k| (tag_field_name(k), keyword()))
+        .collect();
     json!({ "type": "object", "dynamic": false, "properties": props })
 }
 
@@ -135,7 +144,11 @@ pub fn template_name(prefix: &str) -> String {
 /// Installs (or updates) the index template, and adds allow-listed tag
 /// fields that existing indices lack, so a widened allow-list takes effect
 /// today and not only from tomorrow's index on.
-pub async fn install(client: &Elasticsearch, cfg: &ElasticsearchConfig, attribute_keys: &[String]) -> Result<()> {
+pub async fn install(
+    client: &Elasticsearch,
+    cfg: &ElasticsearchConfig,
+    attribute_keys: &[String],
+) -> Result<()> {
     let name = template_name(&cfg.index_prefix);
     let resp = client
         .indices()
@@ -184,7 +197,11 @@ mod tests {
 
     #[test]
     fn mapping_has_one_field_per_allow_listed_key_and_no_more() {
-        let keys = vec!["http.method".to_string(), "".to_string(), "user_id".to_string()];
+        let keys = vec![
+            "http.method".to_string(),
+            "".to_string(),
+            "user_id".to_string(),
+        ];
         let m = mappings(&keys);
         let tags = m["properties"][TAGS]["properties"].as_object().unwrap();
         assert_eq!(tags.len(), 2);

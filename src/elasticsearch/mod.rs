@@ -2,7 +2,7 @@
 //! search. See docs/ELASTICSEARCH.md.
 //!
 //! - [`mapping`]: the composable index template (what is indexed, and how).
-//! - [`document`]: span ⇄ document; the full span rides in `_source`.
+//! - [`document`]: span → document; [`span_json`]: the full span in `_source`.
 //! - [`backlog`]: the durable on-disk queue between `write` and `_bulk`.
 //! - [`writer`]: drains the backlog with `_bulk`, retries, dead-letters.
 //! - [`reader`]: [`reader::EsStore`], the `SpanReader` over the indices.
@@ -15,7 +15,9 @@ pub mod janitor;
 pub mod mapping;
 pub mod query;
 pub mod reader;
+pub mod span_json;
 pub mod writer;
+pub mod writer_metrics;
 
 use std::time::Duration;
 
@@ -33,7 +35,8 @@ const SECS_PER_DAY: u64 = 86_400;
 
 /// A client for the configured node.
 pub fn client(cfg: &ElasticsearchConfig) -> Result<Elasticsearch> {
-    let url = Url::parse(&cfg.url).map_err(|e| Error::config("elasticsearch.url", format!("{:?}: {e}", cfg.url)))?;
+    let url = Url::parse(&cfg.url)
+        .map_err(|e| Error::config("elasticsearch.url", format!("{:?}: {e}", cfg.url)))?;
     let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
         .timeout(Duration::from_millis(cfg.request_timeout_ms))
         .disable_proxy()
@@ -50,7 +53,10 @@ pub(crate) fn client_error(what: &str, e: elasticsearch::Error) -> Error {
 
 /// Turns a non-2xx response into an error: 429/5xx are retryable, other 4xx
 /// are the request's fault.
-pub(crate) async fn check_status(what: &str, resp: elasticsearch::http::response::Response) -> Result<elasticsearch::http::response::Response> {
+pub(crate) async fn check_status(
+    what: &str,
+    resp: elasticsearch::http::response::Response,
+) -> Result<elasticsearch::http::response::Response> {
     let status = resp.status_code();
     if status.is_success() {
         return Ok(resp);
@@ -91,8 +97,17 @@ pub fn index_day(prefix: &str, index: &str) -> Option<u64> {
     if b.len() != 10 || b[4] != b'.' || b[7] != b'.' {
         return None;
     }
-    let num = |s: &str| -> Option<u64> { s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok()).flatten() };
-    let (y, m, d) = (num(date.get(0..4)?)?, num(date.get(5..7)?)?, num(date.get(8..10)?)?);
+    let num = |s: &str| -> Option<u64> {
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let (y, m, d) = (
+        num(date.get(0..4)?)?,
+        num(date.get(5..7)?)?,
+        num(date.get(8..10)?)?,
+    );
     if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) || y < 1970 {
         return None;
     }
@@ -106,7 +121,11 @@ pub fn daily_indices(prefix: &str, from_ns: u64, to_ns: u64, max_days: u64) -> O
     if b < a || b - a >= max_days {
         return None;
     }
-    Some((a..=b).map(|day| daily_index(prefix, day * SECS_PER_DAY * NS_PER_SEC)).collect())
+    Some(
+        (a..=b)
+            .map(|day| daily_index(prefix, day * SECS_PER_DAY * NS_PER_SEC))
+            .collect(),
+    )
 }
 
 /// RFC 3339 with nanoseconds, as `date_nanos` takes it.
@@ -196,8 +215,14 @@ mod tests {
 
     #[test]
     fn rfc3339_keeps_nanoseconds() {
-        assert_eq!(format_rfc3339_nanos(1_704_067_200_123_456_789), "2024-01-01T00:00:00.123456789Z");
+        assert_eq!(
+            format_rfc3339_nanos(1_704_067_200_123_456_789),
+            "2024-01-01T00:00:00.123456789Z"
+        );
         assert_eq!(format_rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(format_rfc3339_nanos(86_399 * NS_PER_SEC + 5), "1970-01-01T23:59:59.000000005Z");
+        assert_eq!(
+            format_rfc3339_nanos(86_399 * NS_PER_SEC + 5),
+            "1970-01-01T23:59:59.000000005Z"
+        );
     }
 }

@@ -111,17 +111,31 @@ mod tests {
 
     #[test]
     fn impossible_windows_compile_to_none() {
-        let q = SearchQuery { start_ns: Some(MAX_DATE_NANOS + 1), ..Default::default() };
+        let q = SearchQuery {
+            start_ns: Some(MAX_DATE_NANOS + 1),
+            ..Default::default()
+        };
         assert!(compile(&q).is_none());
-        let q = SearchQuery { start_ns: Some(10), end_ns: Some(9), ..Default::default() };
+        let q = SearchQuery {
+            start_ns: Some(10),
+            end_ns: Some(9),
+            ..Default::default()
+        };
         assert!(compile(&q).is_none());
-        let q = SearchQuery { min_duration_ns: Some(u64::MAX), ..Default::default() };
+        let q = SearchQuery {
+            min_duration_ns: Some(u64::MAX),
+            ..Default::default()
+        };
         assert!(compile(&q).is_none());
     }
 
     #[test]
     fn open_bounds_are_clamped() {
-        let q = SearchQuery { end_ns: Some(u64::MAX), max_duration_ns: Some(u64::MAX), ..Default::default() };
+        let q = SearchQuery {
+            end_ns: Some(u64::MAX),
+            max_duration_ns: Some(u64::MAX),
+            ..Default::default()
+        };
         let c = compile(&q).unwrap().to_string();
         assert!(c.contains("2262-04-11T23:47:16.854775807Z"), "{c}");
         assert!(!c.contains("lte\":18446744073709551615"), "{c}");
@@ -138,7 +152,10 @@ mod tests {
             ..Default::default()
         };
         let c = compile(&q).unwrap().to_string();
-        assert!(c.contains("tags.http%2Emethod") && c.contains("attrs.http.method"), "{c}");
+        assert!(
+            c.contains("tags.http%2Emethod") && c.contains("attrs.http.method"),
+            "{c}"
+        );
         assert!(c.contains("{\"term\":{\"kind\":\"server\"}}"), "{c}");
         assert!(c.contains("{\"term\":{\"status\":\"ERROR\"}}"), "{c}");
     }

@@ -43,7 +43,11 @@ impl EsStore {
     pub async fn connect(cfg: &ElasticsearchConfig, index: &IndexConfig) -> Result<Arc<EsStore>> {
         let client = client(cfg)?;
         mapping::install(&client, cfg, &index.attribute_keys).await?;
-        Ok(Arc::new(EsStore { client, prefix: cfg.index_prefix.clone(), route_by_trace_id: cfg.route_by_trace_id }))
+        Ok(Arc::new(EsStore {
+            client,
+            prefix: cfg.index_prefix.clone(),
+            route_by_trace_id: cfg.route_by_trace_id,
+        }))
     }
 
     pub fn client(&self) -> &Elasticsearch {
@@ -56,7 +60,9 @@ impl EsStore {
         let resp = self
             .client
             .indices()
-            .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[&pattern]))
+            .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[
+                &pattern,
+            ]))
             .allow_no_indices(true)
             .ignore_unavailable(true)
             .send()
@@ -69,7 +75,9 @@ impl EsStore {
     /// both sides, else every span index.
     fn indices_for(&self, q: &SearchQuery) -> Vec<String> {
         if let (Some(s), Some(e)) = (q.start_ns, q.end_ns) {
-            if let Some(days) = daily_indices(&self.prefix, s, e.min(MAX_DATE_NANOS), MAX_LISTED_DAYS) {
+            if let Some(days) =
+                daily_indices(&self.prefix, s, e.min(MAX_DATE_NANOS), MAX_LISTED_DAYS)
+            {
                 return days;
             }
         }
@@ -78,11 +86,18 @@ impl EsStore {
 
     /// A search, retried briefly on 503: a daily index that was created a
     /// moment ago has no started shard yet and fails as a whole.
-    async fn search_raw(&self, indices: &[String], body: Value, routing: Option<&str>) -> Result<Value> {
+    async fn search_raw(
+        &self,
+        indices: &[String],
+        body: Value,
+        routing: Option<&str>,
+    ) -> Result<Value> {
         let mut delay = Duration::from_millis(50);
         for _ in 0..SEARCH_RETRIES {
             match self.search_once(indices, body.clone(), routing).await {
-                Err(Error::Unavailable(m)) if m.contains("HTTP 503") => tokio::time::sleep(delay).await,
+                Err(Error::Unavailable(m)) if m.contains("HTTP 503") => {
+                    tokio::time::sleep(delay).await
+                }
                 other => return other,
             }
             delay *= 2;
@@ -90,7 +105,12 @@ impl EsStore {
         self.search_once(indices, body, routing).await
     }
 
-    async fn search_once(&self, indices: &[String], body: Value, routing: Option<&str>) -> Result<Value> {
+    async fn search_once(
+        &self,
+        indices: &[String],
+        body: Value,
+        routing: Option<&str>,
+    ) -> Result<Value> {
         let names: Vec<&str> = indices.iter().map(String::as_str).collect();
         let routing: Vec<&str> = routing.into_iter().collect();
         let mut req = self
@@ -104,7 +124,9 @@ impl EsStore {
         }
         let resp = req.send().await.map_err(|e| client_error("search", e))?;
         let resp = check_status("search", resp).await?;
-        resp.json::<Value>().await.map_err(|e| client_error("search response", e))
+        resp.json::<Value>()
+            .await
+            .map_err(|e| client_error("search response", e))
     }
 
     /// Pages through every composite bucket of `sources` under `query`.
@@ -117,13 +139,17 @@ impl EsStore {
                 comp["after"] = a.clone();
             }
             let body = json!({ "size": 0, "query": query, "aggs": { "c": { "composite": comp } } });
-            let resp = self.search_raw(&[index_pattern(&self.prefix)], body, None).await?;
+            let resp = self
+                .search_raw(&[index_pattern(&self.prefix)], body, None)
+                .await?;
             let agg = &resp["aggregations"]["c"];
             let buckets = agg["buckets"].as_array().cloned().unwrap_or_default();
             let done = buckets.is_empty();
             out.extend(buckets.into_iter().map(|mut b| b["key"].take()));
             if out.len() > MAX_BUCKETS {
-                return Err(Error::TooLarge(format!("more than {MAX_BUCKETS} distinct values")));
+                return Err(Error::TooLarge(format!(
+                    "more than {MAX_BUCKETS} distinct values"
+                )));
             }
             match agg.get("after_key") {
                 Some(a) if !done => after = Some(a.clone()),
@@ -134,7 +160,10 @@ impl EsStore {
 }
 
 fn hits(resp: &Value) -> &[Value] {
-    resp["hits"]["hits"].as_array().map(Vec::as_slice).unwrap_or(&[])
+    resp["hits"]["hits"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 fn encode_cursor(sort: &Value) -> String {
@@ -143,9 +172,11 @@ fn encode_cursor(sort: &Value) -> String {
 
 fn decode_cursor(c: &str) -> Result<Value> {
     let bad = || Error::InvalidArgument(format!("bad scan cursor {c:?}"));
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if !v.as_array().is_some_and(|a| a.len() == 3) {
+    if v.as_array().is_none_or(|a| a.len() != 3) {
         return Err(bad());
     }
     Ok(v)
@@ -168,13 +199,17 @@ impl SpanReader for EsStore {
             if let Some(a) = after.take() {
                 body["search_after"] = a;
             }
-            let resp = self.search_raw(&[index_pattern(&self.prefix)], body, routing).await?;
+            let resp = self
+                .search_raw(&[index_pattern(&self.prefix)], body, routing)
+                .await?;
             let page = hits(&resp);
             for h in page {
                 spans.push(document::from_source(&h["_source"])?);
             }
             if spans.len() > MAX_TRACE_SPANS {
-                return Err(Error::TooLarge(format!("trace {hex} has more than {MAX_TRACE_SPANS} spans")));
+                return Err(Error::TooLarge(format!(
+                    "trace {hex} has more than {MAX_TRACE_SPANS} spans"
+                )));
             }
             match page.last() {
                 Some(last) if page.len() == TRACE_PAGE => after = Some(last["sort"].clone()),
@@ -187,7 +222,9 @@ impl SpanReader for EsStore {
         if q.limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(query) = compile(q) else { return Ok(Vec::new()) };
+        let Some(query) = compile(q) else {
+            return Ok(Vec::new());
+        };
         // One hit per trace: its newest matching span; traces ordered by
         // it, ties by trace id (as store::memory::sort_hits does).
         let body = json!({
@@ -203,17 +240,28 @@ impl SpanReader for EsStore {
             .iter()
             .map(|h| {
                 let sort = &h["sort"];
-                let start_ns = sort[0].as_u64().ok_or_else(|| Error::Internal(format!("bad sort value {sort}")))?;
+                let start_ns = sort[0]
+                    .as_u64()
+                    .ok_or_else(|| Error::Internal(format!("bad sort value {sort}")))?;
                 let tid = sort[1].as_str().and_then(TraceId::from_hex);
-                let trace_id = tid.ok_or_else(|| Error::Internal(format!("bad trace id in {sort}")))?;
+                let trace_id =
+                    tid.ok_or_else(|| Error::Internal(format!("bad trace id in {sort}")))?;
                 Ok(TraceHit { trace_id, start_ns })
             })
             .collect()
     }
 
     async fn services(&self) -> Result<Vec<String>> {
-        let keys = self.composite(json!({ "match_all": {} }), json!([{ "service": { "terms": { "field": "service" } } }])).await?;
-        Ok(keys.iter().filter_map(|k| k["service"].as_str().map(str::to_string)).collect())
+        let keys = self
+            .composite(
+                json!({ "match_all": {} }),
+                json!([{ "service": { "terms": { "field": "service" } } }]),
+            )
+            .await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k["service"].as_str().map(str::to_string))
+            .collect())
     }
 
     async fn operations(&self, service: Option<&str>) -> Result<Vec<Operation>> {
@@ -230,7 +278,10 @@ impl SpanReader for EsStore {
             .iter()
             .filter_map(|k| {
                 let name = k["operation"].as_str()?.to_string();
-                let kind = k["kind"].as_str().and_then(SpanKind::parse).unwrap_or_default();
+                let kind = k["kind"]
+                    .as_str()
+                    .and_then(SpanKind::parse)
+                    .unwrap_or_default();
                 Some(Operation { name, kind })
             })
             .collect();
@@ -239,9 +290,16 @@ impl SpanReader for EsStore {
         Ok(ops)
     }
 
-    async fn scan(&self, q: &SearchQuery, after: Option<&str>, page_size: usize) -> Result<ScanPage> {
+    async fn scan(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage> {
         let search_after = after.map(decode_cursor).transpose()?;
-        let Some(query) = compile(q) else { return Ok(ScanPage::default()) };
+        let Some(query) = compile(q) else {
+            return Ok(ScanPage::default());
+        };
         let size = page_size.clamp(1, MAX_PAGE);
         // (start, trace, span) is unique per document, so search_after
         // neither skips nor repeats.
@@ -256,7 +314,10 @@ impl SpanReader for EsStore {
         }
         let resp = self.search_raw(&self.indices_for(q), body, None).await?;
         let page = hits(&resp);
-        let spans = page.iter().map(|h| document::from_source(&h["_source"])).collect::<Result<Vec<_>>>()?;
+        let spans = page
+            .iter()
+            .map(|h| document::from_source(&h["_source"]))
+            .collect::<Result<Vec<_>>>()?;
         let next = match page.last() {
             Some(last) if page.len() == size => Some(encode_cursor(&last["sort"])),
             _ => None,

@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 
 use super::backlog::{Backlog, Batch};
 use super::deadletter::{DeadLetter, DeadLetterFile};
+use super::writer_metrics::WriterMetrics;
 use crate::error::{Error, Result};
-use crate::metrics::{ActorStats, Counter, Gauge};
+use crate::metrics::ActorStats;
 use crate::model::now_ns;
 
 /// Rounds of per-item retries before an item is dead-lettered.
@@ -40,7 +41,10 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(max: Duration) -> Self {
-        Backoff { next: BACKOFF_START, max }
+        Backoff {
+            next: BACKOFF_START,
+            max,
+        }
     }
     pub fn next_delay(&mut self) -> Duration {
         let d = self.next;
@@ -61,46 +65,6 @@ pub enum Step {
     Wait(Duration),
     /// A batch of this many records was settled.
     Flushed(usize),
-}
-
-pub struct WriterMetrics {
-    pub bulk_ok: Counter,
-    pub bulk_failed: Counter,
-    pub bulk_latency_ms_total: Counter,
-    pub bulk_last_latency_ms: Gauge,
-    pub indexed: Counter,
-    pub retried: Counter,
-    pub rejected: Counter,
-    pub request_failures: Counter,
-    pub backlog_bytes: Gauge,
-    pub backlog_records: Gauge,
-    pub lag_ms: Gauge,
-}
-
-impl WriterMetrics {
-    pub fn new() -> Self {
-        let fail = |kind| Counter::new("strand_es_document_failures_total", "span documents not indexed on a try, by kind", &[("kind", kind)]);
-        let bulk = |outcome| Counter::new("strand_es_bulk_requests_total", "_bulk requests sent, by outcome", &[("outcome", outcome)]);
-        WriterMetrics {
-            bulk_ok: bulk("ok"),
-            bulk_failed: bulk("failed"),
-            bulk_latency_ms_total: Counter::new("strand_es_bulk_latency_ms_total", "summed _bulk latency (divide by strand_es_bulk_requests_total)", &[]),
-            bulk_last_latency_ms: Gauge::new("strand_es_bulk_last_latency_ms", "latency of the last _bulk request", &[]),
-            indexed: Counter::new("strand_es_documents_indexed_total", "span documents indexed", &[]),
-            retried: fail("retried"),
-            rejected: fail("dead_lettered"),
-            request_failures: fail("request"),
-            backlog_bytes: Gauge::new("strand_es_backlog_bytes", "bytes waiting in the durable backlog", &[]),
-            backlog_records: Gauge::new("strand_es_backlog_records", "documents waiting in the durable backlog", &[]),
-            lag_ms: Gauge::new("strand_es_indexing_lag_ms", "age of the oldest document not yet indexed", &[]),
-        }
-    }
-}
-
-impl Default for WriterMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 #[derive(Deserialize)]
@@ -143,12 +107,27 @@ pub struct BulkFlusher {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("blocking task: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task: {e}")))?
 }
 
 impl BulkFlusher {
-    pub fn new(client: Elasticsearch, backlog: Arc<Backlog>, dead: DeadLetterFile, limits: FlushLimits, stats: Arc<ActorStats>) -> Self {
-        BulkFlusher { client, backlog, dead, limits, metrics: WriterMetrics::new(), stats }
+    pub fn new(
+        client: Elasticsearch,
+        backlog: Arc<Backlog>,
+        dead: DeadLetterFile,
+        limits: FlushLimits,
+        stats: Arc<ActorStats>,
+    ) -> Self {
+        BulkFlusher {
+            client,
+            backlog,
+            dead,
+            limits,
+            metrics: WriterMetrics::new(),
+            stats,
+        }
     }
 
     /// Flushes a batch if one is due: full by count or bytes, or its oldest
@@ -157,7 +136,9 @@ impl BulkFlusher {
         let p = self.backlog.pending();
         self.metrics.backlog_bytes.set(p.bytes);
         self.metrics.backlog_records.set(p.records);
-        self.stats.queue_depth.store(p.records, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .queue_depth
+            .store(p.records, std::sync::atomic::Ordering::Relaxed);
         if p.records == 0 {
             self.metrics.lag_ms.set(0);
             return Ok(Step::Idle);
@@ -166,7 +147,8 @@ impl BulkFlusher {
         let head = blocking(move || backlog.head_append_ns()).await?;
         let age = Duration::from_nanos(head.map_or(0, |h| now_ns().saturating_sub(h)));
         self.metrics.lag_ms.set(age.as_millis() as u64);
-        let full = p.records >= self.limits.max_docs as u64 || p.bytes >= self.limits.max_bytes as u64;
+        let full =
+            p.records >= self.limits.max_docs as u64 || p.bytes >= self.limits.max_bytes as u64;
         if !full && age < self.limits.max_delay {
             return Ok(Step::Wait(self.limits.max_delay - age));
         }
@@ -190,15 +172,22 @@ impl BulkFlusher {
         if let Some(reason) = &batch.corrupt {
             // Unreadable bytes cannot be indexed; record the loss loudly.
             tracing::error!(%reason, "elasticsearch backlog: skipping corrupt region");
-            self.stats.record_error(&format!("backlog corruption: {reason}"));
-            let letter = DeadLetter { status: 0, reason: json!({ "type": "backlog_corruption", "reason": reason }), entry: Vec::new() };
+            self.stats
+                .record_error(&format!("backlog corruption: {reason}"));
+            let letter = DeadLetter {
+                status: 0,
+                reason: json!({ "type": "backlog_corruption", "reason": reason }),
+                entry: Vec::new(),
+            };
             let dead = self.dead.clone();
             blocking(move || dead.append(&[letter], now_ns())).await?;
         }
         let backlog = self.backlog.clone();
         let end = batch.end;
         blocking(move || backlog.commit(end, n as u64)).await?;
-        self.stats.messages_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .messages_out
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 
@@ -217,7 +206,14 @@ impl BulkFlusher {
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Outcome::RejectAll(status, reason) => {
-                    let letters = todo.iter().map(|&i| DeadLetter { status, reason: json!({ "type": "request_rejected", "reason": reason }), entry: entries[i].to_vec() }).collect();
+                    let letters = todo
+                        .iter()
+                        .map(|&i| DeadLetter {
+                            status,
+                            reason: json!({ "type": "request_rejected", "reason": reason }),
+                            entry: entries[i].to_vec(),
+                        })
+                        .collect();
                     return self.dead_letter(letters).await;
                 }
                 Outcome::Items(items) => {
@@ -232,7 +228,11 @@ impl BulkFlusher {
                             last_reason = error.unwrap_or(Value::Null);
                             retry.push(i);
                         } else {
-                            letters.push(DeadLetter { status, reason: error.unwrap_or(Value::Null), entry: entries[i].to_vec() });
+                            letters.push(DeadLetter {
+                                status,
+                                reason: error.unwrap_or(Value::Null),
+                                entry: entries[i].to_vec(),
+                            });
                         }
                     }
                     self.dead_letter(letters).await?;
@@ -242,7 +242,14 @@ impl BulkFlusher {
                     rounds += 1;
                     if rounds >= ITEM_MAX_ATTEMPTS {
                         let reason = json!({ "type": "retries_exhausted", "attempts": rounds, "last": last_reason });
-                        let letters = retry.iter().map(|&i| DeadLetter { status: 429, reason: reason.clone(), entry: entries[i].to_vec() }).collect();
+                        let letters = retry
+                            .iter()
+                            .map(|&i| DeadLetter {
+                                status: 429,
+                                reason: reason.clone(),
+                                entry: entries[i].to_vec(),
+                            })
+                            .collect();
                         return self.dead_letter(letters).await;
                     }
                     todo = retry;
@@ -266,13 +273,27 @@ impl BulkFlusher {
                 let bytes = resp.bytes().await;
                 match bytes {
                     Err(e) => Outcome::Retry(format!("elasticsearch bulk response: {e}")),
-                    Ok(b) if (200..300).contains(&status) => match serde_json::from_slice::<BulkResponse>(&b) {
-                        Ok(r) if r.items.len() == n => Outcome::Items(
-                            r.items.into_iter().map(|m| m.into_values().next().map_or((500, None), |it| (it.status, it.error))).collect(),
-                        ),
-                        Ok(r) => Outcome::Retry(format!("elasticsearch bulk: {} items answered for {n}", r.items.len())),
-                        Err(e) => Outcome::Retry(format!("elasticsearch bulk: unreadable response: {e}")),
-                    },
+                    Ok(b) if (200..300).contains(&status) => {
+                        match serde_json::from_slice::<BulkResponse>(&b) {
+                            Ok(r) if r.items.len() == n => Outcome::Items(
+                                r.items
+                                    .into_iter()
+                                    .map(|m| {
+                                        m.into_values()
+                                            .next()
+                                            .map_or((500, None), |it| (it.status, it.error))
+                                    })
+                                    .collect(),
+                            ),
+                            Ok(r) => Outcome::Retry(format!(
+                                "elasticsearch bulk: {} items answered for {n}",
+                                r.items.len()
+                            )),
+                            Err(e) => Outcome::Retry(format!(
+                                "elasticsearch bulk: unreadable response: {e}"
+                            )),
+                        }
+                    }
                     Ok(b) => {
                         let text: String = String::from_utf8_lossy(&b).chars().take(1000).collect();
                         let reason = format!("elasticsearch bulk: HTTP {status}: {text}");
@@ -299,7 +320,10 @@ impl BulkFlusher {
         self.metrics.rejected.add(letters.len() as u64);
         let first = letters[0].reason.to_string();
         tracing::warn!(count = letters.len(), reason = %first, "elasticsearch refused span documents; dead-lettered");
-        self.stats.record_error(&format!("dead-lettered {} documents: {first}", letters.len()));
+        self.stats.record_error(&format!(
+            "dead-lettered {} documents: {first}",
+            letters.len()
+        ));
         let dead = self.dead.clone();
         blocking(move || dead.append(&letters, now_ns())).await
     }

@@ -12,6 +12,10 @@
 //! (little-endian; the CRC covers append_ns and payload). A record's offset
 //! is its segment's base plus its position in the file.
 
+mod format;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -20,15 +24,8 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-
-const SEGMENT_MAGIC: &[u8; 8] = b"STRESBL1";
-const CHECKPOINT_MAGIC: &[u8; 8] = b"STRESCP1";
-const HEADER: u64 = SEGMENT_MAGIC.len() as u64;
-const RECORD_HEADER: u64 = 16;
-/// No single record (one span document) may be larger than this.
-pub const MAX_RECORD_BYTES: usize = 64 << 20;
-/// A new segment is started once the active one is this large.
-pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+use format::*;
+pub use format::{DEFAULT_SEGMENT_BYTES, MAX_RECORD_BYTES};
 
 /// One queued bulk entry.
 #[derive(Debug)]
@@ -78,101 +75,12 @@ struct Inner {
 
 impl Inner {
     fn end(&self) -> u64 {
-        self.segments.iter().next_back().map(|(b, l)| b + l).unwrap_or(0)
+        self.segments
+            .iter()
+            .next_back()
+            .map(|(b, l)| b + l)
+            .unwrap_or(0)
     }
-}
-
-fn segment_path(dir: &Path, base: u64) -> PathBuf {
-    dir.join(format!("{base:020}.seg"))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
-fn lock_exclusive(f: &File, dir: &Path) -> Result<()> {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock only reads the descriptor, which `f` keeps open for
-    // the duration of the call; it touches no Rust-managed memory.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(Error::Unavailable(format!("backlog {} is in use by another writer", dir.display())));
-    }
-    Ok(())
-}
-
-fn crc(append_ns: u64, payload: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&append_ns.to_le_bytes());
-    h.update(payload);
-    h.finalize()
-}
-
-fn create_segment(dir: &Path, base: u64) -> Result<File> {
-    let mut f = OpenOptions::new().create_new(true).append(true).open(segment_path(dir, base))?;
-    f.write_all(SEGMENT_MAGIC)?;
-    f.sync_all()?;
-    sync_dir(dir)?;
-    Ok(f)
-}
-
-/// Reads one record header at the reader's position: (len, crc, append_ns).
-fn read_header(r: &mut impl Read) -> std::io::Result<(u32, u32, u64)> {
-    let mut h = [0u8; RECORD_HEADER as usize];
-    r.read_exact(&mut h)?;
-    let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-    let ns = u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
-    Ok((word(0), word(4), ns))
-}
-
-/// Walks the records of a segment from `pos`, validating each; returns the
-/// position after the last valid record and how many records it passed.
-fn scan_segment(path: &Path, pos: u64, len: u64, verify: bool) -> Result<(u64, u64)> {
-    let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
-    r.seek(SeekFrom::Start(pos))?;
-    let (mut at, mut n) = (pos, 0u64);
-    let mut buf = Vec::new();
-    while at + RECORD_HEADER <= len {
-        let Ok((rlen, rcrc, ns)) = read_header(&mut r) else { break };
-        let rlen = u64::from(rlen);
-        if rlen as usize > MAX_RECORD_BYTES || at + RECORD_HEADER + rlen > len {
-            break;
-        }
-        if verify {
-            buf.resize(rlen as usize, 0);
-            if r.read_exact(&mut buf).is_err() || crc(ns, &buf) != rcrc {
-                break;
-            }
-        } else {
-            r.seek_relative(rlen as i64)?;
-        }
-        at += RECORD_HEADER + rlen;
-        n += 1;
-    }
-    Ok((at, n))
-}
-
-fn read_checkpoint(dir: &Path) -> Option<u64> {
-    let b = fs::read(dir.join("checkpoint")).ok()?;
-    if b.len() != 20 || &b[..8] != CHECKPOINT_MAGIC {
-        return None;
-    }
-    let off = u64::from_le_bytes(b[8..16].try_into().ok()?);
-    (crc32fast::hash(&b[..16]) == u32::from_le_bytes(b[16..20].try_into().ok()?)).then_some(off)
-}
-
-fn write_checkpoint(dir: &Path, off: u64) -> Result<()> {
-    let mut b = Vec::with_capacity(20);
-    b.extend_from_slice(CHECKPOINT_MAGIC);
-    b.extend_from_slice(&off.to_le_bytes());
-    b.extend_from_slice(&crc32fast::hash(&b).to_le_bytes());
-    let tmp = dir.join("checkpoint.tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(&b)?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join("checkpoint"))?;
-    sync_dir(dir)
 }
 
 impl Backlog {
@@ -180,13 +88,19 @@ impl Backlog {
     /// cuts a torn tail left by a crash, and resumes from the checkpoint.
     pub fn open(dir: &Path, max_bytes: u64, segment_bytes: u64) -> Result<Backlog> {
         fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
         lock_exclusive(&lock, dir)?;
         let mut segments = BTreeMap::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            let Some(stem) = name.strip_suffix(".seg") else { continue };
+            let Some(stem) = name.strip_suffix(".seg") else {
+                continue;
+            };
             if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
                 if let Ok(base) = stem.parse::<u64>() {
                     segments.insert(base, fs::metadata(segment_path(dir, base))?.len());
@@ -198,7 +112,9 @@ impl Backlog {
         if let Some((&base, &len)) = segments.iter().next_back() {
             let path = segment_path(dir, base);
             let mut magic = [0u8; 8];
-            let ok = len >= HEADER && File::open(&path)?.read_exact(&mut magic).is_ok() && &magic == SEGMENT_MAGIC;
+            let ok = len >= HEADER
+                && File::open(&path)?.read_exact(&mut magic).is_ok()
+                && &magic == SEGMENT_MAGIC;
             if !ok {
                 fs::remove_file(&path)?;
                 segments.remove(&base);
@@ -228,7 +144,9 @@ impl Backlog {
         }
         let mut checkpoint = saved.or(first).unwrap_or(0);
         let active = match segments.iter().next_back() {
-            Some((&base, _)) => OpenOptions::new().append(true).open(segment_path(dir, base))?,
+            Some((&base, _)) => OpenOptions::new()
+                .append(true)
+                .open(segment_path(dir, base))?,
             None => {
                 let f = create_segment(dir, checkpoint)?;
                 segments.insert(checkpoint, HEADER);
@@ -237,7 +155,13 @@ impl Backlog {
         };
         let end = segments.iter().next_back().map(|(b, l)| b + l).unwrap_or(0);
         checkpoint = checkpoint.clamp(segments.keys().next().copied().unwrap_or(0), end);
-        let inner = Inner { segments, active, checkpoint, pending_records: 0, closed: false };
+        let inner = Inner {
+            segments,
+            active,
+            checkpoint,
+            pending_records: 0,
+            closed: false,
+        };
         let backlog = Backlog {
             dir: dir.to_path_buf(),
             max_bytes,
@@ -254,10 +178,18 @@ impl Backlog {
     /// Appends entries as one fsynced write. `Overloaded` when the budget
     /// would be exceeded; `TooLarge` when the entries could never fit.
     pub fn append(&self, entries: &[Vec<u8>], now_ns: u64) -> Result<()> {
-        let mut buf = Vec::with_capacity(entries.iter().map(|e| e.len() + RECORD_HEADER as usize).sum());
+        let mut buf = Vec::with_capacity(
+            entries
+                .iter()
+                .map(|e| e.len() + RECORD_HEADER as usize)
+                .sum(),
+        );
         for e in entries {
             if e.len() > MAX_RECORD_BYTES {
-                return Err(Error::TooLarge(format!("span document of {} bytes", e.len())));
+                return Err(Error::TooLarge(format!(
+                    "span document of {} bytes",
+                    e.len()
+                )));
             }
             buf.extend_from_slice(&(e.len() as u32).to_le_bytes());
             buf.extend_from_slice(&crc(now_ns, e).to_le_bytes());
@@ -266,11 +198,15 @@ impl Backlog {
         }
         let size = buf.len() as u64;
         if size > self.max_bytes {
-            return Err(Error::TooLarge(format!("{size} bytes exceed the elasticsearch backlog budget")));
+            return Err(Error::TooLarge(format!(
+                "{size} bytes exceed the elasticsearch backlog budget"
+            )));
         }
         let mut g = self.inner.lock();
         if g.closed {
-            return Err(Error::Unavailable("elasticsearch writer is shut down".into()));
+            return Err(Error::Unavailable(
+                "elasticsearch writer is shut down".into(),
+            ));
         }
         let end = g.end();
         if end - g.checkpoint + size > self.max_bytes {
@@ -280,7 +216,11 @@ impl Backlog {
                 self.max_bytes
             )));
         }
-        let (&base, &len) = g.segments.iter().next_back().ok_or_else(|| Error::Internal("backlog has no segment".into()))?;
+        let (&base, &len) = g
+            .segments
+            .iter()
+            .next_back()
+            .ok_or_else(|| Error::Internal("backlog has no segment".into()))?;
         if len > HEADER && len + size > self.segment_bytes {
             g.active = create_segment(&self.dir, end)?;
             g.segments.insert(end, HEADER);
@@ -299,7 +239,10 @@ impl Backlog {
 
     pub fn pending(&self) -> Pending {
         let g = self.inner.lock();
-        Pending { records: g.pending_records, bytes: g.end() - g.checkpoint }
+        Pending {
+            records: g.pending_records,
+            bytes: g.end() - g.checkpoint,
+        }
     }
 
     pub fn checkpoint(&self) -> u64 {
@@ -318,7 +261,10 @@ impl Backlog {
             let g = self.inner.lock();
             (g.segments.clone(), g.end())
         };
-        let mut batch = Batch { end: from, ..Default::default() };
+        let mut batch = Batch {
+            end: from,
+            ..Default::default()
+        };
         let mut bytes = 0usize;
         let mut reader: Option<(u64, BufReader<File>)> = None;
         let mut off = from;
@@ -340,12 +286,17 @@ impl Backlog {
             }
             off = off.max(base + HEADER);
             if reader.as_ref().is_none_or(|(b, _)| *b != base) {
-                let mut r = BufReader::with_capacity(1 << 20, File::open(segment_path(&self.dir, base))?);
+                let mut r =
+                    BufReader::with_capacity(1 << 20, File::open(segment_path(&self.dir, base))?);
                 r.seek(SeekFrom::Start(off - base))?;
                 reader = Some((base, r));
             }
             let Some((_, r)) = reader.as_mut() else { break };
-            let next_segment = segments.range(base + 1..).next().map(|(b, _)| *b).unwrap_or(base + len);
+            let next_segment = segments
+                .range(base + 1..)
+                .next()
+                .map(|(b, _)| *b)
+                .unwrap_or(base + len);
             let (rlen, rcrc, ns) = match read_header(r) {
                 Ok(h) => h,
                 Err(e) => {
@@ -356,7 +307,9 @@ impl Backlog {
             };
             let rlen_u = rlen as usize;
             if rlen_u > MAX_RECORD_BYTES || off + RECORD_HEADER + rlen as u64 > base + len {
-                batch.corrupt = Some(format!("record at offset {off} has impossible length {rlen}"));
+                batch.corrupt = Some(format!(
+                    "record at offset {off} has impossible length {rlen}"
+                ));
                 batch.end = next_segment;
                 return Ok(batch);
             }
@@ -372,7 +325,11 @@ impl Backlog {
             }
             bytes += rlen_u;
             off += RECORD_HEADER + rlen as u64;
-            batch.records.push(Record { end: off, append_ns: ns, payload });
+            batch.records.push(Record {
+                end: off,
+                append_ns: ns,
+                payload,
+            });
             batch.end = off;
         }
         Ok(batch)
@@ -401,7 +358,11 @@ impl Backlog {
         let doomed: Vec<u64> = {
             let g = self.inner.lock();
             let active = g.segments.keys().next_back().copied();
-            g.segments.iter().filter(|(b, l)| *b + *l <= g.checkpoint && Some(**b) != active).map(|(b, _)| *b).collect()
+            g.segments
+                .iter()
+                .filter(|(b, l)| *b + *l <= g.checkpoint && Some(**b) != active)
+                .map(|(b, _)| *b)
+                .collect()
         };
         for base in &doomed {
             fs::remove_file(segment_path(&self.dir, *base))?;
@@ -427,135 +388,5 @@ impl Backlog {
             n += scan_segment(&segment_path(&self.dir, base), from, len, false)?.1;
         }
         Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entries(n: usize, tag: &str) -> Vec<Vec<u8>> {
-        (0..n).map(|i| format!("{tag}-{i}\n").into_bytes()).collect()
-    }
-
-    fn drain(b: &Backlog) -> Vec<String> {
-        let batch = b.read(b.checkpoint(), usize::MAX, usize::MAX).unwrap();
-        assert!(batch.corrupt.is_none(), "{:?}", batch.corrupt);
-        batch.records.iter().map(|r| String::from_utf8(r.payload.clone()).unwrap()).collect()
-    }
-
-    #[test]
-    fn appends_survive_reopen_and_commit_advances() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let b = Backlog::open(dir.path(), 1 << 20, 256).unwrap();
-            b.append(&entries(10, "a"), 7).unwrap();
-            assert_eq!(b.pending().records, 10);
-            let batch = b.read(b.checkpoint(), 4, usize::MAX).unwrap();
-            assert_eq!(batch.records.len(), 4);
-            assert!(batch.full);
-            assert_eq!(batch.records[0].append_ns, 7);
-            b.commit(batch.end, 4).unwrap();
-            // A second writer on the same directory is refused.
-            assert!(matches!(Backlog::open(dir.path(), 1 << 20, 256), Err(Error::Unavailable(_))));
-        }
-        let b = Backlog::open(dir.path(), 1 << 20, 256).unwrap();
-        assert_eq!(b.pending().records, 6);
-        assert_eq!(drain(&b), (4..10).map(|i| format!("a-{i}\n")).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn segments_roll_and_settled_ones_are_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = Backlog::open(dir.path(), 1 << 20, 64).unwrap();
-        for i in 0..20 {
-            b.append(&entries(1, &format!("r{i}")), 1).unwrap();
-        }
-        let segs = || fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".seg")).count();
-        assert!(segs() > 3);
-        let got = drain(&b);
-        assert_eq!(got.len(), 20);
-        assert_eq!(got[19], "r19-0\n");
-        let batch = b.read(b.checkpoint(), usize::MAX, usize::MAX).unwrap();
-        b.commit(batch.end, 20).unwrap();
-        assert_eq!(segs(), 1);
-        assert_eq!(b.pending(), Pending { records: 0, bytes: 0 });
-        b.append(&entries(1, "after"), 1).unwrap();
-        assert_eq!(drain(&b), vec!["after-0\n"]);
-    }
-
-    #[test]
-    fn budget_is_enforced_with_overloaded() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = Backlog::open(dir.path(), 200, 1 << 20).unwrap();
-        b.append(&entries(5, "x"), 1).unwrap();
-        let e = b.append(&entries(10, "y"), 1).unwrap_err();
-        assert!(matches!(e, Error::Overloaded(_)), "{e}");
-        assert!(matches!(b.append(&[vec![0u8; 300]], 1), Err(Error::TooLarge(_))));
-        let batch = b.read(b.checkpoint(), usize::MAX, usize::MAX).unwrap();
-        b.commit(batch.end, 5).unwrap();
-        b.append(&entries(5, "y"), 1).unwrap();
-    }
-
-    #[test]
-    fn byte_limit_bounds_a_batch_but_takes_at_least_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = Backlog::open(dir.path(), 1 << 20, 1 << 20).unwrap();
-        b.append(&[vec![b'a'; 100], vec![b'b'; 100], vec![b'c'; 100]], 1).unwrap();
-        assert_eq!(b.read(b.checkpoint(), 10, 150).unwrap().records.len(), 1);
-        assert_eq!(b.read(b.checkpoint(), 10, 200).unwrap().records.len(), 2);
-        assert_eq!(b.read(b.checkpoint(), 10, 10).unwrap().records.len(), 1);
-    }
-
-    #[test]
-    fn torn_tail_is_cut_and_corruption_is_reported_not_served() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let b = Backlog::open(dir.path(), 1 << 20, 1 << 20).unwrap();
-            b.append(&entries(3, "t"), 1).unwrap();
-        }
-        let seg = segment_path(dir.path(), 0);
-        let good_len = fs::metadata(&seg).unwrap().len();
-        // A torn append: a header promising more bytes than were written.
-        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-        f.write_all(&[200, 0, 0, 0, 1, 2, 3]).unwrap();
-        drop(f);
-        {
-            let b = Backlog::open(dir.path(), 1 << 20, 1 << 20).unwrap();
-            assert_eq!(fs::metadata(&seg).unwrap().len(), good_len);
-            assert_eq!(drain(&b).len(), 3);
-            b.append(&entries(1, "next"), 1).unwrap();
-        }
-        // Flip a payload byte of the first record: the checksum catches it.
-        let mut bytes = fs::read(&seg).unwrap();
-        bytes[HEADER as usize + RECORD_HEADER as usize] ^= 0xff;
-        fs::write(&seg, &bytes).unwrap();
-        let b = Backlog::open(dir.path(), 1 << 20, 1 << 20).unwrap();
-        // The open-time scan cut everything from the bad record on, since
-        // it was in the last segment, and kept the cut bytes aside;
-        // nothing corrupt is ever returned.
-        let batch = b.read(b.checkpoint(), usize::MAX, usize::MAX).unwrap();
-        assert!(batch.records.is_empty());
-        let kept = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("torn-")).count();
-        assert_eq!(kept, 2);
-    }
-
-    #[test]
-    fn corruption_in_a_sealed_segment_skips_to_the_next() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = Backlog::open(dir.path(), 1 << 20, 40).unwrap();
-        b.append(&entries(1, "first"), 1).unwrap();
-        b.append(&entries(1, "second"), 1).unwrap();
-        let seg = segment_path(dir.path(), 0);
-        let mut bytes = fs::read(&seg).unwrap();
-        let last = bytes.len() - 2;
-        bytes[last] ^= 0xff;
-        fs::write(&seg, &bytes).unwrap();
-        let batch = b.read(b.checkpoint(), usize::MAX, usize::MAX).unwrap();
-        assert!(batch.corrupt.is_some());
-        assert!(batch.records.is_empty());
-        let rest = b.read(batch.end, usize::MAX, usize::MAX).unwrap();
-        assert_eq!(rest.records.len(), 1);
-        assert_eq!(rest.records[0].payload, b"second-0\n");
     }
 }
