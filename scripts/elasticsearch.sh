@@ -23,12 +23,31 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${STRAND_SERVICES_CACHE:-$HOME/.cache/strand}"
 STATE="$REPO/.services/elasticsearch"
-PIDFILE="$STATE/run/es.pid"
 PORT="${ES_PORT:-9200}"
 HEAP="${ES_HEAP:-1g}"
 ES_USER="${ES_USER:-strand-es}"
 START_TIMEOUT="${ES_START_TIMEOUT:-180}"
 URL="http://127.0.0.1:$PORT"
+
+# Whether every directory from $1 up to / can be entered by other users.
+others_can_enter() {
+    local d="$1" p
+    while [[ "$d" != "/" ]]; do
+        p="$(stat -c %A "$d" 2>/dev/null)" || return 1
+        [[ "${p:9:1}" == [xt] ]] || return 1
+        d="$(dirname "$d")"
+    done
+}
+
+# Runtime state (config, data, logs, pid) lives in $STATE, unless the
+# service user could not reach it (a clone under a private home such as
+# /root): then under /var/tmp, linked from $STATE/runtime.
+if [[ "$(id -u)" != 0 ]] || others_can_enter "$REPO"; then
+    RUN="$STATE"
+else
+    RUN="/var/tmp/strand-es-$(printf %s "$REPO" | md5sum | cut -c1-12)"
+fi
+PIDFILE="$RUN/run/es.pid"
 
 log() { echo "elasticsearch.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -99,6 +118,7 @@ do_install() {
         rm -rf "$DIST"
         mv "$tmp/elasticsearch-$VERSION" "$DIST"
         rm -rf "$tmp"
+        chmod -R a+rX "$DIST" # readable by the service user whatever the umask
     fi
     ensure_user
     log "installed Elasticsearch $VERSION (Java $JDK_MAJOR at $JDK) in $DIST"
@@ -135,7 +155,7 @@ pid_alive() {
 # state dir, because the cache may sit under a home the service user cannot
 # enter.
 prepare_home() {
-    local home="$STATE/dist-$VERSION"
+    local home="$RUN/dist-$VERSION"
     if [[ ! -f "$home/bin/elasticsearch" ]]; then
         rm -rf "$home"
         cp -al "$DIST" "$home" 2>/dev/null || cp -a "$DIST" "$home"
@@ -144,8 +164,15 @@ prepare_home() {
 }
 
 write_config() {
-    local conf="$STATE/config"
-    mkdir -p "$conf" "$STATE/data" "$STATE/logs" "$STATE/tmp" "$STATE/run"
+    local conf="$RUN/config"
+    mkdir -p "$STATE" "$RUN"
+    chmod 755 "$RUN"
+    if [[ "$RUN" == "$STATE" ]]; then
+        chmod 755 "$REPO/.services"
+    else
+        ln -sfn "$RUN" "$STATE/runtime"
+    fi
+    mkdir -p "$conf" "$RUN/data" "$RUN/logs" "$RUN/tmp" "$RUN/run"
     # Start from the distribution's files (log4j2, jvm.options) and override.
     cp -f "$HOME_DIR"/config/log4j2.properties "$HOME_DIR"/config/jvm.options "$conf"/
     mkdir -p "$conf/jvm.options.d"
@@ -158,17 +185,17 @@ discovery.type: single-node
 network.host: 127.0.0.1
 http.port: $PORT
 transport.port: $((PORT + 100))
-path.data: $STATE/data
-path.logs: $STATE/logs
+path.data: $RUN/data
+path.logs: $RUN/logs
 xpack.security.enabled: false
 # Small development disks: never block writes on the disk watermarks.
 cluster.routing.allocation.disk.threshold_enabled: false
 action.destructive_requires_name: false
 EOF
     if [[ "$(id -u)" == 0 ]]; then
-        chown -R "$ES_USER": "$STATE/config" "$STATE/data" "$STATE/logs" "$STATE/tmp" "$STATE/run"
+        chown -R "$ES_USER": "$RUN/config" "$RUN/data" "$RUN/logs" "$RUN/tmp" "$RUN/run"
         # The user must be able to reach the state dir through the repo path.
-        local d="$STATE"
+        local d="$RUN"
         while [[ "$d" != "/" ]]; do
             if ! runuser -u "$ES_USER" -- test -x "$d"; then
                 die "user $ES_USER cannot enter $d; move the repo or chmod o+x $d"
@@ -184,7 +211,7 @@ do_start() {
         return 0
     fi
     do_install
-    mkdir -p "$STATE"
+    mkdir -p "$STATE" "$RUN"
     if pid_alive; then
         log "process $(cat "$PIDFILE") is starting; waiting for it"
     else
@@ -192,21 +219,21 @@ do_start() {
         write_config
         rm -f "$PIDFILE"
         log "starting Elasticsearch $VERSION on $URL (heap $HEAP)"
-        as_es env ES_JAVA_HOME="$JDK" ES_PATH_CONF="$STATE/config" ES_TMPDIR="$STATE/tmp" \
+        as_es env ES_JAVA_HOME="$JDK" ES_PATH_CONF="$RUN/config" ES_TMPDIR="$RUN/tmp" \
             ES_JAVA_OPTS="${ES_JAVA_OPTS:-}" \
             "$HOME_DIR/bin/elasticsearch" -d -p "$PIDFILE" </dev/null \
-            > "$STATE/start.out" 2>&1 \
-            || { cat "$STATE/start.out" >&2; die "Elasticsearch failed to start (see $STATE/logs)"; }
+            > "$RUN/start.out" 2>&1 \
+            || { cat "$RUN/start.out" >&2; die "Elasticsearch failed to start (see $RUN/logs)"; }
     fi
     local waited=0
     until healthy; do
         if (( waited >= START_TIMEOUT )); then
-            tail -n 40 "$STATE/logs/strand-dev.log" >&2 2>/dev/null || true
-            die "not healthy after ${START_TIMEOUT}s (see $STATE/logs)"
+            tail -n 40 "$RUN/logs/strand-dev.log" >&2 2>/dev/null || true
+            die "not healthy after ${START_TIMEOUT}s (see $RUN/logs)"
         fi
         if ! pid_alive && (( waited > 5 )); then
-            tail -n 40 "$STATE/logs/strand-dev.log" >&2 2>/dev/null || cat "$STATE/start.out" >&2
-            die "Elasticsearch exited during startup (see $STATE/logs)"
+            tail -n 40 "$RUN/logs/strand-dev.log" >&2 2>/dev/null || cat "$RUN/start.out" >&2
+            die "Elasticsearch exited during startup (see $RUN/logs)"
         fi
         sleep 1
         waited=$((waited + 1))
@@ -251,6 +278,6 @@ case "${1:-}" in
     start) do_start ;;
     stop) do_stop ;;
     status) do_status ;;
-    logs) tail -n 100 "$STATE/logs/strand-dev.log" ;;
+    logs) tail -n 100 "$RUN/logs/strand-dev.log" ;;
     *) echo "usage: $0 install|start|stop|status|logs" >&2; exit 2 ;;
 esac
