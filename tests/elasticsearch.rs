@@ -407,7 +407,13 @@ fn queries(now: u64) -> Vec<SearchQuery> {
 async fn search_agrees_with_memory_store() {
     require_es().await;
     let prefix = unique_prefix("search");
-    let cfg = es_config(&prefix);
+    // Several shards with trace-id routing: collapse and trace fetch must
+    // still see every span.
+    let cfg = ElasticsearchConfig {
+        route_by_trace_id: true,
+        number_of_shards: 3,
+        ..es_config(&prefix)
+    };
     let index = IndexConfig::default();
     let store = EsStore::connect(&cfg, &index).await.expect("connect");
     let dir = tempfile::tempdir().unwrap();
@@ -431,6 +437,13 @@ async fn search_agrees_with_memory_store() {
         {
             assert!(!want.is_empty(), "query should match something: {q:?}");
         }
+    }
+    for t in spans.iter().step_by(9).map(|s| s.trace_id) {
+        let mut got = store.trace(t).await.expect("trace");
+        let mut want = mem.trace(t).await.unwrap();
+        got.sort_by_key(|s| s.span_id);
+        want.sort_by_key(|s| s.span_id);
+        assert_eq!(got, want);
     }
     assert_eq!(
         store.services().await.unwrap(),
