@@ -2,6 +2,8 @@
 //! (`scripts/elasticsearch.sh start`; STRAND_ES_URL overrides). Every test
 //! uses its own index prefix and cleans up after itself.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -735,5 +737,36 @@ async fn janitor_deletes_exactly_the_indices_past_retention() {
         .await
         .unwrap()
         .is_empty());
+    cleanup(&store, &prefix).await;
+}
+
+#[actix_rt::test]
+async fn conformance_suite() {
+    require_es().await;
+    let prefix = unique_prefix("conformance");
+    let cfg = es_config(&prefix);
+    let index = IndexConfig::default();
+    let store = EsStore::connect(&cfg, &index).await.expect("connect");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(start_es_writer(&cfg, &index, dir.path()).expect("writer"));
+    // One document per (daily index, trace id, span id): redelivered spans
+    // overwrite their document.
+    let docs: BTreeSet<_> = common::fixtures::load_all()
+        .iter()
+        .map(|s| {
+            (
+                strand::elasticsearch::daily_index(&prefix, s.start_ns),
+                s.trace_id,
+                s.span_id,
+            )
+        })
+        .collect();
+    let n = docs.len() as u64;
+    let (st, p) = (store.clone(), prefix.clone());
+    common::conformance::run(writer.clone(), store.clone(), |_| async move {
+        wait_indexed(&st, &p, n).await
+    })
+    .await;
+    writer.shutdown().await;
     cleanup(&store, &prefix).await;
 }
