@@ -172,7 +172,7 @@ write_config() {
     else
         ln -sfn "$RUN" "$STATE/runtime"
     fi
-    mkdir -p "$conf" "$RUN/data" "$RUN/logs" "$RUN/tmp" "$RUN/run"
+    mkdir -p "$conf" "$RUN/data-$VERSION" "$RUN/logs" "$RUN/tmp" "$RUN/run"
     # Start from the distribution's files (log4j2, jvm.options) and override.
     cp -f "$HOME_DIR"/config/log4j2.properties "$HOME_DIR"/config/jvm.options "$conf"/
     mkdir -p "$conf/jvm.options.d"
@@ -185,7 +185,7 @@ discovery.type: single-node
 network.host: 127.0.0.1
 http.port: $PORT
 transport.port: $((PORT + 100))
-path.data: $RUN/data
+path.data: $RUN/data-$VERSION
 path.logs: $RUN/logs
 xpack.security.enabled: false
 # Small development disks: never block writes on the disk watermarks.
@@ -193,7 +193,7 @@ cluster.routing.allocation.disk.threshold_enabled: false
 action.destructive_requires_name: false
 EOF
     if [[ "$(id -u)" == 0 ]]; then
-        chown -R "$ES_USER": "$RUN/config" "$RUN/data" "$RUN/logs" "$RUN/tmp" "$RUN/run"
+        chown -R "$ES_USER": "$RUN/config" "$RUN/data-$VERSION" "$RUN/logs" "$RUN/tmp" "$RUN/run"
         # The user must be able to reach the state dir through the repo path.
         local d="$RUN"
         while [[ "$d" != "/" ]]; do
