@@ -323,6 +323,7 @@ async fn drain(
         let wait = match flusher.step().await? {
             Step::Idle => IDLE_TICK,
             Step::Wait(d) => d.min(IDLE_TICK),
+            Step::Flushed(0) => Duration::from_millis(100),
             Step::Flushed(_) => continue,
         };
         let _ = tokio::time::timeout(wait, shared.wake.notified()).await;

@@ -145,7 +145,12 @@ impl BulkFlusher {
         }
         let backlog = self.backlog.clone();
         let head = blocking(move || backlog.head_append_ns()).await?;
-        let age = Duration::from_nanos(head.map_or(0, |h| now_ns().saturating_sub(h)));
+        // No readable head while records are pending means a corrupt
+        // region: flush now, which reports and skips it.
+        let age = match head {
+            Some(h) => Duration::from_nanos(now_ns().saturating_sub(h)),
+            None => self.limits.max_delay,
+        };
         self.metrics.lag_ms.set(age.as_millis() as u64);
         let full =
             p.records >= self.limits.max_docs as u64 || p.bytes >= self.limits.max_bytes as u64;

@@ -350,6 +350,11 @@ impl Backlog {
             let mut g = self.inner.lock();
             g.checkpoint = g.checkpoint.max(to);
             g.pending_records = g.pending_records.saturating_sub(records);
+            if g.checkpoint >= g.end() {
+                // Records skipped in a corrupt region were never counted
+                // out; an empty backlog has none, whatever the count says.
+                g.pending_records = 0;
+            }
         }
         self.drop_settled_segments()
     }

@@ -169,4 +169,13 @@ fn corruption_in_a_sealed_segment_skips_to_the_next() {
     let rest = b.read(batch.end, usize::MAX, usize::MAX).unwrap();
     assert_eq!(rest.records.len(), 1);
     assert_eq!(rest.records[0].payload, b"second-0\n");
+    // Settling past the corrupt region empties the backlog, count included.
+    b.commit(rest.end, 1).unwrap();
+    assert_eq!(
+        b.pending(),
+        Pending {
+            records: 0,
+            bytes: 0
+        }
+    );
 }
