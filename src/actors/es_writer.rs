@@ -329,3 +329,56 @@ async fn drain(
         let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SpanId, TraceId};
+
+    fn spans(n: u64) -> Vec<Span> {
+        (0..n)
+            .map(|i| Span {
+                trace_id: TraceId([1; 16]),
+                span_id: SpanId((i + 1).to_be_bytes()),
+                name: "op".into(),
+                start_ns: 1_700_000_000_000_000_000 + i,
+                end_ns: 1_700_000_000_000_000_100 + i,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn a_full_backlog_pushes_back_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens on port 9: nothing drains.
+        let cfg = ElasticsearchConfig {
+            url: "http://127.0.0.1:9".into(),
+            bulk_max_bytes: 1024,
+            backlog_max_bytes: 8 << 10,
+            ..Default::default()
+        };
+        let index = IndexConfig::default();
+        let w = start_es_writer(&cfg, &index, dir.path()).unwrap();
+        let mut accepted = 0;
+        let err = loop {
+            match w.write(spans(3)).await {
+                Ok(()) => accepted += 3,
+                Err(e) => break e,
+            }
+            assert!(accepted < 10_000, "the backlog never filled");
+        };
+        assert!(
+            matches!(err, Error::Overloaded(_)) && err.is_retryable(),
+            "{err}"
+        );
+        let pending = w.pending();
+        assert_eq!(pending.records, accepted);
+        assert!(pending.bytes <= cfg.backlog_max_bytes);
+        w.shutdown().await;
+        drop(w);
+        let w = start_es_writer(&cfg, &index, dir.path()).unwrap();
+        assert_eq!(w.pending(), pending, "acknowledged spans survive a restart");
+        w.shutdown().await;
+    }
+}
