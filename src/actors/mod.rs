@@ -1,5 +1,6 @@
 //! The actix supervision tree: receivers, writers, sealers.
 
+pub mod es_writer;
 pub mod receiver;
 pub mod sealer;
 pub mod supervise;
