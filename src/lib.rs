@@ -13,4 +13,5 @@ pub mod otlp;
 pub mod query;
 pub mod sampling;
 pub mod scrub;
+pub mod serve;
 pub mod store;
