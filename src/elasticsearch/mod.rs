@@ -7,10 +7,13 @@
 //! - [`writer`]: drains the backlog with `_bulk`, retries, dead-letters.
 //! - [`reader`]: [`reader::EsStore`], the `SpanReader` over the indices.
 //! - [`janitor`]: deletes daily indices past the retention window.
+//! - [`fallible`]: keeps queries answering from the hot store while
+//!   Elasticsearch is unreachable.
 
 pub mod backlog;
 pub mod deadletter;
 pub mod document;
+pub mod fallible;
 pub mod janitor;
 pub mod mapping;
 pub mod query;

@@ -50,6 +50,17 @@ impl EsStore {
         }))
     }
 
+    /// The reader alone, without contacting Elasticsearch: `strand serve`
+    /// must start while the node is down (the writer installs the template
+    /// before it indexes anything, retrying until the node answers).
+    pub fn open(cfg: &ElasticsearchConfig) -> Result<Arc<EsStore>> {
+        Ok(Arc::new(EsStore {
+            client: client(cfg)?,
+            prefix: cfg.index_prefix.clone(),
+            route_by_trace_id: cfg.route_by_trace_id,
+        }))
+    }
+
     pub fn client(&self) -> &Elasticsearch {
         &self.client
     }

@@ -12,6 +12,8 @@ pub struct Strand {
     pub http: String,
     pub query: String,
     config_path: PathBuf,
+    ports: (u16, u16, u16),
+    args: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -26,30 +28,50 @@ impl Strand {
     /// Starts `strand serve` with its data under `dir` and `extra` TOML
     /// appended to the generated config; waits until /readyz answers 200.
     pub fn start(dir: &Path, extra: &str) -> Strand {
-        let (g, h, q) = (free_port(), free_port(), free_port());
+        Strand::start_with_args(dir, extra, &[])
+    }
+
+    /// As [`Strand::start`], with more `strand serve` arguments (such as
+    /// `--target query`).
+    pub fn start_with_args(dir: &Path, extra: &str, args: &[&str]) -> Strand {
+        let ports = (free_port(), free_port(), free_port());
+        let (g, h, q) = ports;
         let config_path = dir.join("strand.toml");
         std::fs::create_dir_all(dir).unwrap();
-        let storage = dir.join("data");
-        let config = format!(
-            "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n\n[storage]\ndir = {:?}\n{extra}\n",
-            storage.display().to_string()
-        );
-        std::fs::write(&config_path, config).unwrap();
+        write_config(&config_path, ports, &dir.join("data"), extra);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut s = Strand {
-            child: spawn(&config_path, dir),
+            child: spawn(&config_path, dir, &args),
             dir: dir.to_path_buf(),
             grpc: format!("http://127.0.0.1:{g}"),
             http: format!("http://127.0.0.1:{h}"),
             query: format!("http://127.0.0.1:{q}"),
             config_path,
+            ports,
+            args,
         };
         s.wait_ready();
         s
     }
 
+    /// Replaces the `extra` TOML (same ports, same data dir); takes effect
+    /// at the next [`Strand::restart`].
+    pub fn reconfigure(&mut self, extra: &str) {
+        write_config(&self.config_path, self.ports, &self.dir.join("data"), extra);
+    }
+
+    /// SIGTERM and wait: the graceful shutdown path.
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid; no memory is touched.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+
     /// Starts the same configuration again after a kill.
     pub fn restart(&mut self) {
-        self.child = spawn(&self.config_path, &self.dir);
+        self.child = spawn(&self.config_path, &self.dir, &self.args);
         self.wait_ready();
     }
 
@@ -86,7 +108,15 @@ impl Drop for Strand {
     }
 }
 
-fn spawn(config: &Path, dir: &Path) -> Child {
+fn write_config(path: &Path, (g, h, q): (u16, u16, u16), storage: &Path, extra: &str) {
+    let config = format!(
+        "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n\n[storage]\ndir = {:?}\n{extra}\n",
+        storage.display().to_string()
+    );
+    std::fs::write(path, config).unwrap();
+}
+
+fn spawn(config: &Path, dir: &Path, args: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -96,6 +126,7 @@ fn spawn(config: &Path, dir: &Path) -> Child {
         .arg("serve")
         .arg("--config")
         .arg(config)
+        .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
