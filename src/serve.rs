@@ -152,10 +152,9 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             // Not `connect`: start even while Elasticsearch is down, and
             // answer queries from the hot store until it is back.
             let es = crate::elasticsearch::EsStore::open(&cfg.elasticsearch)?;
-            readers.push(Arc::new(crate::elasticsearch::fallible::SecondaryTier::new(
-                "elasticsearch",
-                es,
-            )));
+            readers.push(Arc::new(
+                crate::elasticsearch::fallible::SecondaryTier::new("elasticsearch", es),
+            ));
             if target != Target::Query {
                 let w = crate::actors::es_writer::start_es_writer(
                     &cfg.elasticsearch,

@@ -97,6 +97,12 @@ async fn delete_indices(url: &str, prefix: &str) {
         .await;
 }
 
+fn log_tail(s: &Strand) -> String {
+    let log = std::fs::read_to_string(s.dir.join("strand.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
 async fn get_json(url: &str) -> (u16, Value) {
     let r = reqwest::get(url).await.expect("query API reachable");
     let code = r.status().as_u16();
@@ -256,7 +262,10 @@ async fn otel_trace_is_found_in_elasticsearch_after_the_hot_store_is_gone() {
         es_count(&url, &prefix, json!({"term": {"trace_id": trace}})).await == 2
     })
     .await;
-    assert!(indexed, "trace {trace} not indexed in Elasticsearch within 30 s");
+    assert!(
+        indexed,
+        "trace {trace} not indexed in Elasticsearch within 30 s"
+    );
     strand.stop();
 
     // A query-only process over an empty hot store: every answer comes from
@@ -326,19 +335,28 @@ async fn served(client: &reqwest::Client, query: &str, trace: &str) -> usize {
 async fn elasticsearch_outage_under_load_loses_nothing_and_drains() {
     let url = require_es().await;
     let prefix = unique_prefix("outage");
-    // Nothing listens on this port: the tier is down from the first span,
-    // and the shared server stays undisturbed for other tests.
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    // strand talks to Elasticsearch through a port where nothing listens
+    // yet (connections refused, as when the node is stopped); the shared
+    // server stays undisturbed for other tests. Later a forwarder to the
+    // real node opens on that port: Elasticsearch is back.
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut strand = Strand::start(dir.path(), &es_section(&dead, &prefix));
+    let strand = Strand::start(
+        dir.path(),
+        &es_section(&format!("http://127.0.0.1:{port}"), &prefix),
+    );
     let client = reqwest::Client::new();
 
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for w in 0..WORKERS {
-        let (acked, stop, client, http) =
-            (acked.clone(), stop.clone(), client.clone(), strand.http.clone());
+        let (acked, stop, client, http) = (
+            acked.clone(),
+            stop.clone(),
+            client.clone(),
+            strand.http.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut seq = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -375,7 +393,10 @@ async fn elasticsearch_outage_under_load_loses_nothing_and_drains() {
                 strand.query
             ))
             .await;
-            assert_eq!(code, 200, "search failed while Elasticsearch was down: {body}");
+            assert_eq!(
+                code, 200,
+                "search failed while Elasticsearch was down: {body}"
+            );
             assert!(!trace_ids(&body).is_empty(), "{body}");
             probes += 1;
         }
@@ -387,20 +408,31 @@ async fn elasticsearch_outage_under_load_loses_nothing_and_drains() {
     }
     let acked = acked.lock().unwrap().clone();
     let total = acked.len() as u64 * SPANS_PER_REQUEST;
-    assert!(probes >= 10 && total >= 5_000, "too little load: {total} spans, {probes} probes");
+    assert!(
+        probes >= 10 && total >= 5_000,
+        "too little load: {total} spans, {probes} probes"
+    );
     assert_eq!(es_count(&url, &prefix, json!({"match_all": {}})).await, 0);
-    let (_, metrics) = (0, reqwest::get(format!("{}/metrics", strand.query))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap());
-    let backlog = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("strand_es_backlog_records "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    assert!(backlog >= total as f64, "backlog holds {backlog} of {total} spans");
+    // The writer reports them all waiting in its durable backlog.
+    let backlog = async || -> f64 {
+        let Ok(r) = reqwest::get(format!("{}/metrics", strand.query)).await else {
+            return -1.0;
+        };
+        let text = r.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("strand_es_backlog_records "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    let reported = eventually(Duration::from_secs(10), async || {
+        backlog().await == total as f64
+    })
+    .await;
+    assert!(
+        reported,
+        "backlog gauge {} != {total} spans",
+        backlog().await
+    );
 
     // Every acknowledged span is served (from the hot store).
     let missing = futures::stream::iter(acked.iter())
@@ -412,18 +444,36 @@ async fn elasticsearch_outage_under_load_loses_nothing_and_drains() {
         .filter(|(_, n)| std::future::ready(*n != SPANS_PER_REQUEST as usize))
         .collect::<Vec<_>>()
         .await;
-    assert!(missing.is_empty(), "acknowledged traces not served: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged traces not served: {missing:?}"
+    );
 
-    // Elasticsearch is back: same data dir and backlog, the right URL.
-    strand.stop();
-    strand.reconfigure(&es_section(&url, &prefix));
-    strand.restart();
+    // Elasticsearch is back, for the same running process: its backlog
+    // drains on its own.
+    let back = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("outage port still free");
+    let target = url.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = back.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
     let drained = eventually(Duration::from_secs(120), async || {
         es_count(&url, &prefix, json!({"match_all": {}})).await >= total
     })
     .await;
     let got = es_count(&url, &prefix, json!({"match_all": {}})).await;
-    assert!(drained && got == total, "{got} of {total} spans in Elasticsearch");
+    assert!(
+        drained && got == total,
+        "{got} of {total} spans in Elasticsearch"
+    );
 
     // Searchable from Elasticsearch itself, not the hot store.
     let mut cfg = strand::config::ElasticsearchConfig {
@@ -437,10 +487,19 @@ async fn elasticsearch_outage_under_load_loses_nothing_and_drains() {
     let sample: Vec<&String> = acked.iter().step_by((acked.len() / 40).max(1)).collect();
     for t in sample {
         let id = strand::model::TraceId::from_hex(t).unwrap();
-        assert_eq!(es.trace(id).await.unwrap().len(), SPANS_PER_REQUEST as usize, "{t}");
+        assert_eq!(
+            es.trace(id).await.unwrap().len(),
+            SPANS_PER_REQUEST as usize,
+            "{t}"
+        );
     }
     for w in 0..WORKERS {
-        let n = es_count(&url, &prefix, json!({"term": {"service": format!("outage-{w}")}})).await;
+        let n = es_count(
+            &url,
+            &prefix,
+            json!({"term": {"service": format!("outage-{w}")}}),
+        )
+        .await;
         let sent = acked
             .iter()
             .filter(|t| t.starts_with(&format!("{:016x}", 0xE5_0000 + w)))
@@ -482,14 +541,24 @@ async fn spans_across_midnight_utc_land_in_two_daily_indices() {
     let midnight = strand::model::now_ns() / NS_PER_DAY * NS_PER_DAY;
     let sec = 1_000_000_000u64;
     let trace = [0x4d; 16];
-    let starts = [midnight - 2 * sec, midnight - sec, midnight - 1, midnight, midnight + sec];
+    let starts = [
+        midnight - 2 * sec,
+        midnight - sec,
+        midnight - 1,
+        midnight,
+        midnight + sec,
+    ];
     let spans = starts
         .iter()
         .enumerate()
         .map(|(i, &start)| Span {
             trace_id: trace.to_vec(),
             span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-            parent_span_id: if i == 0 { vec![] } else { 1u64.to_be_bytes().to_vec() },
+            parent_span_id: if i == 0 {
+                vec![]
+            } else {
+                1u64.to_be_bytes().to_vec()
+            },
             name: format!("step-{i}"),
             kind: 1,
             start_time_unix_nano: start,
@@ -498,7 +567,12 @@ async fn spans_across_midnight_utc_land_in_two_daily_indices() {
         })
         .collect();
     let client = reqwest::Client::new();
-    let code = post_otlp(&client, &strand.http, &otlp(&format!("{prefix}-svc"), spans)).await;
+    let code = post_otlp(
+        &client,
+        &strand.http,
+        &otlp(&format!("{prefix}-svc"), spans),
+    )
+    .await;
     assert_eq!(code, 200);
 
     let (before, after) = (
@@ -507,7 +581,11 @@ async fn spans_across_midnight_utc_land_in_two_daily_indices() {
     );
     let per_index = async |index: &str| -> u64 {
         let _ = client.post(format!("{url}/{index}/_refresh")).send().await;
-        let r = client.get(format!("{url}/{index}/_count")).send().await.unwrap();
+        let r = client
+            .get(format!("{url}/{index}/_count"))
+            .send()
+            .await
+            .unwrap();
         let v: Value = r.json().await.unwrap_or(Value::Null);
         v["count"].as_u64().unwrap_or(0)
     };
@@ -548,7 +626,12 @@ async fn spans_across_midnight_utc_land_in_two_daily_indices() {
         ))
         .await;
         assert_eq!(code, 200, "{body}");
-        assert_eq!(trace_ids(&body), vec![hex.clone()], "window {from}..{to}");
+        assert_eq!(
+            trace_ids(&body),
+            vec![hex.clone()],
+            "window {from}..{to}; strand log:\n{}",
+            log_tail(&reader)
+        );
         let spans = body["data"][0]["spans"].as_array().map_or(0, Vec::len);
         assert_eq!(spans, 5, "search returns the whole trace");
     }

@@ -314,7 +314,13 @@ async fn drain(
             Ok(()) => break,
             Err(e) if e.is_retryable() => {
                 shared.stats.record_error(&e);
-                tokio::time::sleep(backoff.next_delay()).await;
+                // Keep the backlog gauges live while Elasticsearch is down.
+                let until = tokio::time::Instant::now() + backoff.next_delay();
+                while tokio::time::Instant::now() < until {
+                    let _ = flusher.observe().await;
+                    tokio::time::sleep_until(until.min(tokio::time::Instant::now() + IDLE_TICK))
+                        .await;
+                }
             }
             Err(e) => return Err(e),
         }

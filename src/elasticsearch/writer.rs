@@ -13,7 +13,7 @@ use elasticsearch::{BulkParts, Elasticsearch};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::backlog::{Backlog, Batch};
+use super::backlog::{Backlog, Batch, Pending};
 use super::deadletter::{DeadLetter, DeadLetterFile};
 use super::writer_metrics::WriterMetrics;
 use crate::error::{Error, Result};
@@ -130,9 +130,10 @@ impl BulkFlusher {
         }
     }
 
-    /// Flushes a batch if one is due: full by count or bytes, or its oldest
-    /// document has waited `max_delay`.
-    pub async fn step(&mut self) -> Result<Step> {
+    /// Updates the backlog gauges (also while Elasticsearch is unreachable
+    /// and nothing flushes); returns what is pending and the age of the
+    /// oldest pending document, or `None` when nothing is.
+    pub async fn observe(&self) -> Result<Option<(Pending, Duration)>> {
         let p = self.backlog.pending();
         self.metrics.backlog_bytes.set(p.bytes);
         self.metrics.backlog_records.set(p.records);
@@ -141,7 +142,7 @@ impl BulkFlusher {
             .store(p.records, std::sync::atomic::Ordering::Relaxed);
         if p.records == 0 {
             self.metrics.lag_ms.set(0);
-            return Ok(Step::Idle);
+            return Ok(None);
         }
         let backlog = self.backlog.clone();
         let head = blocking(move || backlog.head_append_ns()).await?;
@@ -152,6 +153,15 @@ impl BulkFlusher {
             None => self.limits.max_delay,
         };
         self.metrics.lag_ms.set(age.as_millis() as u64);
+        Ok(Some((p, age)))
+    }
+
+    /// Flushes a batch if one is due: full by count or bytes, or its oldest
+    /// document has waited `max_delay`.
+    pub async fn step(&mut self) -> Result<Step> {
+        let Some((p, age)) = self.observe().await? else {
+            return Ok(Step::Idle);
+        };
         let full =
             p.records >= self.limits.max_docs as u64 || p.bytes >= self.limits.max_bytes as u64;
         if !full && age < self.limits.max_delay {
