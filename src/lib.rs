@@ -3,7 +3,9 @@
 pub mod actors;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod index;
+pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod otlp;
