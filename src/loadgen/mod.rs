@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-pub use self::payload::{build_request_pool, generate_request, PooledRequest, RequestPool};
+pub use self::payload::{build_request_pool, generate_request, synthetic_spans, PooledRequest, RequestPool};
 pub use self::stats::{Histogram, Percentiles};
 pub use self::topology::{Topology, TopologyConfig};
 use self::client::{backoff, Outcome, Sender};

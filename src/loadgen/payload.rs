@@ -70,6 +70,20 @@ pub fn generate_request(topo: &Topology, rng: &mut StdRng, spans: usize, start_n
     ExportTraceServiceRequest { resource_spans }
 }
 
+/// About `n` realistic spans (whole traces) as the model holds them, with
+/// traces starting within a second of `start_ns`: for export benches and
+/// tests.
+pub fn synthetic_spans(cfg: &TopologyConfig, n: usize, seed: u64, start_ns: u64) -> Vec<crate::model::Span> {
+    let topo = Topology::new(cfg.clone());
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(n + topo.spans_per_trace());
+    while out.len() < n {
+        let req = generate_request(&topo, &mut rng, 1024.min(n - out.len()), start_ns);
+        out.extend(crate::otlp::convert::spans_from_proto(&req.resource_spans));
+    }
+    out
+}
+
 /// One encoded request and the places to patch in it.
 #[derive(Clone, Debug)]
 pub struct PooledRequest {
