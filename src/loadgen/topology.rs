@@ -291,3 +291,65 @@ impl Builder<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use std::collections::HashMap;
+
+    #[test]
+    fn traces_have_the_configured_shape_and_valid_parent_links() {
+        for (depth, fanout) in [(1, 1), (2, 3), (3, 2), (4, 2)] {
+            let topo = Topology::new(TopologyConfig { services: 6, depth, fanout, ..Default::default() });
+            let mut rng = StdRng::seed_from_u64(depth as u64);
+            let trace = topo.trace(&mut rng, 1_000_000_000);
+            assert_eq!(trace.len(), topo.spans_per_trace(), "depth {depth} fanout {fanout}");
+            let by_id: HashMap<&[u8], &pt::Span> = trace.iter().map(|g| (g.span.span_id.as_slice(), &g.span)).collect();
+            assert_eq!(by_id.len(), trace.len(), "span ids are unique");
+            let roots: Vec<_> = trace.iter().filter(|g| g.span.parent_span_id.is_empty()).collect();
+            assert_eq!(roots.len(), 1);
+            assert_eq!(roots[0].service, 0, "the entry service holds the root");
+            for g in &trace {
+                assert_eq!(g.span.trace_id, trace[0].span.trace_id);
+                assert!(g.span.end_time_unix_nano >= g.span.start_time_unix_nano);
+                if let Some(p) = by_id.get(g.span.parent_span_id.as_slice()) {
+                    // Children happen within their parent.
+                    assert!(g.span.start_time_unix_nano >= p.start_time_unix_nano);
+                    assert!(g.span.end_time_unix_nano <= p.end_time_unix_nano);
+                } else {
+                    assert!(g.span.parent_span_id.is_empty(), "parent exists in the trace");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn error_rate_is_respected() {
+        let topo = Topology::new(TopologyConfig { error_rate: 0.2, ..Default::default() });
+        let mut rng = StdRng::seed_from_u64(9);
+        let n = 5_000;
+        let failed = (0..n)
+            .filter(|_| {
+                let t = topo.trace(&mut rng, 0);
+                let root = t.iter().find(|g| g.span.parent_span_id.is_empty()).map(|g| &g.span);
+                root.and_then(|r| r.status.as_ref()).is_some_and(|s| s.code == pt::status::StatusCode::Error as i32)
+            })
+            .count();
+        let rate = failed as f64 / n as f64;
+        assert!((0.17..0.23).contains(&rate), "{rate}");
+        let none = Topology::new(TopologyConfig { error_rate: 0.0, ..Default::default() });
+        assert!((0..200).all(|_| none.trace(&mut rng, 0).iter().all(|g| g.span.status.as_ref().is_some_and(|s| s.code == 0))));
+    }
+
+    #[test]
+    fn spans_carry_realistic_attributes() {
+        let topo = Topology::new(TopologyConfig::default());
+        let mut rng = StdRng::seed_from_u64(1);
+        let keys: std::collections::HashSet<String> =
+            (0..50).flat_map(|_| topo.trace(&mut rng, 0)).flat_map(|g| g.span.attributes).map(|kv| kv.key).collect();
+        for k in ["http.method", "http.route", "http.status_code", "db.system", "rpc.service", "user_id"] {
+            assert!(keys.contains(k), "{k} missing from {keys:?}");
+        }
+    }
+}
