@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use prost::Message;
-use strand::export::{encode_to_vec, WriteOptions};
+use strand::export::parquet::sort_spans;
+use strand::export::{encode_to_vec, schema, WriteOptions};
+use strand::model::Span;
 use strand::loadgen::{build_request_pool, synthetic_spans, TopologyConfig};
 use strand::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 
@@ -26,9 +28,42 @@ fn export(c: &mut Criterion) {
         let size = encode_to_vec(&mut spans.clone(), &opts).map(|b| b.len()).unwrap_or(0);
         println!("BYTES_PER_SPAN {name} {:.2}", size as f64 / spans.len() as f64);
         g.throughput(Throughput::Elements(spans.len() as u64));
+        // Dropping the spans is left out of every timing (returned, then
+        // dropped by criterion outside the measurement).
         g.bench_function(format!("parquet_{name}"), |b| {
-            b.iter_batched(|| spans.clone(), |mut s| black_box(encode_to_vec(&mut s, &opts).ok()), BatchSize::LargeInput)
+            b.iter_batched(
+                || spans.clone(),
+                |mut s| {
+                    black_box(encode_to_vec(&mut s, &opts).ok());
+                    s
+                },
+                BatchSize::LargeInput,
+            )
         });
+        if name == "realistic" {
+            // Phases of the write, for the breakdown in docs/BENCHMARKS.md.
+            g.bench_function("phase_sort", |b| {
+                b.iter_batched(
+                    || spans.clone(),
+                    |mut s| {
+                        sort_spans(&mut s);
+                        s
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
+            let schema = schema::schema(&opts.typed_keys);
+            let mut sorted = spans.clone();
+            sort_spans(&mut sorted);
+            g.bench_function("phase_arrow_convert", |b| {
+                b.iter(|| {
+                    for part in sorted.chunks(16 * 1024) {
+                        let refs: Vec<&Span> = part.iter().collect();
+                        black_box(schema::to_batch(&schema, &opts.typed_keys, &refs).ok());
+                    }
+                })
+            });
+        }
     }
     let pool = build_request_pool(&TopologyConfig::default(), 16, 512, 1);
     g.throughput(Throughput::Elements(pool.total_spans() as u64));

@@ -274,7 +274,9 @@ pub async fn run_export(reader: Arc<dyn SpanReader>, args: &ExportArgs) -> Resul
         }
     };
     bar.finish_and_clear();
-    scanner.abort();
+    // The writer is done, so the scanner has returned (or will, on its next
+    // send to the dropped channel).
+    let _ = scanner.await;
     let (files, bytes) = joined.map_err(|e| Error::Internal(format!("export writer: {e}")))??;
     Ok(ExportSummary {
         spans: spans_done.load(Ordering::Relaxed),
@@ -284,6 +286,17 @@ pub async fn run_export(reader: Arc<dyn SpanReader>, args: &ExportArgs) -> Resul
         start_ns,
         end_ns,
     })
+}
+
+/// `strand export parquet`: runs the export and prints its summary (on
+/// stdout, so scripts can capture it; the progress bar is on stderr).
+pub async fn main_export(reader: Arc<dyn SpanReader>, args: &ExportArgs) -> Result<()> {
+    let summary = run_export(reader, args).await?;
+    println!("{summary}");
+    for f in &summary.files {
+        println!("  {}", f.display());
+    }
+    Ok(())
 }
 
 /// A progress bar on stderr; indicatif hides it when stderr is not a TTY.

@@ -60,9 +60,16 @@ pub async fn scan_chunks(
     tx: mpsc::Sender<Result<Chunk>>,
     windows_done: Arc<AtomicU64>,
 ) {
-    if let Err(e) = scan_inner(reader, &plan, &tx, &windows_done).await {
-        let _ = tx.send(Err(e)).await;
-    }
+    use futures::FutureExt;
+    // A panicking reader must not look like the end of the data (which
+    // would produce a valid but incomplete file).
+    let result = std::panic::AssertUnwindSafe(scan_inner(reader, &plan, &tx, &windows_done)).catch_unwind().await;
+    let err = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(_) => crate::error::Error::Internal("storage scan panicked; export aborted".into()),
+    };
+    let _ = tx.send(Err(err)).await;
 }
 
 async fn scan_inner(

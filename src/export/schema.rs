@@ -351,34 +351,53 @@ pub fn to_batch(schema: &SchemaRef, typed_keys: &[String], spans: &[&Span]) -> R
         Arc::new(ListArray::try_new(list_item(link_fields()), list_offsets(ln_offsets), Arc::new(links), None).map_err(arrow_err)?),
         Arc::new(dropped_links.finish()),
     ];
-    for key in typed_keys {
-        cols.push(typed_column(key, spans));
-    }
+    cols.extend(typed_columns(typed_keys, spans));
     RecordBatch::try_new(schema.clone(), cols).map_err(arrow_err)
 }
 
-fn typed_column(key: &str, spans: &[&Span]) -> ArrayRef {
-    match typed_kind(key) {
-        TypedKind::Int64 => {
-            let mut b = Int64Builder::with_capacity(spans.len());
-            for s in spans {
-                b.append_option(match s.attr(key) {
+/// The typed columns, filled in one pass over each span's attributes (span
+/// attributes win over resource attributes, as in `Span::attr`).
+fn typed_columns(keys: &[String], spans: &[&Span]) -> Vec<ArrayRef> {
+    enum Col {
+        Int(Int64Builder),
+        Text(StringBuilder),
+    }
+    let index: std::collections::HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let mut cols: Vec<Col> = keys
+        .iter()
+        .map(|k| match typed_kind(k) {
+            TypedKind::Int64 => Col::Int(Int64Builder::with_capacity(spans.len())),
+            TypedKind::Utf8 => Col::Text(StringBuilder::new()),
+        })
+        .collect();
+    let mut slots: Vec<Option<&AttrValue>> = vec![None; keys.len()];
+    for s in spans {
+        slots.iter_mut().for_each(|x| *x = None);
+        for kv in s.resource.attributes.iter().chain(&s.attributes) {
+            if let Some(&i) = index.get(kv.key.as_str()) {
+                slots[i] = Some(&kv.value);
+            }
+        }
+        for (col, v) in cols.iter_mut().zip(&slots) {
+            match col {
+                Col::Int(b) => b.append_option(match v {
                     Some(AttrValue::Int(i)) => Some(*i),
                     Some(AttrValue::Str(t)) => t.parse().ok(),
                     _ => None,
-                });
-            }
-            Arc::new(b.finish())
-        }
-        TypedKind::Utf8 => {
-            let mut b = StringBuilder::new();
-            for s in spans {
-                match s.attr(key) {
-                    Some(v) => push_text(&mut b, v),
+                }),
+                Col::Text(b) => match v {
+                    Some(v) => push_text(b, v),
                     None => b.append_null(),
-                }
+                },
             }
-            Arc::new(b.finish())
         }
     }
+    cols.into_iter()
+        .map(|c| -> ArrayRef {
+            match c {
+                Col::Int(mut b) => Arc::new(b.finish()),
+                Col::Text(mut b) => Arc::new(b.finish()),
+            }
+        })
+        .collect()
 }

@@ -218,6 +218,18 @@ impl std::fmt::Display for LoadgenSummary {
     }
 }
 
+/// `strand loadgen`: runs and prints the summary (JSON with `--json`).
+pub async fn main_loadgen(args: &LoadgenArgs) -> Result<()> {
+    let summary = run_loadgen(args).await?;
+    if args.json {
+        let json = serde_json::to_string(&summary).map_err(|e| Error::Internal(format!("summary: {e}")))?;
+        println!("{json}");
+    } else {
+        print!("{summary}");
+    }
+    Ok(())
+}
+
 struct Shared {
     pool: RequestPool,
     counters: Counters,
