@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod model;
 pub mod otlp;
 pub mod store;
+pub mod ui;

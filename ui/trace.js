@@ -1,0 +1,225 @@
+// Trace page: header, Gantt timeline (virtualized rows, collapsible tree,
+// shared time axis), side minimap and span detail panel.
+import { esc, getJSON, chip, fmtTime, errorBox } from './dom.js';
+import { buildTree, visibleRows, toggle, expandTo, collapseBelow } from './tree.js';
+import { virtualWindow, scrollToRow } from './virtual.js';
+import { ticks, formatDuration } from './axis.js';
+import { colors } from './colors.js';
+import { isErrorSpan, skewShift, serviceOf, traceBounds, summarizeTrace } from './model.js';
+import { spanPanelHtml, wirePanel } from './spanpanel.js';
+import { Minimap } from './minimap.js';
+
+const ROW_H = 26;
+const INDENT = 12;
+const MAX_INDENT_LEVELS = 24;
+
+export function renderTrace(root, id) {
+  const ctrl = new AbortController();
+  root.innerHTML = `<div class="loading">Loading trace <code>${esc(id)}</code>…</div>`;
+  let view = null;
+  const t0 = performance.now();
+  getJSON('/api/traces/' + encodeURIComponent(id), ctrl.signal).then((res) => {
+    const trace = res && res.data && res.data[0];
+    if (!trace || !(trace.spans || []).length) throw new Error('trace not found');
+    view = new TraceView(root, trace);
+    // Read by the browser test and shown on the page for the curious.
+    requestAnimationFrame(() => {
+      const ms = Math.round(performance.now() - t0);
+      root.querySelector('.trace-page').dataset.renderMs = String(ms);
+    });
+  }).catch((e) => {
+    if (e.name === 'AbortError') return;
+    root.innerHTML = errorBox(e.status === 404 ? `Trace ${id} not found.` : `Could not load trace ${id}: ${e.message}`);
+  });
+  return () => { ctrl.abort(); if (view) view.destroy(); };
+}
+
+class TraceView {
+  constructor(root, trace) {
+    this.trace = trace;
+    this.tree = buildTree(trace.spans);
+    this.bounds = traceBounds(trace.spans);
+    this.collapsed = new Set();
+    this.selected = -1;
+    const n = trace.spans.length;
+    this.svc = new Array(n);
+    this.err = new Uint8Array(n);
+    this.byId = new Map();
+    const svcs = new Set();
+    for (let i = 0; i < n; i++) {
+      const s = trace.spans[i];
+      this.svc[i] = serviceOf(trace, s);
+      svcs.add(this.svc[i]);
+      this.err[i] = isErrorSpan(s) ? 1 : 0;
+      if (!this.byId.has(s.spanID)) this.byId.set(s.spanID, i);
+    }
+    colors.assignAll([...svcs]);
+    this.rows = visibleRows(this.tree, this.collapsed);
+    this.mount(root, summarizeTrace(trace));
+  }
+
+  mount(root, sum) {
+    let maxDepth = 0;
+    for (let i = 0; i < this.tree.depth.length; i++) if (this.tree.depth[i] > maxDepth) maxDepth = this.tree.depth[i];
+    root.innerHTML = `<div class="trace-page">
+      <div class="panel trace-header">
+        <div class="th-title"><h1><span class="svc-dot" style="background:${esc(colors.get(sum.rootService))}"></span>${esc(sum.rootService)}: <span class="op">${esc(sum.rootOperation)}</span></h1>
+          <code class="tid">${esc(this.trace.traceID)}</code></div>
+        <div class="th-stats">
+          <div><span>Start</span><b>${esc(fmtTime(this.bounds.start))}</b></div>
+          <div><span>Duration</span><b>${esc(formatDuration(this.bounds.duration))}</b></div>
+          <div><span>Services</span><b>${sum.services.length}</b></div>
+          <div><span>Depth</span><b>${maxDepth + 1}</b></div>
+          <div><span>Spans</span><b id="span-count">${sum.spanCount}</b></div>
+          <div><span>Errors</span><b class="${sum.errorCount ? 'errtext' : ''}">${sum.errorCount}</b></div>
+          <div class="th-actions"><button data-act="expand">Expand all</button><button data-act="collapse">Collapse to level 1</button></div>
+        </div>
+        <div class="chips">${sum.services.map((s) => chip(s.name, colors.get(s.name), s.count)).join('')}</div>
+      </div>
+      <div class="trace-body">
+        <div class="panel timeline">
+          <div class="tl-header"><div class="tl-name-h">Service &amp; operation</div><div class="tl-axis" id="tl-axis"></div></div>
+          <div class="tl-main">
+            <div class="tl-scroll" id="tl-scroll" tabindex="0">
+              <div class="tl-spacer" id="tl-spacer"><div class="tl-grid" id="tl-grid"></div><div class="tl-rows" id="tl-rows"></div></div>
+            </div>
+            <div class="minimap" id="minimap" title="Trace overview: click or drag to scroll"></div>
+          </div>
+        </div>
+        <aside class="panel span-detail" id="span-detail"><div class="empty small"><p>Select a span to see its attributes, events and references.</p></div></aside>
+      </div></div>`;
+    this.scroll = root.querySelector('#tl-scroll');
+    this.spacer = root.querySelector('#tl-spacer');
+    this.rowsEl = root.querySelector('#tl-rows');
+    this.panel = root.querySelector('#span-detail');
+    this.page = root.querySelector('.trace-page');
+    this.drawAxis(root.querySelector('#tl-axis'), root.querySelector('#tl-grid'));
+    this.minimap = new Minimap(root.querySelector('#minimap'), this, (top) => { this.scroll.scrollTop = top; });
+
+    let pending = false;
+    this.onScroll = () => {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => { pending = false; this.renderRows(); });
+    };
+    this.scroll.addEventListener('scroll', this.onScroll, { passive: true });
+    this.onResize = () => { this.renderRows(); this.minimap.draw(); };
+    window.addEventListener('resize', this.onResize);
+    this.rowsEl.addEventListener('click', (e) => this.onRowClick(e));
+    this.scroll.addEventListener('keydown', (e) => this.onKey(e));
+    root.querySelector('.th-actions').addEventListener('click', (e) => {
+      const act = e.target.dataset.act;
+      if (act === 'expand') this.collapsed.clear();
+      else if (act === 'collapse') collapseBelow(this.tree, this.collapsed, 1);
+      else return;
+      this.refreshRows();
+    });
+    wirePanel(this.panel, { onClose: () => this.select(-1), onGoto: (i) => this.select(i, true) });
+    this.renderRows();
+    this.minimap.draw();
+  }
+
+  destroy() {
+    window.removeEventListener('resize', this.onResize);
+  }
+
+  drawAxis(axis, grid) {
+    const t = ticks(this.bounds.duration, 5);
+    axis.innerHTML = t.map((x) => `<span class="tick${x.frac > 0.97 ? ' last' : ''}" style="left:${(x.frac * 100).toFixed(3)}%">${esc(x.label)}</span>`).join('');
+    grid.innerHTML = t.map((x) => `<i style="left:${(x.frac * 100).toFixed(3)}%"></i>`).join('');
+  }
+
+  refreshRows() {
+    this.rows = visibleRows(this.tree, this.collapsed);
+    this.page.querySelector('#tl-rows').dataset.total = String(this.rows.length);
+    this.renderRows();
+    this.minimap.draw();
+  }
+
+  renderRows() {
+    const w = virtualWindow({ scrollTop: this.scroll.scrollTop, viewportHeight: this.scroll.clientHeight, rowHeight: ROW_H, rowCount: this.rows.length });
+    this.spacer.style.height = w.totalHeight + 'px';
+    this.rowsEl.style.transform = `translateY(${w.offsetTop}px)`;
+    this.rowsEl.dataset.total = String(this.rows.length);
+    let html = '';
+    for (let k = w.start; k < w.end; k++) html += this.rowHtml(k, this.rows[k]);
+    this.rowsEl.innerHTML = html;
+    this.minimap.setWindow(this.scroll.scrollTop, this.scroll.clientHeight, w.totalHeight);
+  }
+
+  rowHtml(k, i) {
+    const s = this.tree.spans[i];
+    const svc = this.svc[i];
+    const color = colors.get(svc);
+    const d = this.tree.depth[i];
+    const hasKids = this.tree.children[i].length > 0;
+    const folded = this.collapsed.has(i);
+    const dur = this.bounds.duration || 1;
+    const left = ((s.startTime - this.bounds.start) / dur) * 100;
+    const width = Math.max((s.duration / dur) * 100, 0);
+    const shift = skewShift(s);
+    const label = formatDuration(s.duration);
+    // Label after the bar, before it when the bar ends near the right edge,
+    // inside it when the bar spans nearly the whole trace.
+    let labelPos, labelCls = '';
+    if (left + width < 85) labelPos = `left:${(left + width).toFixed(3)}%;padding-left:6px`;
+    else if (left > 15) labelPos = `right:${(100 - left).toFixed(3)}%;padding-right:6px`;
+    else { labelPos = `right:${(100 - left - width).toFixed(3)}%;padding-right:6px`; labelCls = ' inside'; }
+    const indent = Math.min(d, MAX_INDENT_LEVELS) * INDENT;
+    return `<div class="row${this.err[i] ? ' error' : ''}${i === this.selected ? ' selected' : ''}" data-i="${i}" data-k="${k}" style="height:${ROW_H}px">
+      <div class="name" style="--svc:${esc(color)}"><span class="indent" style="width:${indent}px">${d > MAX_INDENT_LEVELS ? `<em>${d}</em>` : ''}</span>${hasKids
+        ? `<button class="tg" aria-label="${folded ? 'Expand' : 'Collapse'}" aria-expanded="${!folded}">${folded ? '▸' : '▾'}</button>`
+        : '<span class="tg-leaf"></span>'}<span class="svc">${esc(svc)}</span><span class="op">${esc(s.operationName)}</span>${folded ? `<span class="folded">+${this.tree.size[i] - 1}</span>` : ''}${this.err[i] ? '<span class="err-icon" title="Error">!</span>' : ''}${shift !== null ? `<span class="skew-badge" title="${esc((s.warnings || []).join('\n'))}">skew ${shift > 0 ? '+' : ''}${esc(formatDuration(shift))}</span>` : ''}</div>
+      <div class="bars"><div class="bar" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%;background:${esc(color)}"></div><span class="bar-label${labelCls}" style="${labelPos}">${esc(label)}</span></div>
+    </div>`;
+  }
+
+  onRowClick(e) {
+    const row = e.target.closest('.row');
+    if (!row) return;
+    const i = Number(row.dataset.i);
+    if (e.target.closest('.tg')) {
+      toggle(this.tree, this.collapsed, i);
+      this.refreshRows();
+      return;
+    }
+    this.select(i === this.selected ? -1 : i);
+  }
+
+  onKey(e) {
+    const k = this.rows.indexOf(this.selected);
+    let next = -1;
+    if (e.key === 'ArrowDown') next = Math.min(this.rows.length - 1, k + 1);
+    else if (e.key === 'ArrowUp') next = Math.max(0, k - 1);
+    else if ((e.key === 'ArrowLeft' || e.key === 'ArrowRight') && this.selected >= 0) {
+      const fold = e.key === 'ArrowLeft';
+      if (fold !== this.collapsed.has(this.selected)) { toggle(this.tree, this.collapsed, this.selected); this.refreshRows(); }
+      e.preventDefault();
+      return;
+    } else return;
+    e.preventDefault();
+    this.select(this.rows[next], true);
+  }
+
+  select(i, reveal = false) {
+    this.selected = i;
+    if (i < 0) {
+      this.panel.innerHTML = '<div class="empty small"><p>Select a span to see its attributes, events and references.</p></div>';
+    } else {
+      if (reveal) {
+        const before = this.rows.length;
+        expandTo(this.tree, this.collapsed, i);
+        this.rows = visibleRows(this.tree, this.collapsed);
+        if (before !== this.rows.length) this.minimap.draw();
+        const k = this.rows.indexOf(i);
+        this.scroll.scrollTop = scrollToRow({ row: k, scrollTop: this.scroll.scrollTop, viewportHeight: this.scroll.clientHeight, rowHeight: ROW_H });
+      }
+      this.panel.innerHTML = spanPanelHtml({
+        trace: this.trace, tree: this.tree, traceStart: this.bounds.start,
+        colorOf: (s) => colors.get(s), serviceOf: (s) => serviceOf(this.trace, s), indexOf: (id) => this.byId.get(id),
+      }, i);
+      this.panel.scrollTop = 0;
+    }
+    this.renderRows();
+  }
+}
