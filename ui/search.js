@@ -46,14 +46,14 @@ export function renderSearch(root, params) {
     if (!svc) return;
     try {
       const ops = (await getJSON(`/api/services/${encodeURIComponent(svc)}/operations`, ctrl.signal)).data || [];
-      opSel.innerHTML += ops.slice().sort().map((o) => `<option${o === want ? ' selected' : ''}>${esc(o)}</option>`).join('');
+      opSel.innerHTML += ops.slice().sort().map((o) => `<option value="${esc(o)}"${o === want ? ' selected' : ''}>${esc(o)}</option>`).join('');
     } catch { /* the form still works without the list */ }
   };
   getJSON('/api/services', ctrl.signal).then((r) => {
     const svcs = (r.data || []).slice().sort();
     colors.assignAll(svcs);
     const want = params.get('service') || '';
-    svcSel.innerHTML += svcs.map((s) => `<option${s === want ? ' selected' : ''}>${esc(s)}</option>`).join('');
+    svcSel.innerHTML += svcs.map((s) => `<option value="${esc(s)}"${s === want ? ' selected' : ''}>${esc(s)}</option>`).join('');
     loadOps(svcSel.value, params.get('operation'));
   }).catch((e) => {
     if (e.name !== 'AbortError') root.querySelector('#results').innerHTML = errorBox('Could not load services: ' + e.message);
