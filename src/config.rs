@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub ingest: IngestConfig,
@@ -18,21 +18,6 @@ pub struct Config {
     pub scrub: ScrubConfig,
     pub kafka: KafkaConfig,
     pub elasticsearch: ElasticsearchConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            ingest: IngestConfig::default(),
-            storage: StorageConfig::default(),
-            index: IndexConfig::default(),
-            query: QueryConfig::default(),
-            sampling: SamplingConfig::default(),
-            scrub: ScrubConfig::default(),
-            kafka: KafkaConfig::default(),
-            elasticsearch: ElasticsearchConfig::default(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -126,7 +111,9 @@ pub fn default_indexed_keys() -> Vec<String> {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        IndexConfig { attribute_keys: default_indexed_keys() }
+        IndexConfig {
+            attribute_keys: default_indexed_keys(),
+        }
     }
 }
 
@@ -141,7 +128,11 @@ pub struct QueryConfig {
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { addr: "0.0.0.0:16686".into(), default_limit: 20, max_limit: 1500 }
+        QueryConfig {
+            addr: "0.0.0.0:16686".into(),
+            default_limit: 20,
+            max_limit: 1500,
+        }
     }
 }
 
@@ -157,7 +148,10 @@ pub struct SamplingConfig {
 
 impl Default for SamplingConfig {
     fn default() -> Self {
-        SamplingConfig { ratio: 1.0, keep_errors: true }
+        SamplingConfig {
+            ratio: 1.0,
+            keep_errors: true,
+        }
     }
 }
 
@@ -175,7 +169,10 @@ impl Default for ScrubConfig {
     fn default() -> Self {
         ScrubConfig {
             enabled: true,
-            redact_keys: vec!["password".into(), "http.request.header.authorization".into()],
+            redact_keys: vec![
+                "password".into(),
+                "http.request.header.authorization".into(),
+            ],
         }
     }
 }
@@ -252,14 +249,21 @@ impl Config {
     }
 
     pub fn from_sources(toml_text: &str, env: &[(String, String)]) -> Result<Config> {
-        let mut table: toml::Table = toml::from_str(toml_text).map_err(|e| Error::config("config file", e.message()))?;
+        let mut table: toml::Table =
+            toml::from_str(toml_text).map_err(|e| Error::config("config file", e.message()))?;
         for (k, v) in env {
-            let Some(rest) = k.strip_prefix("STRAND_") else { continue };
-            let Some((section, key)) = rest.split_once("__") else { continue };
+            let Some(rest) = k.strip_prefix("STRAND_") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue;
+            };
             let section = section.to_ascii_lowercase();
             let key = key.to_ascii_lowercase();
             let value = parse_env_value(v);
-            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
             match entry {
                 toml::Value::Table(t) => {
                     t.insert(key, value);
@@ -275,7 +279,10 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let r = &self.sampling.ratio;
         if !(0.0..=1.0).contains(r) {
-            return Err(Error::config("sampling.ratio", "must be between 0.0 and 1.0"));
+            return Err(Error::config(
+                "sampling.ratio",
+                "must be between 0.0 and 1.0",
+            ));
         }
         for (key, addr) in [
             ("ingest.grpc_addr", &self.ingest.grpc_addr),
@@ -286,25 +293,40 @@ impl Config {
                 .map_err(|e| Error::config(key, format!("{addr:?}: {e}")))?;
         }
         if self.ingest.max_request_bytes < 1024 {
-            return Err(Error::config("ingest.max_request_bytes", "must be at least 1024"));
+            return Err(Error::config(
+                "ingest.max_request_bytes",
+                "must be at least 1024",
+            ));
         }
         if self.ingest.max_inflight_bytes < self.ingest.max_request_bytes {
-            return Err(Error::config("ingest.max_inflight_bytes", "must be at least ingest.max_request_bytes"));
+            return Err(Error::config(
+                "ingest.max_inflight_bytes",
+                "must be at least ingest.max_request_bytes",
+            ));
         }
         if self.storage.segment_max_spans == 0 {
-            return Err(Error::config("storage.segment_max_spans", "must be positive"));
+            return Err(Error::config(
+                "storage.segment_max_spans",
+                "must be positive",
+            ));
         }
         if self.storage.retention_hours == 0 {
             return Err(Error::config("storage.retention_hours", "must be positive"));
         }
         if self.query.default_limit == 0 || self.query.default_limit > self.query.max_limit {
-            return Err(Error::config("query.default_limit", "must be between 1 and query.max_limit"));
+            return Err(Error::config(
+                "query.default_limit",
+                "must be between 1 and query.max_limit",
+            ));
         }
         if self.kafka.enabled && self.kafka.partitions < 1 {
             return Err(Error::config("kafka.partitions", "must be positive"));
         }
         if self.elasticsearch.enabled && self.elasticsearch.retention_days == 0 {
-            return Err(Error::config("elasticsearch.retention_days", "must be positive"));
+            return Err(Error::config(
+                "elasticsearch.retention_days",
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -324,7 +346,12 @@ fn parse_env_value(v: &str) -> toml::Value {
     }
     if let Some(inner) = v.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
         return toml::Value::Array(
-            inner.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+            inner
+                .split(',')
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
         );
     }
     toml::Value::String(v.to_string())
@@ -366,7 +393,10 @@ mod tests {
 
     #[test]
     fn env_overrides_file_and_bad_values_name_their_key() {
-        let env = vec![("STRAND_STORAGE__SEGMENT_MAX_SPANS".to_string(), "42".to_string())];
+        let env = vec![(
+            "STRAND_STORAGE__SEGMENT_MAX_SPANS".to_string(),
+            "42".to_string(),
+        )];
         let c = Config::from_sources("[storage]\nsegment_max_spans = 7\n", &env).unwrap();
         assert_eq!(c.storage.segment_max_spans, 42);
         let e = Config::from_sources("[sampling]\nratio = 2.0\n", &[]).unwrap_err();

@@ -29,11 +29,14 @@ pub enum Error {
     Internal(String),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, Error>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Config { key: key.into(), message: message.into() }
+        Error::Config {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 
     pub fn grpc_code(&self) -> tonic::Code {
@@ -62,7 +65,10 @@ impl Error {
 
     /// Whether the client should retry (and be sent a Retry-After).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Overloaded(_) | Error::Unavailable(_) | Error::Io(_))
+        matches!(
+            self,
+            Error::Overloaded(_) | Error::Unavailable(_) | Error::Io(_)
+        )
     }
 }
 

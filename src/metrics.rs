@@ -29,10 +29,22 @@ fn registry() -> &'static Mutex<Registry> {
 }
 
 fn handle(kind: Kind, name: &str, help: &str, labels: &[(&str, &str)]) -> Arc<AtomicU64> {
-    let key: Key = (name.to_string(), labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let key: Key = (
+        name.to_string(),
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
     let mut r = registry().lock();
-    r.help.entry(name.to_string()).or_insert_with(|| help.to_string());
-    r.series.entry(key).or_insert_with(|| (kind, Arc::new(AtomicU64::new(0)))).1.clone()
+    r.help
+        .entry(name.to_string())
+        .or_insert_with(|| help.to_string());
+    r.series
+        .entry(key)
+        .or_insert_with(|| (kind, Arc::new(AtomicU64::new(0))))
+        .1
+        .clone()
 }
 
 /// A monotonically increasing count.
@@ -70,7 +82,11 @@ impl Gauge {
     }
     pub fn sub(&self, n: u64) {
         // Saturating: a gauge never wraps below zero.
-        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -90,7 +106,12 @@ pub struct ActorStats {
 
 impl ActorStats {
     pub fn get(actor: &str) -> Arc<ActorStats> {
-        registry().lock().actors.entry(actor.to_string()).or_default().clone()
+        registry()
+            .lock()
+            .actors
+            .entry(actor.to_string())
+            .or_default()
+            .clone()
     }
     pub fn record_error(&self, e: &dyn std::fmt::Display) {
         *self.last_error.lock() = e.to_string();
@@ -118,14 +139,19 @@ impl ActorStats {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn labels_text(labels: &[(String, String)]) -> String {
     if labels.is_empty() {
         return String::new();
     }
-    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
     format!("{{{}}}", inner.join(","))
 }
 
@@ -137,17 +163,35 @@ pub fn render() -> String {
     for ((name, labels), (kind, v)) in &r.series {
         if name != last {
             let help = r.help.get(name).map(String::as_str).unwrap_or("");
-            let t = if *kind == Kind::Counter { "counter" } else { "gauge" };
+            let t = if *kind == Kind::Counter {
+                "counter"
+            } else {
+                "gauge"
+            };
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {t}");
             last = name;
         }
-        let _ = writeln!(out, "{name}{} {}", labels_text(labels), v.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "{name}{} {}",
+            labels_text(labels),
+            v.load(Ordering::Relaxed)
+        );
     }
-    let fields: [(&str, &str, fn(&ActorStats) -> u64); 4] = [
-        ("strand_actor_queue_depth", "gauge", |s| s.queue_depth.load(Ordering::Relaxed)),
-        ("strand_actor_messages_in_total", "counter", |s| s.messages_in.load(Ordering::Relaxed)),
-        ("strand_actor_messages_out_total", "counter", |s| s.messages_out.load(Ordering::Relaxed)),
-        ("strand_actor_restarts_total", "counter", |s| s.restarts.load(Ordering::Relaxed)),
+    type Field = (&'static str, &'static str, fn(&ActorStats) -> u64);
+    let fields: [Field; 4] = [
+        ("strand_actor_queue_depth", "gauge", |s| {
+            s.queue_depth.load(Ordering::Relaxed)
+        }),
+        ("strand_actor_messages_in_total", "counter", |s| {
+            s.messages_in.load(Ordering::Relaxed)
+        }),
+        ("strand_actor_messages_out_total", "counter", |s| {
+            s.messages_out.load(Ordering::Relaxed)
+        }),
+        ("strand_actor_restarts_total", "counter", |s| {
+            s.restarts.load(Ordering::Relaxed)
+        }),
     ];
     for (name, t, f) in fields {
         let _ = writeln!(out, "# HELP {name} per-actor state\n# TYPE {name} {t}");
@@ -158,7 +202,13 @@ pub fn render() -> String {
     let _ = writeln!(out, "# HELP strand_actor_last_error_info last error an actor saw (empty if none)\n# TYPE strand_actor_last_error_info gauge");
     for (actor, s) in &r.actors {
         let e = s.last_error.lock();
-        let _ = writeln!(out, "strand_actor_last_error_info{{actor=\"{}\",error=\"{}\"}} {}", escape(actor), escape(&e), u8::from(!e.is_empty()));
+        let _ = writeln!(
+            out,
+            "strand_actor_last_error_info{{actor=\"{}\",error=\"{}\"}} {}",
+            escape(actor),
+            escape(&e),
+            u8::from(!e.is_empty())
+        );
     }
     out
 }
@@ -169,14 +219,21 @@ mod tests {
 
     #[test]
     fn renders_counters_gauges_and_actor_stats() {
-        let c = Counter::new("strand_test_total", "a test counter", &[("transport", "grpc")]);
+        let c = Counter::new(
+            "strand_test_total",
+            "a test counter",
+            &[("transport", "grpc")],
+        );
         c.add(3);
         let g = Gauge::new("strand_test_depth", "a test gauge", &[]);
         g.set(5);
         g.sub(7);
         ActorStats::get("test_actor").record_error(&"boom \"x\"");
         let text = render();
-        assert!(text.contains("strand_test_total{transport=\"grpc\"} 3"), "{text}");
+        assert!(
+            text.contains("strand_test_total{transport=\"grpc\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("strand_test_depth 0"), "{text}");
         assert!(text.contains("error=\"boom \\\"x\\\"\"} 1"), "{text}");
     }

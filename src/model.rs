@@ -70,7 +70,9 @@ impl AttrValue {
             AttrValue::Bool(b) => b.to_string(),
             AttrValue::Int(i) => i.to_string(),
             AttrValue::Double(d) => d.to_string(),
-            AttrValue::Bytes(b) => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b),
+            AttrValue::Bytes(b) => {
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b)
+            }
             AttrValue::Array(_) | AttrValue::Map(_) => {
                 serde_json::to_string(&self.to_json()).unwrap_or_default()
             }
@@ -88,7 +90,11 @@ impl AttrValue {
             AttrValue::Double(d) => Value::from(*d),
             AttrValue::Bytes(_) => Value::from(self.as_text()),
             AttrValue::Array(a) => Value::Array(a.iter().map(|v| v.to_json()).collect()),
-            AttrValue::Map(m) => Value::Object(m.iter().map(|kv| (kv.key.clone(), kv.value.to_json())).collect()),
+            AttrValue::Map(m) => Value::Object(
+                m.iter()
+                    .map(|kv| (kv.key.clone(), kv.value.to_json()))
+                    .collect(),
+            ),
             AttrValue::Empty => Value::Null,
         }
     }
@@ -102,7 +108,10 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: AttrValue) -> Self {
-        KeyValue { key: key.into(), value }
+        KeyValue {
+            key: key.into(),
+            value,
+        }
     }
 }
 
@@ -146,15 +155,17 @@ impl SpanKind {
         }
     }
     pub fn parse(s: &str) -> Option<SpanKind> {
-        Some(match s.to_ascii_lowercase().trim_start_matches("span_kind_") {
-            "unspecified" | "" => SpanKind::Unspecified,
-            "internal" => SpanKind::Internal,
-            "server" => SpanKind::Server,
-            "client" => SpanKind::Client,
-            "producer" => SpanKind::Producer,
-            "consumer" => SpanKind::Consumer,
-            _ => return None,
-        })
+        Some(
+            match s.to_ascii_lowercase().trim_start_matches("span_kind_") {
+                "unspecified" | "" => SpanKind::Unspecified,
+                "internal" => SpanKind::Internal,
+                "server" => SpanKind::Server,
+                "client" => SpanKind::Client,
+                "producer" => SpanKind::Producer,
+                "consumer" => SpanKind::Consumer,
+                _ => return None,
+            },
+        )
     }
 }
 
@@ -306,10 +317,14 @@ impl SearchQuery {
             }
         }
         let d = span.duration_ns();
-        if self.min_duration_ns.is_some_and(|m| d < m) || self.max_duration_ns.is_some_and(|m| d > m) {
+        if self.min_duration_ns.is_some_and(|m| d < m)
+            || self.max_duration_ns.is_some_and(|m| d > m)
+        {
             return false;
         }
-        if self.start_ns.is_some_and(|s| span.start_ns < s) || self.end_ns.is_some_and(|e| span.start_ns > e) {
+        if self.start_ns.is_some_and(|s| span.start_ns < s)
+            || self.end_ns.is_some_and(|e| span.start_ns > e)
+        {
             return false;
         }
         self.tags.iter().all(|(k, v)| tag_matches(span, k, v))
@@ -364,7 +379,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        let mut q = SearchQuery { service: Some("api".into()), ..Default::default() };
+        let mut q = SearchQuery {
+            service: Some("api".into()),
+            ..Default::default()
+        };
         q.tags.push(("http.status_code".into(), "500".into()));
         q.tags.push(("service.name".into(), "api".into()));
         assert!(q.matches(&span));

@@ -13,19 +13,28 @@ use crate::model::*;
 pub fn value_from_proto(v: Option<&pc::AnyValue>) -> AttrValue {
     use pc::any_value::Value as V;
     match v.and_then(|v| v.value.as_ref()) {
-        None => AttrValue::Empty,
+        // String-table references are for profiles only; other signals
+        // must ignore them.
+        None | Some(V::StringValueStrindex(_)) => AttrValue::Empty,
         Some(V::StringValue(s)) => AttrValue::Str(s.clone()),
         Some(V::BoolValue(b)) => AttrValue::Bool(*b),
         Some(V::IntValue(i)) => AttrValue::Int(*i),
         Some(V::DoubleValue(d)) => AttrValue::Double(*d),
         Some(V::BytesValue(b)) => AttrValue::Bytes(b.clone()),
-        Some(V::ArrayValue(a)) => AttrValue::Array(a.values.iter().map(|v| value_from_proto(Some(v))).collect()),
+        Some(V::ArrayValue(a)) => {
+            AttrValue::Array(a.values.iter().map(|v| value_from_proto(Some(v))).collect())
+        }
         Some(V::KvlistValue(kv)) => AttrValue::Map(attrs_from_proto(&kv.values)),
     }
 }
 
 pub fn attrs_from_proto(kvs: &[pc::KeyValue]) -> Vec<KeyValue> {
-    kvs.iter().map(|kv| KeyValue { key: kv.key.clone(), value: value_from_proto(kv.value.as_ref()) }).collect()
+    kvs.iter()
+        .map(|kv| KeyValue {
+            key: kv.key.clone(),
+            value: value_from_proto(kv.value.as_ref()),
+        })
+        .collect()
 }
 
 pub fn value_to_proto(v: &AttrValue) -> pc::AnyValue {
@@ -37,19 +46,31 @@ pub fn value_to_proto(v: &AttrValue) -> pc::AnyValue {
         AttrValue::Int(i) => Some(V::IntValue(*i)),
         AttrValue::Double(d) => Some(V::DoubleValue(*d)),
         AttrValue::Bytes(b) => Some(V::BytesValue(b.clone())),
-        AttrValue::Array(a) => Some(V::ArrayValue(pc::ArrayValue { values: a.iter().map(value_to_proto).collect() })),
-        AttrValue::Map(m) => Some(V::KvlistValue(pc::KeyValueList { values: attrs_to_proto(m) })),
+        AttrValue::Array(a) => Some(V::ArrayValue(pc::ArrayValue {
+            values: a.iter().map(value_to_proto).collect(),
+        })),
+        AttrValue::Map(m) => Some(V::KvlistValue(pc::KeyValueList {
+            values: attrs_to_proto(m),
+        })),
     };
     pc::AnyValue { value }
 }
 
 pub fn attrs_to_proto(kvs: &[KeyValue]) -> Vec<pc::KeyValue> {
-    kvs.iter().map(|kv| pc::KeyValue { key: kv.key.clone(), value: Some(value_to_proto(&kv.value)) }).collect()
+    kvs.iter()
+        .map(|kv| pc::KeyValue {
+            key: kv.key.clone(),
+            value: Some(value_to_proto(&kv.value)),
+            key_strindex: 0,
+        })
+        .collect()
 }
 
 pub fn resource_from_proto(r: Option<&pr::Resource>, schema_url: &str) -> Resource {
     Resource {
-        attributes: r.map(|r| attrs_from_proto(&r.attributes)).unwrap_or_default(),
+        attributes: r
+            .map(|r| attrs_from_proto(&r.attributes))
+            .unwrap_or_default(),
         dropped_attributes_count: r.map(|r| r.dropped_attributes_count).unwrap_or(0),
         schema_url: schema_url.to_string(),
     }
@@ -57,7 +78,10 @@ pub fn resource_from_proto(r: Option<&pr::Resource>, schema_url: &str) -> Resour
 
 pub fn scope_from_proto(s: Option<&pc::InstrumentationScope>, schema_url: &str) -> Scope {
     match s {
-        None => Scope { schema_url: schema_url.to_string(), ..Default::default() },
+        None => Scope {
+            schema_url: schema_url.to_string(),
+            ..Default::default()
+        },
         Some(s) => Scope {
             name: s.name.clone(),
             version: s.version.clone(),
@@ -116,7 +140,10 @@ pub fn span_from_proto(s: &pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope
         status: s
             .status
             .as_ref()
-            .map(|st| Status { code: StatusCode::from_i32(st.code), message: st.message.clone() })
+            .map(|st| Status {
+                code: StatusCode::from_i32(st.code),
+                message: st.message.clone(),
+            })
             .unwrap_or_default(),
         resource: resource.clone(),
         scope: scope.clone(),
@@ -131,7 +158,11 @@ pub fn spans_from_proto(resource_spans: &[pt::ResourceSpans]) -> Vec<Span> {
         let resource = Arc::new(resource_from_proto(rs.resource.as_ref(), &rs.schema_url));
         for ss in &rs.scope_spans {
             let scope = Arc::new(scope_from_proto(ss.scope.as_ref(), &ss.schema_url));
-            out.extend(ss.spans.iter().filter_map(|s| span_from_proto(s, &resource, &scope)));
+            out.extend(
+                ss.spans
+                    .iter()
+                    .filter_map(|s| span_from_proto(s, &resource, &scope)),
+            );
         }
     }
     out
@@ -174,7 +205,10 @@ pub fn span_to_proto(s: &Span) -> pt::Span {
             })
             .collect(),
         dropped_links_count: s.dropped_links_count,
-        status: Some(pt::Status { message: s.status.message.clone(), code: s.status.code as i32 }),
+        status: Some(pt::Status {
+            message: s.status.message.clone(),
+            code: s.status.code as i32,
+        }),
     }
 }
 
@@ -182,9 +216,13 @@ pub fn span_to_proto(s: &Span) -> pt::Span {
 /// grouping where spans share their `Arc`ed resource and scope (and merging
 /// equal ones), in first-seen order.
 pub fn spans_to_proto(spans: &[Span]) -> Vec<pt::ResourceSpans> {
-    let mut out: Vec<(Arc<Resource>, Vec<(Arc<Scope>, Vec<pt::Span>)>)> = Vec::new();
+    type Scoped = (Arc<Scope>, Vec<pt::Span>);
+    let mut out: Vec<(Arc<Resource>, Vec<Scoped>)> = Vec::new();
     for s in spans {
-        let ri = match out.iter().position(|(r, _)| Arc::ptr_eq(r, &s.resource) || **r == *s.resource) {
+        let ri = match out
+            .iter()
+            .position(|(r, _)| Arc::ptr_eq(r, &s.resource) || **r == *s.resource)
+        {
             Some(i) => i,
             None => {
                 out.push((s.resource.clone(), Vec::new()));
@@ -192,7 +230,10 @@ pub fn spans_to_proto(spans: &[Span]) -> Vec<pt::ResourceSpans> {
             }
         };
         let scopes = &mut out[ri].1;
-        let si = match scopes.iter().position(|(sc, _)| Arc::ptr_eq(sc, &s.scope) || **sc == *s.scope) {
+        let si = match scopes
+            .iter()
+            .position(|(sc, _)| Arc::ptr_eq(sc, &s.scope) || **sc == *s.scope)
+        {
             Some(i) => i,
             None => {
                 scopes.push((s.scope.clone(), Vec::new()));
@@ -244,21 +285,43 @@ mod tests {
             attributes: vec![
                 KeyValue::new("http.status_code", AttrValue::Int(200)),
                 KeyValue::new("ratio", AttrValue::Double(0.5)),
-                KeyValue::new("list", AttrValue::Array(vec![AttrValue::Bool(true), AttrValue::Str("x".into())])),
-                KeyValue::new("map", AttrValue::Map(vec![KeyValue::new("a", AttrValue::Bytes(vec![1, 2]))])),
+                KeyValue::new(
+                    "list",
+                    AttrValue::Array(vec![AttrValue::Bool(true), AttrValue::Str("x".into())]),
+                ),
+                KeyValue::new(
+                    "map",
+                    AttrValue::Map(vec![KeyValue::new("a", AttrValue::Bytes(vec![1, 2]))]),
+                ),
             ],
             dropped_attributes_count: 2,
-            events: vec![Event { time_ns: 5, name: "retry".into(), attributes: vec![], dropped_attributes_count: 0 }],
+            events: vec![Event {
+                time_ns: 5,
+                name: "retry".into(),
+                attributes: vec![],
+                dropped_attributes_count: 0,
+            }],
             dropped_events_count: 1,
-            links: vec![Link { trace_id: TraceId([3; 16]), span_id: SpanId([4; 8]), ..Default::default() }],
+            links: vec![Link {
+                trace_id: TraceId([3; 16]),
+                span_id: SpanId([4; 8]),
+                ..Default::default()
+            }],
             dropped_links_count: 0,
-            status: Status { code: StatusCode::Error, message: "boom".into() },
+            status: Status {
+                code: StatusCode::Error,
+                message: "boom".into(),
+            },
             resource: Arc::new(Resource {
                 attributes: vec![KeyValue::new("service.name", AttrValue::Str("api".into()))],
                 dropped_attributes_count: 0,
                 schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
             }),
-            scope: Arc::new(Scope { name: "lib".into(), version: "1.0".into(), ..Default::default() }),
+            scope: Arc::new(Scope {
+                name: "lib".into(),
+                version: "1.0".into(),
+                ..Default::default()
+            }),
         }
     }
 

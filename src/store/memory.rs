@@ -32,7 +32,13 @@ impl SpanWriter for MemoryStore {
 #[async_trait]
 impl SpanReader for MemoryStore {
     async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
-        Ok(self.spans.read().iter().filter(|s| s.trace_id == id).cloned().collect())
+        Ok(self
+            .spans
+            .read()
+            .iter()
+            .filter(|s| s.trace_id == id)
+            .cloned()
+            .collect())
     }
 
     async fn search(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
@@ -41,14 +47,22 @@ impl SpanReader for MemoryStore {
             let e = newest.entry(s.trace_id).or_insert(0);
             *e = (*e).max(s.start_ns);
         }
-        let mut hits: Vec<TraceHit> = newest.into_iter().map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns }).collect();
+        let mut hits: Vec<TraceHit> = newest
+            .into_iter()
+            .map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns })
+            .collect();
         sort_hits(&mut hits);
         hits.truncate(q.limit);
         Ok(hits)
     }
 
     async fn services(&self) -> Result<Vec<String>> {
-        let set: BTreeSet<String> = self.spans.read().iter().map(|s| s.service_name().to_string()).collect();
+        let set: BTreeSet<String> = self
+            .spans
+            .read()
+            .iter()
+            .map(|s| s.service_name().to_string())
+            .collect();
         Ok(set.into_iter().collect())
     }
 
@@ -58,16 +72,26 @@ impl SpanReader for MemoryStore {
             .read()
             .iter()
             .filter(|s| service.is_none_or(|svc| s.service_name() == svc))
-            .map(|s| Operation { name: s.name.clone(), kind: s.kind })
+            .map(|s| Operation {
+                name: s.name.clone(),
+                kind: s.kind,
+            })
             .collect();
         Ok(set.into_iter().collect())
     }
 
-    async fn scan(&self, q: &SearchQuery, after: Option<&str>, page_size: usize) -> Result<ScanPage> {
+    async fn scan(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage> {
         // The cursor is the position in insertion order.
         let from: usize = match after {
             None => 0,
-            Some(c) => c.parse().map_err(|_| crate::error::Error::InvalidArgument(format!("bad cursor {c:?}")))?,
+            Some(c) => c
+                .parse()
+                .map_err(|_| crate::error::Error::InvalidArgument(format!("bad cursor {c:?}")))?,
         };
         let all = self.spans.read();
         let mut spans = Vec::new();
@@ -78,11 +102,18 @@ impl SpanReader for MemoryStore {
             }
             pos += 1;
         }
-        Ok(ScanPage { spans, next: (pos < all.len()).then(|| pos.to_string()) })
+        Ok(ScanPage {
+            spans,
+            next: (pos < all.len()).then(|| pos.to_string()),
+        })
     }
 }
 
 /// Newest first; ties broken by trace id so every tier orders alike.
 pub fn sort_hits(hits: &mut [TraceHit]) {
-    hits.sort_by(|a, b| b.start_ns.cmp(&a.start_ns).then(a.trace_id.cmp(&b.trace_id)));
+    hits.sort_by(|a, b| {
+        b.start_ns
+            .cmp(&a.start_ns)
+            .then(a.trace_id.cmp(&b.trace_id))
+    });
 }

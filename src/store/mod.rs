@@ -4,6 +4,7 @@
 //! and one conformance suite (tests/conformance.rs) runs against each.
 
 pub mod memory;
+pub mod tiered;
 
 use async_trait::async_trait;
 
@@ -39,7 +40,12 @@ pub trait SpanReader: Send + Sync {
     /// Every span matching `q` (ignoring `q.limit`), a page of at most
     /// `page_size` spans at a time, for export. `after` is the opaque
     /// cursor of the previous page; `next` is `None` on the last page.
-    async fn scan(&self, q: &SearchQuery, after: Option<&str>, page_size: usize) -> Result<ScanPage>;
+    async fn scan(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage>;
 }
 
 /// One page of a [`SpanReader::scan`].

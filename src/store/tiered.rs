@@ -1,0 +1,185 @@
+//! Composition of tiers: writes that must be durable in every tier, and
+//! reads that merge the hot store with Elasticsearch.
+
+use async_trait::async_trait;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use super::memory::sort_hits;
+use super::{Operation, ScanPage, SpanReader, SpanWriter, TraceHit};
+use crate::error::{Error, Result};
+use crate::model::{SearchQuery, Span, TraceId};
+
+/// Writes to every tier at once; Ok only when all of them made the spans
+/// durable. A retry after a partial failure rewrites the spans everywhere:
+/// tiers deduplicate by span identity.
+pub struct FanoutWriter(pub Vec<Arc<dyn SpanWriter>>);
+
+#[async_trait]
+impl SpanWriter for FanoutWriter {
+    async fn write(&self, spans: Vec<Span>) -> Result<()> {
+        match self.0.as_slice() {
+            [] => Err(Error::Internal("no storage tier configured".into())),
+            [one] => one.write(spans).await,
+            many => {
+                let writes = many.iter().map(|w| w.write(spans.clone()));
+                futures::future::try_join_all(writes).await.map(|_| ())
+            }
+        }
+    }
+}
+
+/// Reads from several tiers (hot first), merging and deduplicating.
+pub struct TieredReader(pub Vec<Arc<dyn SpanReader>>);
+
+/// Removes duplicate spans (same trace, span id and start), keeping the first.
+pub fn dedup_spans(spans: &mut Vec<Span>) {
+    let mut seen = HashSet::new();
+    spans.retain(|s| seen.insert((s.trace_id, s.span_id, s.start_ns)));
+}
+
+#[async_trait]
+impl SpanReader for TieredReader {
+    async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
+        let mut all = Vec::new();
+        for tier in &self.0 {
+            all.extend(tier.trace(id).await?);
+        }
+        dedup_spans(&mut all);
+        Ok(all)
+    }
+
+    async fn search(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
+        let mut hits: Vec<TraceHit> = Vec::new();
+        for tier in &self.0 {
+            hits.extend(tier.search(q).await?);
+        }
+        // Keep each trace once, at its newest matching start.
+        sort_hits(&mut hits);
+        let mut seen = HashSet::new();
+        hits.retain(|h| seen.insert(h.trace_id));
+        hits.truncate(q.limit);
+        Ok(hits)
+    }
+
+    async fn services(&self) -> Result<Vec<String>> {
+        let mut all = BTreeSet::new();
+        for tier in &self.0 {
+            all.extend(tier.services().await?);
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    async fn operations(&self, service: Option<&str>) -> Result<Vec<Operation>> {
+        let mut all = BTreeSet::new();
+        for tier in &self.0 {
+            all.extend(tier.operations(service).await?);
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// Scans the tiers one after another; the cursor is `<tier>:<cursor>`.
+    /// Spans held by several tiers appear once per tier; export callers
+    /// deduplicate within their sort window.
+    async fn scan(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage> {
+        let (mut tier, mut inner) = match after {
+            None => (0usize, None),
+            Some(c) => {
+                let (t, rest) = c
+                    .split_once(':')
+                    .ok_or_else(|| Error::InvalidArgument(format!("bad cursor {c:?}")))?;
+                let t = t
+                    .parse()
+                    .map_err(|_| Error::InvalidArgument(format!("bad cursor {c:?}")))?;
+                (t, (!rest.is_empty()).then(|| rest.to_string()))
+            }
+        };
+        while let Some(reader) = self.0.get(tier) {
+            let page = reader.scan(q, inner.as_deref(), page_size).await?;
+            let next = match page.next {
+                Some(n) => Some(format!("{tier}:{n}")),
+                None if tier + 1 < self.0.len() => Some(format!("{}:", tier + 1)),
+                None => None,
+            };
+            if !page.spans.is_empty() || next.is_none() {
+                return Ok(ScanPage {
+                    spans: page.spans,
+                    next,
+                });
+            }
+            tier += 1;
+            inner = None;
+        }
+        Ok(ScanPage::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SpanId;
+    use crate::store::memory::MemoryStore;
+
+    fn span(t: u8, s: u8, start: u64) -> Span {
+        Span {
+            trace_id: TraceId([t; 16]),
+            span_id: SpanId([s; 8]),
+            start_ns: start,
+            end_ns: start + 10,
+            ..Default::default()
+        }
+    }
+
+    #[actix_rt::test]
+    async fn merges_and_deduplicates_across_tiers() {
+        let hot = Arc::new(MemoryStore::new());
+        let cold = Arc::new(MemoryStore::new());
+        hot.write(vec![span(1, 1, 100), span(2, 1, 300)])
+            .await
+            .unwrap();
+        cold.write(vec![span(1, 1, 100), span(1, 2, 110), span(3, 1, 50)])
+            .await
+            .unwrap();
+        let r = TieredReader(vec![hot.clone(), cold.clone()]);
+        assert_eq!(r.trace(TraceId([1; 16])).await.unwrap().len(), 2);
+        let q = SearchQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        let ids: Vec<u8> = r
+            .search(&q)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.trace_id.0[0])
+            .collect();
+        assert_eq!(ids, vec![2, 1, 3]);
+        let mut cursor = None;
+        let mut n = 0;
+        loop {
+            let p = r.scan(&q, cursor.as_deref(), 1).await.unwrap();
+            n += p.spans.len();
+            match p.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(n, 5, "each tier's spans are scanned once");
+    }
+
+    #[actix_rt::test]
+    async fn fanout_needs_every_tier() {
+        let a = Arc::new(MemoryStore::new());
+        let b = Arc::new(MemoryStore::new());
+        let w = FanoutWriter(vec![a.clone(), b.clone()]);
+        w.write(vec![span(1, 1, 1)]).await.unwrap();
+        assert_eq!(a.trace(TraceId([1; 16])).await.unwrap().len(), 1);
+        assert_eq!(b.trace(TraceId([1; 16])).await.unwrap().len(), 1);
+        assert!(FanoutWriter(vec![]).write(vec![]).await.is_err());
+    }
+}
