@@ -45,7 +45,8 @@ export function renderSearch(root, params) {
     opSel.innerHTML = '<option value="">All operations</option>';
     if (!svc) return;
     try {
-      const ops = (await getJSON(`/api/services/${encodeURIComponent(svc)}/operations`, ctrl.signal)).data || [];
+      const ops = ((await getJSON(`/api/services/${encodeURIComponent(svc)}/operations`, ctrl.signal)).data || [])
+        .map((o) => (typeof o === 'string' ? o : o && o.name)).filter(Boolean);
       opSel.innerHTML += ops.slice().sort().map((o) => `<option value="${esc(o)}"${o === want ? ' selected' : ''}>${esc(o)}</option>`).join('');
     } catch { /* the form still works without the list */ }
   };

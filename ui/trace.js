@@ -72,13 +72,13 @@ class TraceView {
           <div><span>Depth</span><b>${maxDepth + 1}</b></div>
           <div><span>Spans</span><b id="span-count">${sum.spanCount}</b></div>
           <div><span>Errors</span><b class="${sum.errorCount ? 'errtext' : ''}">${sum.errorCount}</b></div>
-          <div class="th-actions"><button data-act="expand">Expand all</button><button data-act="collapse">Collapse to level 1</button></div>
+          <div class="th-actions"><input id="find" type="search" placeholder="Find spans…" aria-label="Find spans" spellcheck="false"><span class="find-count" id="find-count"></span><button data-act="expand">Expand all</button><button data-act="collapse">Collapse to level 1</button></div>
         </div>
         <div class="chips">${sum.services.map((s) => chip(s.name, colors.get(s.name), s.count)).join('')}</div>
       </div>
       <div class="trace-body">
         <div class="panel timeline">
-          <div class="tl-header"><div class="tl-name-h">Service &amp; operation</div><div class="tl-axis" id="tl-axis"></div></div>
+          <div class="tl-header"><div class="tl-name-h">Service &amp; operation<span class="col-resize" id="col-resize" title="Drag to resize"></span></div><div class="tl-axis" id="tl-axis"></div></div>
           <div class="tl-main">
             <div class="tl-scroll" id="tl-scroll" tabindex="0">
               <div class="tl-spacer" id="tl-spacer"><div class="tl-grid" id="tl-grid"></div><div class="tl-rows" id="tl-rows"></div></div>
@@ -114,6 +114,8 @@ class TraceView {
       else return;
       this.refreshRows();
     });
+    this.wireFind(root.querySelector('#find'), root.querySelector('#find-count'));
+    this.wireResize(root.querySelector('#col-resize'), root.querySelector('.timeline'));
     wirePanel(this.panel, { onClose: () => this.select(-1), onGoto: (i) => this.select(i, true) });
     this.renderRows();
     this.minimap.draw();
@@ -121,6 +123,52 @@ class TraceView {
 
   destroy() {
     window.removeEventListener('resize', this.onResize);
+  }
+
+  /** Highlights spans whose service, operation, id or a tag value contains the text; Enter walks them. */
+  wireFind(input, count) {
+    this.matches = null;
+    let timer = 0, cursor = -1;
+    const run = () => {
+      const q = input.value.trim().toLowerCase();
+      cursor = -1;
+      if (!q) { this.matches = null; count.textContent = ''; this.renderRows(); return; }
+      const m = new Set();
+      const spans = this.tree.spans;
+      for (let i = 0; i < spans.length; i++) {
+        const s = spans[i];
+        if (this.svc[i].toLowerCase().includes(q) || String(s.operationName).toLowerCase().includes(q) || s.spanID === q
+          || (s.tags || []).some((t) => String(t.value).toLowerCase().includes(q) || t.key.toLowerCase() === q)) m.add(i);
+      }
+      this.matches = m;
+      count.textContent = `${m.size} match${m.size === 1 ? '' : 'es'}`;
+      this.renderRows();
+    };
+    input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(run, 150); });
+    input.addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter' || !this.matches || !this.matches.size) return;
+      e.preventDefault();
+      // Next match in tree order after the current one.
+      const inOrder = [...this.matches].sort((a, b) => this.tree.pos[a] - this.tree.pos[b]);
+      cursor = (cursor + (e.shiftKey ? -1 : 1) + inOrder.length) % inOrder.length;
+      this.select(inOrder[cursor], true);
+    });
+  }
+
+  /** Drag the name column's right edge to widen it (deep trees, long names). */
+  wireResize(handle, timeline) {
+    handle.addEventListener('pointerdown', (e) => {
+      e.preventDefault();
+      handle.setPointerCapture(e.pointerId);
+      const box = timeline.getBoundingClientRect();
+      const move = (ev) => {
+        const frac = Math.min(0.7, Math.max(0.15, (ev.clientX - box.left) / (box.width - 86)));
+        timeline.style.setProperty('--name-w', (frac * 100).toFixed(2) + '%');
+      };
+      const up = () => { handle.removeEventListener('pointermove', move); handle.removeEventListener('pointerup', up); };
+      handle.addEventListener('pointermove', move);
+      handle.addEventListener('pointerup', up);
+    });
   }
 
   drawAxis(axis, grid) {
@@ -166,7 +214,8 @@ class TraceView {
     else if (left > 15) labelPos = `right:${(100 - left).toFixed(3)}%;padding-right:6px`;
     else { labelPos = `right:${(100 - left - width).toFixed(3)}%;padding-right:6px`; labelCls = ' inside'; }
     const indent = Math.min(d, MAX_INDENT_LEVELS) * INDENT;
-    return `<div class="row${this.err[i] ? ' error' : ''}${i === this.selected ? ' selected' : ''}" data-i="${i}" data-k="${k}" style="height:${ROW_H}px">
+    const match = this.matches && this.matches.has(i) ? ' match' : '';
+    return `<div class="row${this.err[i] ? ' error' : ''}${i === this.selected ? ' selected' : ''}${match}" data-i="${i}" data-k="${k}" style="height:${ROW_H}px">
       <div class="name" style="--svc:${esc(color)}"><span class="indent" style="width:${indent}px">${d > MAX_INDENT_LEVELS ? `<em>${d}</em>` : ''}</span>${hasKids
         ? `<button class="tg" aria-label="${folded ? 'Expand' : 'Collapse'}" aria-expanded="${!folded}">${folded ? '▸' : '▾'}</button>`
         : '<span class="tg-leaf"></span>'}<span class="svc">${esc(svc)}</span><span class="op">${esc(s.operationName)}</span>${folded ? `<span class="folded">+${this.tree.size[i] - 1}</span>` : ''}${this.err[i] ? '<span class="err-icon" title="Error">!</span>' : ''}${shift !== null ? `<span class="skew-badge" title="${esc((s.warnings || []).join('\n'))}">skew ${shift > 0 ? '+' : ''}${esc(formatDuration(shift))}</span>` : ''}</div>
