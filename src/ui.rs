@@ -135,7 +135,7 @@ mod tests {
         (status, headers, body)
     }
 
-    fn hv<'a>(h: &'a actix_web::http::header::HeaderMap, k: header::HeaderName) -> &'a str {
+    fn hv(h: &actix_web::http::header::HeaderMap, k: header::HeaderName) -> &str {
         h.get(k).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 
