@@ -14,14 +14,14 @@ export function isErrorSpan(span) {
   return typeof s === 'string' && s.toUpperCase() === 'ERROR';
 }
 
-const SKEW = /clock skew adjustment[^+\-\d]*([+-]?\d+(?:\.\d+)?)\s*(µs|us|ms|s)?/i;
+const SKEW = /clock skew adjustment[^+\-\d]*([+-]?\d+(?:\.\d+)?)\s*(ns|µs|us|ms|s)?/i;
 
 /** Shift (µs) the server applied to correct clock skew, or null if none. */
 export function skewShift(span) {
   for (const w of span.warnings || []) {
     const m = SKEW.exec(w);
     if (m) {
-      const mult = { us: 1, 'µs': 1, ms: 1e3, s: 1e6 }[(m[2] || 'µs').toLowerCase()] || 1;
+      const mult = { ns: 1e-3, us: 1, 'µs': 1, ms: 1e3, s: 1e6 }[(m[2] || 'µs').toLowerCase()] || 1;
       return Number(m[1]) * mult;
     }
   }

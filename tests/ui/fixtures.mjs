@@ -30,12 +30,13 @@ export function request(spans, resourceExtra = {}) {
 }
 
 /**
- * A checkout request across four services, 8 spans, one failing.
+ * A checkout request across five services, 9 spans, two failing; the
+ * inventory host's clock runs 50 ms slow, so strand shifts that span.
  * @returns {{traceId, body, spanCount, ops}}
  */
 export function checkoutTrace(startMs = Date.now() - 60_000) {
   const traceId = hexId(16);
-  const ids = Array.from({ length: 8 }, () => hexId(8));
+  const ids = Array.from({ length: 9 }, () => hexId(8));
   const span = (i, parent, service, name, kind, from, to, extra = {}) => ({
     service, traceId, spanId: ids[i], parentSpanId: parent === null ? '' : ids[parent], name, kind,
     startTimeUnixNano: ns(startMs + from), endTimeUnixNano: ns(startMs + to),
@@ -57,6 +58,7 @@ export function checkoutTrace(startMs = Date.now() - 60_000) {
     }),
     span(6, 5, 'payments', 'fraud check', 1, 30, 55, { attrs: { 'fraud.score': 0.12 } }),
     span(7, 2, 'checkout', 'publish order', 4, 102, 108, { attrs: { 'messaging.system': 'kafka' } }),
+    span(8, 2, 'inventory', 'reserve stock', 2, 5, 11, { attrs: { 'stock.sku': 'SKU-7' } }),
   ];
   return { traceId, body: request(spans, { 'deployment.environment': 'test' }), spanCount: spans.length };
 }

@@ -90,6 +90,8 @@ test('errors and clock-skew shifts are recognised', () => {
   assert.equal(skewShift(trace.spans[0]), 1234);
   assert.equal(skewShift({ warnings: ['clock skew adjustment: shifted -2.5ms'] }), -2500);
   assert.equal(skewShift({ warnings: null }), null);
+  assert.equal(skewShift({ warnings: ['clock skew adjustment: shifted -1500ns to fit within the parent span'] }), -1.5);
+  assert.equal(skewShift({ warnings: ['something else'] }), null);
 });
 
 test('search form becomes a Jaeger query', () => {
