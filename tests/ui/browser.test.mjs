@@ -20,6 +20,7 @@ const ARTIFACTS = path.join(ROOT, 'target/ui-artifacts');
 let server, browser, page, profile;
 const requests = [];
 const pageErrors = [];
+const consoleErrors = [];
 
 before(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/ui-test.sh (installs Debian's chromium)`);
@@ -36,6 +37,8 @@ before(async () => {
   page.setDefaultTimeout(30_000);
   page.on('request', (r) => requests.push(r.url()));
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  // CSP violations and failed loads are reported here.
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   mkdirSync(ARTIFACTS, { recursive: true });
 });
 
@@ -114,6 +117,7 @@ test('search, open a trace, inspect a span, dependency graph', async () => {
   const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:'));
   assert.deepEqual(foreign, [], 'the UI makes no external requests');
   assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  assert.deepEqual(consoleErrors, [], 'no console errors (CSP violations, failed loads)');
 });
 
 test('a 50,000-span trace renders virtualized and scrolls', async () => {
