@@ -21,6 +21,18 @@ export function ticks(range, maxTicks = 6) {
   return out;
 }
 
+/** Ticks at round values inside [a, b] µs (a zoomed window); frac along the axis. */
+export function ticksBetween(a, b, maxTicks = 6) {
+  if (!(b > a)) return [{ value: a, label: formatDuration(a), frac: 0 }];
+  const step = niceStep(b - a, maxTicks);
+  const out = [];
+  for (let k = Math.ceil(a / step - 1e-9); k * step <= b + step * 1e-9; k++) {
+    const value = Math.round(k * step * 1e6) / 1e6;
+    out.push({ value, label: formatDuration(value), frac: (value - a) / (b - a) });
+  }
+  return out;
+}
+
 const trim = (x) => String(Number(x.toFixed(2)));
 
 /** Microseconds as a short human duration: 850µs, 1.25ms, 3.5s, 2m 5s, 1h 2m. */

@@ -3,7 +3,7 @@
 import { esc, getJSON, chip, fmtTime, errorBox } from './dom.js';
 import { buildTree, visibleRows, toggle, expandTo, collapseBelow } from './tree.js';
 import { virtualWindow, scrollToRow } from './virtual.js';
-import { ticks, formatDuration } from './axis.js';
+import { ticksBetween, formatDuration } from './axis.js';
 import { colors } from './colors.js';
 import { isErrorSpan, skewShift, serviceOf, traceBounds, summarizeTrace } from './model.js';
 import { spanPanelHtml, wirePanel } from './spanpanel.js';
@@ -72,13 +72,13 @@ class TraceView {
           <div><span>Depth</span><b>${maxDepth + 1}</b></div>
           <div><span>Spans</span><b id="span-count">${sum.spanCount}</b></div>
           <div><span>Errors</span><b class="${sum.errorCount ? 'errtext' : ''}">${sum.errorCount}</b></div>
-          <div class="th-actions"><input id="find" type="search" placeholder="Find spans…" aria-label="Find spans" spellcheck="false"><span class="find-count" id="find-count"></span><button data-act="expand">Expand all</button><button data-act="collapse">Collapse to level 1</button></div>
         </div>
-        <div class="chips">${sum.services.map((s) => chip(s.name, colors.get(s.name), s.count)).join('')}</div>
+        <div class="th-row"><div class="chips">${sum.services.map((s) => chip(s.name, colors.get(s.name), s.count)).join('')}</div>
+          <div class="th-actions"><span class="find-count" id="find-count"></span><input id="find" type="search" placeholder="Find spans…" aria-label="Find spans" spellcheck="false"><button data-act="unzoom" hidden>Reset zoom</button><button data-act="expand">Expand all</button><button data-act="collapse">Collapse to level 1</button></div></div>
       </div>
       <div class="trace-body">
         <div class="panel timeline">
-          <div class="tl-header"><div class="tl-name-h">Service &amp; operation<span class="col-resize" id="col-resize" title="Drag to resize"></span></div><div class="tl-axis" id="tl-axis"></div></div>
+          <div class="tl-header"><div class="tl-name-h">Service &amp; operation<span class="col-resize" id="col-resize" title="Drag to resize"></span></div><div class="tl-axis" id="tl-axis" title="Drag to zoom into a time range; double-click to reset"></div></div>
           <div class="tl-main">
             <div class="tl-scroll" id="tl-scroll" tabindex="0">
               <div class="tl-spacer" id="tl-spacer"><div class="tl-grid" id="tl-grid"></div><div class="tl-rows" id="tl-rows"></div></div>
@@ -93,7 +93,12 @@ class TraceView {
     this.rowsEl = root.querySelector('#tl-rows');
     this.panel = root.querySelector('#span-detail');
     this.page = root.querySelector('.trace-page');
-    this.drawAxis(root.querySelector('#tl-axis'), root.querySelector('#tl-grid'));
+    this.zoom = [0, 1];
+    this.axisEl = root.querySelector('#tl-axis');
+    this.gridEl = root.querySelector('#tl-grid');
+    this.unzoomBtn = root.querySelector('[data-act="unzoom"]');
+    this.drawAxis();
+    this.wireZoom(this.axisEl);
     this.minimap = new Minimap(root.querySelector('#minimap'), this, (top) => { this.scroll.scrollTop = top; });
 
     let pending = false;
@@ -109,6 +114,7 @@ class TraceView {
     this.scroll.addEventListener('keydown', (e) => this.onKey(e));
     root.querySelector('.th-actions').addEventListener('click', (e) => {
       const act = e.target.dataset.act;
+      if (act === 'unzoom') { this.setZoom(0, 1); return; }
       if (act === 'expand') this.collapsed.clear();
       else if (act === 'collapse') collapseBelow(this.tree, this.collapsed, 1);
       else return;
@@ -171,10 +177,53 @@ class TraceView {
     });
   }
 
-  drawAxis(axis, grid) {
-    const t = ticks(this.bounds.duration, 5);
-    axis.innerHTML = t.map((x) => `<span class="tick${x.frac > 0.97 ? ' last' : ''}" style="left:${(x.frac * 100).toFixed(3)}%">${esc(x.label)}</span>`).join('');
-    grid.innerHTML = t.map((x) => `<i style="left:${(x.frac * 100).toFixed(3)}%"></i>`).join('');
+  /** Shows the time window [z0, z1] (fractions of the trace) across the bars. */
+  setZoom(z0, z1) {
+    this.zoom = [Math.max(0, z0), Math.min(1, z1)];
+    this.unzoomBtn.hidden = this.zoom[0] === 0 && this.zoom[1] === 1;
+    this.drawAxis();
+    this.renderRows();
+  }
+
+  wireZoom(axis) {
+    let from = null;
+    const sel = document.createElement('div');
+    sel.className = 'zoom-sel';
+    const frac = (e) => {
+      const r = axis.getBoundingClientRect();
+      return Math.min(1, Math.max(0, (e.clientX - r.left) / r.width));
+    };
+    axis.addEventListener('pointerdown', (e) => {
+      from = frac(e);
+      axis.setPointerCapture(e.pointerId);
+      sel.style.left = from * 100 + '%';
+      sel.style.width = '0';
+      axis.appendChild(sel);
+    });
+    axis.addEventListener('pointermove', (e) => {
+      if (from === null) return;
+      const to = frac(e);
+      sel.style.left = Math.min(from, to) * 100 + '%';
+      sel.style.width = Math.abs(to - from) * 100 + '%';
+    });
+    axis.addEventListener('pointerup', (e) => {
+      if (from === null) return;
+      const to = frac(e);
+      sel.remove();
+      const [a, b] = [Math.min(from, to), Math.max(from, to)];
+      from = null;
+      if (b - a < 0.005) return;
+      const [z0, z1] = this.zoom;
+      this.setZoom(z0 + a * (z1 - z0), z0 + b * (z1 - z0));
+    });
+    axis.addEventListener('dblclick', () => this.setZoom(0, 1));
+  }
+
+  drawAxis() {
+    const d = this.bounds.duration;
+    const t = ticksBetween(this.zoom[0] * d, this.zoom[1] * d, 5);
+    this.axisEl.innerHTML = t.map((x) => `<span class="tick${x.frac > 0.97 ? ' last' : ''}${x.frac < 0.03 ? ' first' : ''}" style="left:${(x.frac * 100).toFixed(3)}%">${esc(x.label)}</span>`).join('');
+    this.gridEl.innerHTML = t.map((x) => `<i style="left:${(x.frac * 100).toFixed(3)}%"></i>`).join('');
   }
 
   refreshRows() {
@@ -203,23 +252,30 @@ class TraceView {
     const hasKids = this.tree.children[i].length > 0;
     const folded = this.collapsed.has(i);
     const dur = this.bounds.duration || 1;
-    const left = ((s.startTime - this.bounds.start) / dur) * 100;
-    const width = Math.max((s.duration / dur) * 100, 0);
+    const span = (this.zoom[1] - this.zoom[0]) * dur || 1;
+    const left = ((s.startTime - this.bounds.start - this.zoom[0] * dur) / span) * 100;
+    const width = Math.max((s.duration / span) * 100, 0);
     const shift = skewShift(s);
     const label = formatDuration(s.duration);
     // Label after the bar, before it when the bar ends near the right edge,
     // inside it when the bar spans nearly the whole trace.
     let labelPos, labelCls = '';
-    if (left + width < 85) labelPos = `left:${(left + width).toFixed(3)}%;padding-left:6px`;
-    else if (left > 15) labelPos = `right:${(100 - left).toFixed(3)}%;padding-right:6px`;
-    else { labelPos = `right:${(100 - left - width).toFixed(3)}%;padding-right:6px`; labelCls = ' inside'; }
+    if (left + width <= 0) labelPos = 'left:0;padding-left:2px', labelCls = ' off';
+    else if (left >= 100) labelPos = 'right:0;padding-right:2px', labelCls = ' off';
+    else {
+      // Place by the visible part of the bar (zoom may clip it).
+      const vl = Math.max(left, 0), vr = Math.min(left + width, 100);
+      if (vr < 85) labelPos = `left:${vr.toFixed(3)}%;padding-left:6px`;
+      else if (vl > 15) labelPos = `right:${(100 - vl).toFixed(3)}%;padding-right:6px`;
+      else { labelPos = `right:${(100 - vr).toFixed(3)}%;padding-right:6px`; labelCls = ' inside'; }
+    }
     const indent = Math.min(d, MAX_INDENT_LEVELS) * INDENT;
     const match = this.matches && this.matches.has(i) ? ' match' : '';
     return `<div class="row${this.err[i] ? ' error' : ''}${i === this.selected ? ' selected' : ''}${match}" data-i="${i}" data-k="${k}" style="height:${ROW_H}px">
       <div class="name" style="--svc:${esc(color)}"><span class="indent" style="width:${indent}px">${d > MAX_INDENT_LEVELS ? `<em>${d}</em>` : ''}</span>${hasKids
         ? `<button class="tg" aria-label="${folded ? 'Expand' : 'Collapse'}" aria-expanded="${!folded}">${folded ? '▸' : '▾'}</button>`
         : '<span class="tg-leaf"></span>'}<span class="svc">${esc(svc)}</span><span class="op">${esc(s.operationName)}</span>${folded ? `<span class="folded">+${this.tree.size[i] - 1}</span>` : ''}${this.err[i] ? '<span class="err-icon" title="Error">!</span>' : ''}${shift !== null ? `<span class="skew-badge" title="${esc((s.warnings || []).join('\n'))}">skew ${shift > 0 ? '+' : ''}${esc(formatDuration(shift))}</span>` : ''}</div>
-      <div class="bars"><div class="bar" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%;background:${esc(color)}"></div><span class="bar-label${labelCls}" style="${labelPos}">${esc(label)}</span></div>
+      <div class="bars"><div class="bar" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%;background:${esc(color)}"></div><span class="bar-label${labelCls}" style="${labelPos}">${left >= 100 ? esc(label) + ' ›' : left + width <= 0 ? '‹ ' + esc(label) : esc(label)}</span></div>
     </div>`;
   }
 

@@ -124,3 +124,11 @@ test('dependency layout puts callees right of callers, survives cycles', () => {
   const l2 = Object.fromEntries(dag.nodes.map((n) => [n.id, n.layer]));
   assert.deepEqual(l2, { a: 0, b: 1, c: 2 });
 });
+
+test('ticks inside a zoomed window sit on round values', async () => {
+  const { ticksBetween } = await import('../../ui/axis.js');
+  const t = ticksBetween(1234, 5678, 5);
+  assert.deepEqual(t.map((x) => x.value), [2000, 3000, 4000, 5000]);
+  assert.ok(t.every((x) => x.frac > 0 && x.frac < 1));
+  assert.equal(ticksBetween(0, 1000, 5).at(-1).frac, 1);
+});
