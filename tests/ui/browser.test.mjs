@@ -105,6 +105,19 @@ test('search, open a trace, inspect a span, dependency graph', async () => {
   assert.match(await panel.innerText(), /host\.name/, 'resource attributes shown');
   await page.screenshot({ path: path.join(ARTIFACTS, 'trace.png') });
 
+  // Dragging across the time axis zooms; double-clicking it resets.
+  const firstTick = await page.locator('#tl-axis .tick').first().innerText();
+  const ax = await page.locator('#tl-axis').boundingBox();
+  await page.mouse.move(ax.x + ax.width * 0.5, ax.y + ax.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(ax.x + ax.width * 0.9, ax.y + ax.height / 2, { steps: 4 });
+  await page.mouse.up();
+  await page.locator('[data-act="unzoom"]').waitFor();
+  assert.notEqual(await page.locator('#tl-axis .tick').first().innerText(), firstTick, 'axis shows the zoomed window');
+  await page.dblclick('#tl-axis');
+  await page.locator('[data-act="unzoom"]').waitFor({ state: 'hidden' });
+  assert.equal(await page.locator('#tl-axis .tick').first().innerText(), firstTick);
+
   await page.click('a[data-nav="dependencies"]');
   await page.waitForSelector('#deps-table tbody tr');
   const deps = await page.locator('#deps-table').innerText();
