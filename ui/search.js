@@ -114,7 +114,14 @@ async function runSearch(el, params, signal) {
     q.set('sort', e.target.value);
     navigate('/search?' + q, true);
   });
-  drawScatter(el.querySelector('#scatter'), sums);
+  const scatter = el.querySelector('#scatter');
+  drawScatter(scatter, sums);
+  scatter.addEventListener('click', (e) => {
+    const dot = e.target.closest('circle[data-trace-id]');
+    if (dot) navigate('/trace/' + encodeURIComponent(dot.dataset.traceId));
+  });
+  let t = 0;
+  window.addEventListener('resize', () => { clearTimeout(t); t = setTimeout(() => drawScatter(scatter, sums), 100); }, { signal });
 }
 
 function itemHtml(s, maxDur) {
@@ -161,8 +168,4 @@ function drawScatter(el, sums) {
     svg += `<circle class="dot${s.errorCount ? ' err' : ''}" data-trace-id="${esc(s.traceID)}" cx="${x(s.start).toFixed(1)}" cy="${y(s.duration).toFixed(1)}" r="${r.toFixed(1)}" fill="${esc(colors.get(s.rootService))}"><title>${esc(`${s.rootService}: ${s.rootOperation}\n${formatDuration(s.duration)} · ${s.spanCount} spans${s.errorCount ? ` · ${s.errorCount} errors` : ''}`)}</title></circle>`;
   }
   el.innerHTML = svg + '</svg>';
-  el.addEventListener('click', (e) => {
-    const dot = e.target.closest('circle[data-trace-id]');
-    if (dot) navigate('/trace/' + encodeURIComponent(dot.dataset.traceId));
-  });
 }
