@@ -144,6 +144,10 @@ pub struct SamplingConfig {
     /// Keep every span of a trace that has an error span in the same
     /// request, whatever the ratio.
     pub keep_errors: bool,
+    /// Adaptive sampling: when positive, the effective ratio is lowered
+    /// (never raised above `ratio`) to keep the stored span rate near this
+    /// many spans per second per receiver. 0 turns it off.
+    pub target_spans_per_sec: f64,
 }
 
 impl Default for SamplingConfig {
@@ -151,6 +155,7 @@ impl Default for SamplingConfig {
         SamplingConfig {
             ratio: 1.0,
             keep_errors: true,
+            target_spans_per_sec: 0.0,
         }
     }
 }
@@ -282,6 +287,13 @@ impl Config {
             return Err(Error::config(
                 "sampling.ratio",
                 "must be between 0.0 and 1.0",
+            ));
+        }
+        let t = self.sampling.target_spans_per_sec;
+        if !t.is_finite() || t < 0.0 {
+            return Err(Error::config(
+                "sampling.target_spans_per_sec",
+                "must be a non-negative number (0 = off)",
             ));
         }
         for (key, addr) in [

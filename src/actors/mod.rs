@@ -1,1 +1,3 @@
 //! The actix supervision tree: receivers, writers, sealers.
+
+pub mod receiver;
