@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod otlp;
+pub mod query;
 pub mod sampling;
 pub mod scrub;
 pub mod store;
