@@ -77,10 +77,22 @@ export async function startStrand(bin) {
 }
 
 export async function ingest(server, body) {
-  const r = await fetch(server.otlpUrl + '/v1/traces', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-  });
-  if (!r.ok) throw new Error(`OTLP/HTTP export failed: ${r.status} ${await r.text()}`);
+  const text = JSON.stringify(body);
+  for (let attempt = 1; ; attempt++) {
+    let r;
+    try {
+      r = await fetch(server.otlpUrl + '/v1/traces', {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: text,
+      });
+    } catch (e) {
+      // A pooled keep-alive connection the server closed while idle fails
+      // before anything was sent; an OTLP client retries that, so do we.
+      if (attempt < 3 && e.cause && /SOCKET|ECONNRESET|EPIPE/.test(e.cause.code || '')) continue;
+      throw new Error(`OTLP/HTTP export failed: ${e.message} (${e.cause && (e.cause.code || e.cause.message)})`);
+    }
+    if (!r.ok) throw new Error(`OTLP/HTTP export failed: ${r.status} ${await r.text()}`);
+    return;
+  }
 }
 
 export async function getJSON(server, p) {
