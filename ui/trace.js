@@ -260,6 +260,7 @@ class TraceView {
     const width = Math.max((s.duration / span) * 100, 0);
     const shift = skewShift(s);
     const label = formatDuration(s.duration);
+    const skew = shift === null ? '' : `<span class="skew-badge" title="${esc((s.warnings || []).join('\n'))}">skew ${shift > 0 ? '+' : ''}${esc(formatDuration(shift))}</span>`;
     // Label after the bar, before it when the bar ends near the right edge,
     // inside it when the bar spans nearly the whole trace.
     let labelPos, labelCls = '';
@@ -277,8 +278,8 @@ class TraceView {
     return `<div class="row${this.err[i] ? ' error' : ''}${i === this.selected ? ' selected' : ''}${match}" data-i="${i}" data-k="${k}" style="height:${ROW_H}px">
       <div class="name" style="--svc:${esc(color)}"><span class="indent" style="width:${indent}px">${d > MAX_INDENT_LEVELS ? `<em>${d}</em>` : ''}</span>${hasKids
         ? `<button class="tg" aria-label="${folded ? 'Expand' : 'Collapse'}" aria-expanded="${!folded}">${folded ? '▸' : '▾'}</button>`
-        : '<span class="tg-leaf"></span>'}<span class="svc">${esc(svc)}</span><span class="op">${esc(s.operationName)}</span>${folded ? `<span class="folded">+${this.tree.size[i] - 1}</span>` : ''}${this.err[i] ? '<span class="err-icon" title="Error">!</span>' : ''}${shift !== null ? `<span class="skew-badge" title="${esc((s.warnings || []).join('\n'))}">skew ${shift > 0 ? '+' : ''}${esc(formatDuration(shift))}</span>` : ''}</div>
-      <div class="bars"><div class="bar" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%;background:${esc(color)}"></div><span class="bar-label${labelCls}" style="${labelPos}">${left >= 100 ? esc(label) + ' ›' : left + width <= 0 ? '‹ ' + esc(label) : esc(label)}</span></div>
+        : '<span class="tg-leaf"></span>'}<span class="svc">${esc(svc)}</span><span class="op">${esc(s.operationName)}</span>${folded ? `<span class="folded">+${this.tree.size[i] - 1}</span>` : ''}${this.err[i] ? '<span class="err-icon" title="Error">!</span>' : ''}</div>
+      <div class="bars"><div class="bar" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%;background:${esc(color)}"></div><span class="bar-label${labelCls}" style="${labelPos}">${left >= 100 ? esc(label) + ' ›' : left + width <= 0 ? '‹ ' + esc(label) : esc(label)}${skew}</span></div>
     </div>`;
   }
 
