@@ -2,6 +2,7 @@
 
 pub mod actors;
 pub mod config;
+pub mod elasticsearch;
 pub mod error;
 pub mod index;
 pub mod ingest;

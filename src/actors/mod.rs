@@ -1,3 +1,7 @@
 //! The actix supervision tree: receivers, writers, sealers.
 
+pub mod es_writer;
 pub mod receiver;
+pub mod sealer;
+pub mod supervise;
+pub mod writer;

@@ -1,0 +1,432 @@
+//! The Arrow schema of a sealed segment (documented in docs/STORAGE.md) and
+//! the conversions spans → RecordBatch and row → span.
+//!
+//! Nested OTLP structures (attributes, events, links) are stored as binary
+//! columns of length-delimited OTLP protobuf messages: the model round-trips
+//! exactly (every AnyValue type, dropped counts) and search never reads them
+//! except to verify candidate rows. Repetitive strings and the per-resource
+//! and per-scope blobs are dictionary-encoded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BinaryBuilder, BinaryDictionaryBuilder, DictionaryArray, FixedSizeBinaryArray,
+    FixedSizeBinaryBuilder, Int32Array, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder, UInt32Array,
+    UInt32Builder, UInt64Array, UInt64Builder, UInt8Array, UInt8Builder,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use prost::Message;
+
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::otlp::convert;
+use crate::otlp::proto::common::v1 as pc;
+use crate::otlp::proto::resource::v1 as pr;
+use crate::otlp::proto::trace::v1 as pt;
+
+fn dict(v: DataType) -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(v))
+}
+
+/// The segment schema, column order fixed (the decoder reads by position).
+pub fn schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        use DataType::*;
+        Arc::new(Schema::new(vec![
+            Field::new("trace_id", FixedSizeBinary(16), false),
+            Field::new("span_id", FixedSizeBinary(8), false),
+            Field::new("parent_span_id", FixedSizeBinary(8), true),
+            Field::new("trace_state", Utf8, false),
+            Field::new("flags", UInt32, false),
+            Field::new("name", dict(Utf8), false),
+            Field::new("kind", UInt8, false),
+            Field::new("start_time_unix_nano", UInt64, false),
+            Field::new("end_time_unix_nano", UInt64, false),
+            Field::new("status_code", UInt8, false),
+            Field::new("status_message", Utf8, false),
+            Field::new("service_name", dict(Utf8), false),
+            Field::new("resource", dict(Binary), false),
+            Field::new("resource_schema_url", dict(Utf8), false),
+            Field::new("scope_name", dict(Utf8), false),
+            Field::new("scope_version", dict(Utf8), false),
+            Field::new("scope_attributes", dict(Binary), false),
+            Field::new("scope_dropped_attributes_count", UInt32, false),
+            Field::new("scope_schema_url", dict(Utf8), false),
+            Field::new("attributes", Binary, false),
+            Field::new("dropped_attributes_count", UInt32, false),
+            Field::new("events", Binary, false),
+            Field::new("dropped_events_count", UInt32, false),
+            Field::new("links", Binary, false),
+            Field::new("dropped_links_count", UInt32, false),
+        ]))
+    })
+    .clone()
+}
+
+fn encode_delimited<M: Message>(items: impl Iterator<Item = M>, out: &mut Vec<u8>) {
+    out.clear();
+    for m in items {
+        // Writing into a Vec cannot fail.
+        let _ = m.encode_length_delimited(out);
+    }
+}
+
+fn decode_delimited<M: Message + Default>(mut buf: &[u8]) -> Result<Vec<M>> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(M::decode_length_delimited(&mut buf).map_err(|e| Error::Corrupt(format!("nested column: {e}")))?);
+    }
+    Ok(out)
+}
+
+/// Builds one RecordBatch of `spans`, in order (row i = spans[i]).
+pub fn to_batch(spans: &[Span]) -> Result<RecordBatch> {
+    let n = spans.len();
+    let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
+    let mut span_id = FixedSizeBinaryBuilder::with_capacity(n, 8);
+    let mut parent = FixedSizeBinaryBuilder::with_capacity(n, 8);
+    let mut trace_state = StringBuilder::new();
+    let mut flags = UInt32Builder::with_capacity(n);
+    let mut name = StringDictionaryBuilder::<Int32Type>::new();
+    let mut kind = UInt8Builder::with_capacity(n);
+    let mut start = UInt64Builder::with_capacity(n);
+    let mut end = UInt64Builder::with_capacity(n);
+    let mut status_code = UInt8Builder::with_capacity(n);
+    let mut status_message = StringBuilder::new();
+    let mut service = StringDictionaryBuilder::<Int32Type>::new();
+    let mut resource = BinaryDictionaryBuilder::<Int32Type>::new();
+    let mut resource_url = StringDictionaryBuilder::<Int32Type>::new();
+    let mut scope_name = StringDictionaryBuilder::<Int32Type>::new();
+    let mut scope_version = StringDictionaryBuilder::<Int32Type>::new();
+    let mut scope_attrs = BinaryDictionaryBuilder::<Int32Type>::new();
+    let mut scope_dropped = UInt32Builder::with_capacity(n);
+    let mut scope_url = StringDictionaryBuilder::<Int32Type>::new();
+    let mut attrs = BinaryBuilder::new();
+    let mut dropped_attrs = UInt32Builder::with_capacity(n);
+    let mut events = BinaryBuilder::new();
+    let mut dropped_events = UInt32Builder::with_capacity(n);
+    let mut links = BinaryBuilder::new();
+    let mut dropped_links = UInt32Builder::with_capacity(n);
+
+    // Resource and scope blobs are encoded once per distinct Arc.
+    let mut res_cache: HashMap<*const Resource, Vec<u8>> = HashMap::new();
+    let mut scope_cache: HashMap<*const Scope, Vec<u8>> = HashMap::new();
+    let mut buf = Vec::new();
+    let ae = |e: arrow::error::ArrowError| Error::Internal(format!("building segment batch: {e}"));
+    for s in spans {
+        trace_id.append_value(s.trace_id.0).map_err(ae)?;
+        span_id.append_value(s.span_id.0).map_err(ae)?;
+        match s.parent_span_id {
+            Some(p) => parent.append_value(p.0).map_err(ae)?,
+            None => parent.append_null(),
+        }
+        trace_state.append_value(&s.trace_state);
+        flags.append_value(s.flags);
+        name.append_value(&s.name);
+        kind.append_value(s.kind as u8);
+        start.append_value(s.start_ns);
+        end.append_value(s.end_ns);
+        status_code.append_value(s.status.code as u8);
+        status_message.append_value(&s.status.message);
+        service.append_value(s.service_name());
+        let r = res_cache.entry(Arc::as_ptr(&s.resource)).or_insert_with(|| {
+            pr::Resource {
+                attributes: convert::attrs_to_proto(&s.resource.attributes),
+                dropped_attributes_count: s.resource.dropped_attributes_count,
+                entity_refs: Vec::new(),
+            }
+            .encode_to_vec()
+        });
+        resource.append_value(r);
+        resource_url.append_value(&s.resource.schema_url);
+        scope_name.append_value(&s.scope.name);
+        scope_version.append_value(&s.scope.version);
+        let sc = scope_cache.entry(Arc::as_ptr(&s.scope)).or_insert_with(|| {
+            let mut b = Vec::new();
+            encode_delimited(convert::attrs_to_proto(&s.scope.attributes).into_iter(), &mut b);
+            b
+        });
+        scope_attrs.append_value(sc);
+        scope_dropped.append_value(s.scope.dropped_attributes_count);
+        scope_url.append_value(&s.scope.schema_url);
+        encode_delimited(convert::attrs_to_proto(&s.attributes).into_iter(), &mut buf);
+        attrs.append_value(&buf);
+        dropped_attrs.append_value(s.dropped_attributes_count);
+        encode_delimited(
+            s.events.iter().map(|e| pt::span::Event {
+                time_unix_nano: e.time_ns,
+                name: e.name.clone(),
+                attributes: convert::attrs_to_proto(&e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            }),
+            &mut buf,
+        );
+        events.append_value(&buf);
+        dropped_events.append_value(s.dropped_events_count);
+        encode_delimited(
+            s.links.iter().map(|l| pt::span::Link {
+                trace_id: l.trace_id.0.to_vec(),
+                span_id: l.span_id.0.to_vec(),
+                trace_state: l.trace_state.clone(),
+                attributes: convert::attrs_to_proto(&l.attributes),
+                dropped_attributes_count: l.dropped_attributes_count,
+                flags: l.flags,
+            }),
+            &mut buf,
+        );
+        links.append_value(&buf);
+        dropped_links.append_value(s.dropped_links_count);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(parent.finish()),
+        Arc::new(trace_state.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(start.finish()),
+        Arc::new(end.finish()),
+        Arc::new(status_code.finish()),
+        Arc::new(status_message.finish()),
+        Arc::new(service.finish()),
+        Arc::new(resource.finish()),
+        Arc::new(resource_url.finish()),
+        Arc::new(scope_name.finish()),
+        Arc::new(scope_version.finish()),
+        Arc::new(scope_attrs.finish()),
+        Arc::new(scope_dropped.finish()),
+        Arc::new(scope_url.finish()),
+        Arc::new(attrs.finish()),
+        Arc::new(dropped_attrs.finish()),
+        Arc::new(events.finish()),
+        Arc::new(dropped_events.finish()),
+        Arc::new(links.finish()),
+        Arc::new(dropped_links.finish()),
+    ];
+    RecordBatch::try_new(schema(), cols).map_err(ae)
+}
+
+/// A dictionary column split into keys and values for row access.
+struct Dict<V> {
+    keys: Int32Array,
+    values: V,
+}
+
+/// Typed views of a segment batch's columns, for decoding rows.
+pub struct Columns {
+    trace_id: FixedSizeBinaryArray,
+    span_id: FixedSizeBinaryArray,
+    parent: FixedSizeBinaryArray,
+    trace_state: StringArray,
+    flags: UInt32Array,
+    name: Dict<StringArray>,
+    kind: UInt8Array,
+    start: UInt64Array,
+    end: UInt64Array,
+    status_code: UInt8Array,
+    status_message: StringArray,
+    resource: Dict<BinaryArray>,
+    resource_url: Dict<StringArray>,
+    scope_name: Dict<StringArray>,
+    scope_version: Dict<StringArray>,
+    scope_attrs: Dict<BinaryArray>,
+    scope_dropped: UInt32Array,
+    scope_url: Dict<StringArray>,
+    attrs: BinaryArray,
+    dropped_attrs: UInt32Array,
+    events: BinaryArray,
+    dropped_events: UInt32Array,
+    links: BinaryArray,
+    dropped_links: UInt32Array,
+    len: usize,
+}
+
+fn col<T: Array + Clone + 'static>(b: &RecordBatch, i: usize) -> Result<T> {
+    b.columns()
+        .get(i)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .cloned()
+        .ok_or_else(|| Error::Corrupt(format!("segment column {i} has an unexpected type")))
+}
+
+fn dict_col<V: Array + Clone + 'static>(b: &RecordBatch, i: usize) -> Result<Dict<V>> {
+    let d: DictionaryArray<Int32Type> = col(b, i)?;
+    let values = d
+        .values()
+        .as_any()
+        .downcast_ref::<V>()
+        .cloned()
+        .ok_or_else(|| Error::Corrupt(format!("segment column {i} has unexpected dictionary values")))?;
+    Ok(Dict { keys: d.keys().clone(), values })
+}
+
+fn key<V: Array>(d: &Dict<V>, row: usize) -> Result<usize> {
+    let k = usize::try_from(d.keys.value(row)).map_err(|_| Error::Corrupt("negative dictionary key".into()))?;
+    if k >= d.values.len() {
+        return Err(Error::Corrupt("dictionary key out of range".into()));
+    }
+    Ok(k)
+}
+
+fn dict_str(d: &Dict<StringArray>, row: usize) -> Result<&str> {
+    Ok(d.values.value(key(d, row)?))
+}
+
+impl Columns {
+    pub fn new(b: &RecordBatch) -> Result<Columns> {
+        if b.schema().fields() != schema().fields() {
+            return Err(Error::Corrupt("segment schema does not match this version".into()));
+        }
+        Ok(Columns {
+            trace_id: col(b, 0)?,
+            span_id: col(b, 1)?,
+            parent: col(b, 2)?,
+            trace_state: col(b, 3)?,
+            flags: col(b, 4)?,
+            name: dict_col(b, 5)?,
+            kind: col(b, 6)?,
+            start: col(b, 7)?,
+            end: col(b, 8)?,
+            status_code: col(b, 9)?,
+            status_message: col(b, 10)?,
+            resource: dict_col(b, 12)?,
+            resource_url: dict_col(b, 13)?,
+            scope_name: dict_col(b, 14)?,
+            scope_version: dict_col(b, 15)?,
+            scope_attrs: dict_col(b, 16)?,
+            scope_dropped: col(b, 17)?,
+            scope_url: dict_col(b, 18)?,
+            attrs: col(b, 19)?,
+            dropped_attrs: col(b, 20)?,
+            events: col(b, 21)?,
+            dropped_events: col(b, 22)?,
+            links: col(b, 23)?,
+            dropped_links: col(b, 24)?,
+            len: b.num_rows(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, row: usize) -> Result<()> {
+        if row >= self.len {
+            return Err(Error::Corrupt(format!("row {row} beyond segment end {}", self.len)));
+        }
+        Ok(())
+    }
+
+    pub fn trace_id(&self, row: usize) -> Result<TraceId> {
+        self.check(row)?;
+        TraceId::from_slice(self.trace_id.value(row)).ok_or_else(|| Error::Corrupt("trace id width".into()))
+    }
+
+    pub fn start_ns(&self, row: usize) -> Result<u64> {
+        self.check(row)?;
+        Ok(self.start.value(row))
+    }
+
+    pub fn end_ns(&self, row: usize) -> Result<u64> {
+        self.check(row)?;
+        Ok(self.end.value(row))
+    }
+
+    /// Decodes row `row`; resource and scope `Arc`s are shared through
+    /// `cache` across calls.
+    pub fn span(&self, row: usize, cache: &mut RowCache) -> Result<Span> {
+        self.check(row)?;
+        let corrupt = |what: &str| Error::Corrupt(format!("segment row {row}: {what}"));
+        let rk = (key(&self.resource, row)?, key(&self.resource_url, row)?);
+        let resource = match cache.resources.get(&rk) {
+            Some(r) => r.clone(),
+            None => {
+                let p = pr::Resource::decode(self.resource.values.value(rk.0)).map_err(|_| corrupt("resource"))?;
+                let r = Arc::new(convert::resource_from_proto(Some(&p), self.resource_url.values.value(rk.1)));
+                cache.resources.insert(rk, r.clone());
+                r
+            }
+        };
+        let sk = (
+            key(&self.scope_name, row)?,
+            key(&self.scope_version, row)?,
+            key(&self.scope_attrs, row)?,
+            key(&self.scope_url, row)?,
+            self.scope_dropped.value(row),
+        );
+        let scope = match cache.scopes.get(&sk) {
+            Some(s) => s.clone(),
+            None => {
+                let attrs: Vec<pc::KeyValue> = decode_delimited(self.scope_attrs.values.value(sk.2))?;
+                let s = Arc::new(Scope {
+                    name: dict_str(&self.scope_name, row)?.to_string(),
+                    version: dict_str(&self.scope_version, row)?.to_string(),
+                    attributes: convert::attrs_from_proto(&attrs),
+                    dropped_attributes_count: sk.4,
+                    schema_url: dict_str(&self.scope_url, row)?.to_string(),
+                });
+                cache.scopes.insert(sk, s.clone());
+                s
+            }
+        };
+        let attrs: Vec<pc::KeyValue> = decode_delimited(self.attrs.value(row))?;
+        let proto = pt::Span {
+            trace_id: self.trace_id.value(row).to_vec(),
+            span_id: self.span_id.value(row).to_vec(),
+            parent_span_id: if self.parent.is_null(row) { Vec::new() } else { self.parent.value(row).to_vec() },
+            trace_state: self.trace_state.value(row).to_string(),
+            flags: self.flags.value(row),
+            name: dict_str(&self.name, row)?.to_string(),
+            kind: i32::from(self.kind.value(row)),
+            start_time_unix_nano: self.start.value(row),
+            end_time_unix_nano: self.end.value(row),
+            attributes: Vec::new(),
+            dropped_attributes_count: self.dropped_attrs.value(row),
+            events: decode_delimited(self.events.value(row))?,
+            dropped_events_count: self.dropped_events.value(row),
+            links: decode_delimited(self.links.value(row))?,
+            dropped_links_count: self.dropped_links.value(row),
+            status: Some(pt::Status {
+                message: self.status_message.value(row).to_string(),
+                code: i32::from(self.status_code.value(row)),
+            }),
+        };
+        let mut span = convert::span_from_proto(&proto, &resource, &scope).ok_or_else(|| corrupt("id width"))?;
+        span.attributes = convert::attrs_from_proto(&attrs);
+        Ok(span)
+    }
+}
+
+/// Shares decoded resources and scopes between rows of one segment.
+#[derive(Default)]
+pub struct RowCache {
+    resources: HashMap<(usize, usize), Arc<Resource>>,
+    scopes: HashMap<(usize, usize, usize, usize, u32), Arc<Scope>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testutil::span;
+
+    #[test]
+    fn batch_round_trips_rows() {
+        let mut spans: Vec<Span> = (0..20).map(|i| span(i % 4, i, if i % 2 == 0 { "a" } else { "b" }, "op")).collect();
+        spans[3].events.push(Event { time_ns: 5, name: "ev".into(), attributes: vec![], dropped_attributes_count: 2 });
+        spans[4].links.push(Link { trace_id: TraceId([7; 16]), span_id: SpanId([8; 8]), flags: 1, ..Default::default() });
+        let b = to_batch(&spans).unwrap();
+        let cols = Columns::new(&b).unwrap();
+        let mut cache = RowCache::default();
+        for (i, s) in spans.iter().enumerate() {
+            assert_eq!(&cols.span(i, &mut cache).unwrap(), s);
+        }
+        assert!(cols.span(20, &mut cache).is_err());
+    }
+}
