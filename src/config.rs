@@ -194,6 +194,19 @@ pub struct KafkaConfig {
     pub compression: String,
     /// Bytes produced but not yet acknowledged by the broker.
     pub max_inflight_bytes: usize,
+    /// Retention of the span topic when strand creates it: long enough to
+    /// ride out a writer outage, short enough to bound broker disk.
+    pub retention_hours: u64,
+    /// Largest message produced; a trace larger than this is split into
+    /// several messages (same key, so same partition).
+    pub max_message_bytes: usize,
+    /// How long the producer tries to deliver a message before the write
+    /// fails as Unavailable (librdkafka message.timeout.ms).
+    pub delivery_timeout_ms: u64,
+    /// Consumer: messages decoded into one sink write (one offset commit).
+    pub batch_max_messages: usize,
+    /// Consumer: longest wait to fill a batch before writing what it has.
+    pub batch_max_wait_ms: u64,
     /// Passed to librdkafka unchanged (security.protocol, sasl.*, ssl.*).
     pub client: std::collections::BTreeMap<String, String>,
 }
@@ -208,6 +221,11 @@ impl Default for KafkaConfig {
             group_id: "strand-writers".into(),
             compression: "zstd".into(),
             max_inflight_bytes: 128 << 20,
+            retention_hours: 24,
+            max_message_bytes: 4 << 20,
+            delivery_timeout_ms: 30_000,
+            batch_max_messages: 1_000,
+            batch_max_wait_ms: 200,
             client: Default::default(),
         }
     }
@@ -411,6 +429,27 @@ impl Config {
         }
         if self.kafka.enabled && self.kafka.partitions < 1 {
             return Err(Error::config("kafka.partitions", "must be positive"));
+        }
+        if self.kafka.enabled && !(1024..=64 << 20).contains(&self.kafka.max_message_bytes) {
+            return Err(Error::config(
+                "kafka.max_message_bytes",
+                "must be between 1 KiB and 64 MiB",
+            ));
+        }
+        if self.kafka.enabled && self.kafka.max_inflight_bytes < self.kafka.max_message_bytes {
+            return Err(Error::config(
+                "kafka.max_inflight_bytes",
+                "must be at least kafka.max_message_bytes",
+            ));
+        }
+        if self.kafka.enabled && self.kafka.batch_max_messages == 0 {
+            return Err(Error::config(
+                "kafka.batch_max_messages",
+                "must be positive",
+            ));
+        }
+        if self.kafka.enabled && self.kafka.retention_hours == 0 {
+            return Err(Error::config("kafka.retention_hours", "must be positive"));
         }
         if self.elasticsearch.enabled {
             self.elasticsearch.validate()?;

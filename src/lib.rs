@@ -6,6 +6,7 @@ pub mod elasticsearch;
 pub mod error;
 pub mod index;
 pub mod ingest;
+pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod otlp;
