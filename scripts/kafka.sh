@@ -160,12 +160,17 @@ start() {
         log "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$KAFKA_PORT"
         return 0
     fi
-    if ! pid_alive && port_open; then
-        die "127.0.0.1:$KAFKA_PORT is taken by another process"
-    fi
     install
     mkdir -p "$STATE"
     write_config
+    if ! pid_alive && port_open; then
+        # E.g. a broker started from another checkout: fine if it is Kafka.
+        if answers; then
+            log "a Kafka broker not started from this checkout already answers on 127.0.0.1:$KAFKA_PORT; using it"
+            return 0
+        fi
+        die "127.0.0.1:$KAFKA_PORT is taken by another process"
+    fi
     format_storage
     if ! pid_alive; then
         local java

@@ -13,5 +13,6 @@ pub mod otlp;
 pub mod query;
 pub mod sampling;
 pub mod scrub;
+pub mod serve;
 pub mod store;
 pub mod ui;

@@ -554,3 +554,45 @@ async fn rebalances_while_consuming_lose_nothing() {
     wait_all_committed(&cfg).await;
     stop(cb.unwrap()).await;
 }
+
+/// Panics on its first write, then records like `RecordingSink`.
+#[derive(Default)]
+struct PanicOnceSink {
+    panicked: AtomicBool,
+    inner: RecordingSink,
+}
+
+#[async_trait]
+impl SpanWriter for PanicOnceSink {
+    async fn write(&self, spans: Vec<Span>) -> Result<()> {
+        if !self.panicked.swap(true, Ordering::SeqCst) {
+            panic!("sink bug (expected by the test)");
+        }
+        self.inner.write(spans).await
+    }
+}
+
+#[actix_rt::test]
+async fn consumer_is_restarted_after_a_panicking_sink_and_loses_nothing() {
+    let cfg = config("panic");
+    let sink = KafkaSink::connect(&cfg).await.expect("connect");
+    let sent = spans(8, 10, 2);
+    sink.write(sent.clone()).await.unwrap();
+    let stats = strand::metrics::ActorStats::get("kafka_consumer");
+    let before = stats.restarts.load(Ordering::SeqCst);
+    let store = Arc::new(PanicOnceSink::default());
+    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    wait_for(
+        "every span after the restart",
+        Duration::from_secs(60),
+        || store.inner.distinct() == ids(&sent),
+    )
+    .await;
+    assert!(store.panicked.load(Ordering::SeqCst));
+    assert!(
+        stats.restarts.load(Ordering::SeqCst) > before,
+        "no restart recorded"
+    );
+    wait_all_committed(&cfg).await;
+    stop(consumer).await;
+}

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod codec;
+pub mod consumer_loop;
 pub mod context;
 pub mod dlq;
 pub mod producer;
@@ -93,5 +94,16 @@ mod tests {
         let mut c = base_config(&cfg);
         apply_user_settings(&mut c, &cfg);
         assert_eq!(c.get("bootstrap.servers"), Some("10.0.0.1:9092"));
+    }
+
+    #[test]
+    fn bad_kafka_settings_are_reported_by_key() {
+        let text = "[kafka]\nenabled = true\nmax_message_bytes = 10\n";
+        match crate::config::Config::from_sources(text, &[]) {
+            Err(Error::Config { key, .. }) => assert_eq!(key, "kafka.max_message_bytes"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        let text = "[kafka]\nenabled = true\nbatch_max_messages = 0\n";
+        assert!(crate::config::Config::from_sources(text, &[]).is_err());
     }
 }
