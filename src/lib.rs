@@ -15,3 +15,4 @@ pub mod sampling;
 pub mod scrub;
 pub mod serve;
 pub mod store;
+pub mod ui;
