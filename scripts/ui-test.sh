@@ -3,6 +3,8 @@
 # headless-Chromium test against a real `strand serve`.
 #   scripts/ui-test.sh            # both (builds strand unless STRAND_BIN is set)
 #   scripts/ui-test.sh --unit     # unit tests only (no browser, no strand)
+#   scripts/ui-test.sh install    # only install chromium and playwright-core
+#   scripts/ui-test.sh run        # only run (after install; STRAND_BIN set)
 # Installs Debian's chromium when missing (browsers cannot be downloaded by
 # playwright here) and the pinned playwright-core with `npm ci`.
 set -euo pipefail
@@ -13,16 +15,21 @@ if [[ "${1:-}" == "--unit" ]]; then
   exec node --test tree.test.mjs logic.test.mjs
 fi
 
-if [[ ! -x /usr/bin/chromium ]]; then
-  export DEBIAN_FRONTEND=noninteractive
-  # Refresh the package lists only when they don't know chromium yet.
-  if ! apt-cache show chromium >/dev/null 2>&1; then
-    apt-get update -q
+install() {
+  if [[ ! -x /usr/bin/chromium ]]; then
+    export DEBIAN_FRONTEND=noninteractive
+    # Package lists on a fresh machine may be stale: refresh them first.
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null
   fi
-  apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null
-fi
+  npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+}
 
-npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+case "${1:-}" in
+  install) install; exit 0 ;;
+  run) ;;
+  *) install ;;
+esac
 
 if [[ -z "${STRAND_BIN:-}" ]]; then
   (cd "$ROOT" && cargo build --quiet --bin strand)
