@@ -45,8 +45,16 @@ impl SegmentSealer {
         SegmentSealer {
             store,
             stats: ActorStats::get("segment_sealer"),
-            sealed: Counter::new("strand_store_segments_sealed_total", "segments sealed to disk", &[]),
-            expired: Counter::new("strand_store_segments_expired_total", "sealed segments deleted by retention", &[]),
+            sealed: Counter::new(
+                "strand_store_segments_sealed_total",
+                "segments sealed to disk",
+                &[],
+            ),
+            expired: Counter::new(
+                "strand_store_segments_expired_total",
+                "sealed segments deleted by retention",
+                &[],
+            ),
         }
     }
 }
@@ -65,7 +73,12 @@ impl Handler<SealSegment> for SegmentSealer {
             Ok(Some(info)) => {
                 self.sealed.inc();
                 self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(segment = info.id, rows = info.rows, bytes = info.bytes, "segment sealed");
+                tracing::info!(
+                    segment = info.id,
+                    rows = info.rows,
+                    bytes = info.bytes,
+                    "segment sealed"
+                );
             }
             Ok(None) => {}
             Err(e) => {
@@ -118,7 +131,9 @@ impl Actor for RetentionJanitor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.interval, |act, _| {
-            act.sealer.do_send(EnforceRetention { now_ns: crate::model::now_ns() });
+            act.sealer.do_send(EnforceRetention {
+                now_ns: crate::model::now_ns(),
+            });
         });
     }
 }
@@ -133,19 +148,52 @@ mod tests {
     #[actix_rt::test]
     async fn seals_idempotently_and_enforces_retention() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = StorageConfig { dir: dir.path().to_path_buf(), max_disk_bytes: u64::MAX, ..Default::default() };
+        let storage = StorageConfig {
+            dir: dir.path().to_path_buf(),
+            max_disk_bytes: u64::MAX,
+            ..Default::default()
+        };
         let store = HotStore::open(&storage, &IndexConfig::default()).unwrap();
-        store.commit(vec![Batch::new((0..10).map(|i| span(1, i, "a", "op")).collect())]).unwrap();
+        store
+            .commit(vec![Batch::new(
+                (0..10).map(|i| span(1, i, "a", "op")).collect(),
+            )])
+            .unwrap();
         let seg = store.rotate().unwrap().unwrap();
         let sealer = start_sealer(store.clone());
-        let first = sealer.send(SealSegment { segment: seg.clone() }).await.unwrap().unwrap();
+        let first = sealer
+            .send(SealSegment {
+                segment: seg.clone(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(first.map(|s| s.0.rows), Some(10));
-        assert_eq!(sealer.send(SealSegment { segment: seg }).await.unwrap().unwrap(), None);
+        assert_eq!(
+            sealer
+                .send(SealSegment { segment: seg })
+                .await
+                .unwrap()
+                .unwrap(),
+            None
+        );
         assert_eq!(store.sealed_ids().len(), 1);
         // Spans start near t=1ms: far past any retention window "now".
-        let gone = sealer.send(EnforceRetention { now_ns: crate::model::now_ns() }).await.unwrap().unwrap();
+        let gone = sealer
+            .send(EnforceRetention {
+                now_ns: crate::model::now_ns(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(gone.len(), 1);
         assert!(store.sealed_ids().is_empty());
-        assert!(std::fs::read_dir(dir.path().join("segments")).unwrap().next().is_none(), "files deleted");
+        assert!(
+            std::fs::read_dir(dir.path().join("segments"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "files deleted"
+        );
     }
 }

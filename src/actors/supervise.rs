@@ -26,16 +26,29 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Backoff {
-        Backoff { base, max, reset_after: max * 4, attempt: 0, last_restart: None, pending: None }
+        Backoff {
+            base,
+            max,
+            reset_after: max * 4,
+            attempt: 0,
+            last_restart: None,
+            pending: None,
+        }
     }
 
     /// The next delay: base, 2×base, 4×base, ... capped at max.
     pub fn next_delay(&mut self) -> Duration {
-        if self.last_restart.is_some_and(|t| t.elapsed() > self.reset_after) {
+        if self
+            .last_restart
+            .is_some_and(|t| t.elapsed() > self.reset_after)
+        {
             self.attempt = 0;
         }
         self.last_restart = Some(Instant::now());
-        let d = self.base.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
+        let d = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         d
     }
@@ -43,7 +56,9 @@ impl Backoff {
     /// Call from `Supervised::restarting`: counts the restart and arms
     /// the delay that [`Self::take_pending`] hands to `started()`.
     pub fn on_restart(&mut self, stats: &ActorStats) -> Duration {
-        stats.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .restarts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let d = self.next_delay();
         self.pending = Some(d);
         d
@@ -58,11 +73,17 @@ impl Backoff {
 /// Holds the actor's mailbox for `delay`, then runs `then` (typically the
 /// recovery step; it may `ctx.stop()` again, which restarts with a longer
 /// delay).
-pub fn pause_then<A>(ctx: &mut Context<A>, delay: Duration, then: impl FnOnce(&mut A, &mut Context<A>) + 'static)
-where
+pub fn pause_then<A>(
+    ctx: &mut Context<A>,
+    delay: Duration,
+    then: impl FnOnce(&mut A, &mut Context<A>) + 'static,
+) where
     A: Actor<Context = Context<A>>,
 {
-    ctx.wait(actix::fut::wrap_future::<_, A>(actix::clock::sleep(delay)).map(move |_, act, ctx| then(act, ctx)));
+    ctx.wait(
+        actix::fut::wrap_future::<_, A>(actix::clock::sleep(delay))
+            .map(move |_, act, ctx| then(act, ctx)),
+    );
 }
 
 #[cfg(test)]

@@ -66,7 +66,9 @@ pub struct HotWriter {
 impl HotWriter {
     fn fail_pending(&mut self, e: &Error) {
         for w in self.pending.drain(..) {
-            let _ = w.ack.send(Err(Error::Unavailable(format!("hot store write failed: {e}"))));
+            let _ = w.ack.send(Err(Error::Unavailable(format!(
+                "hot store write failed: {e}"
+            ))));
         }
     }
 
@@ -95,7 +97,9 @@ impl HotWriter {
         let pending = std::mem::take(&mut self.pending);
         if self.store.is_backlogged() {
             for w in pending {
-                let _ = w.ack.send(Err(Error::Overloaded("hot store sealing is behind".into())));
+                let _ = w
+                    .ack
+                    .send(Err(Error::Overloaded("hot store sealing is behind".into())));
             }
             return;
         }
@@ -107,7 +111,9 @@ impl HotWriter {
         }
         match self.store.commit(batches) {
             Ok(n) => {
-                self.stats.messages_out.fetch_add(n as u64, Ordering::Relaxed);
+                self.stats
+                    .messages_out
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 for a in acks {
                     let _ = a.send(Ok(()));
                 }
@@ -116,7 +122,9 @@ impl HotWriter {
                 self.up.store(false, Ordering::SeqCst);
                 self.stats.record_error(&e);
                 for a in acks {
-                    let _ = a.send(Err(Error::Unavailable(format!("hot store write failed: {e}"))));
+                    let _ = a.send(Err(Error::Unavailable(format!(
+                        "hot store write failed: {e}"
+                    ))));
                 }
                 self.crash(e, ctx);
             }
@@ -129,14 +137,20 @@ impl HotWriter {
         }
         let id = seg.id;
         self.sealing.push(id);
-        self.sealer.send(SealSegment { segment: seg }).into_actor(self).map(move |res, act, _| {
-            act.sealing.retain(|s| *s != id);
-            if let Err(e) = res.map_err(|e| Error::Unavailable(e.to_string())).and_then(|r| r) {
-                // The segment stays frozen (and queryable); the tick retries.
-                act.stats.record_error(&e);
-            }
-        })
-        .spawn(ctx);
+        self.sealer
+            .send(SealSegment { segment: seg })
+            .into_actor(self)
+            .map(move |res, act, _| {
+                act.sealing.retain(|s| *s != id);
+                if let Err(e) = res
+                    .map_err(|e| Error::Unavailable(e.to_string()))
+                    .and_then(|r| r)
+                {
+                    // The segment stays frozen (and queryable); the tick retries.
+                    act.stats.record_error(&e);
+                }
+            })
+            .spawn(ctx);
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -194,7 +208,9 @@ impl Handler<WriteSpans> for HotWriter {
 
     fn handle(&mut self, msg: WriteSpans, ctx: &mut Context<Self>) {
         self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-        self.stats.messages_in.fetch_add(msg.batch.spans.len() as u64, Ordering::Relaxed);
+        self.stats
+            .messages_in
+            .fetch_add(msg.batch.spans.len() as u64, Ordering::Relaxed);
         self.pending.push(msg);
         // Notifications run after the mailbox is drained: every batch that
         // queued during the last fsync joins this commit.
@@ -228,7 +244,10 @@ impl Handler<SealNow> for HotWriter {
             // The sealer is one thread: these run after any in-flight seal,
             // and sealing an already-sealed segment is a no-op.
             for seg in frozen {
-                let r = sealer.send(SealSegment { segment: seg }).await.map_err(|e| Error::Unavailable(e.to_string()))??;
+                let r = sealer
+                    .send(SealSegment { segment: seg })
+                    .await
+                    .map_err(|e| Error::Unavailable(e.to_string()))??;
                 out.extend(r);
             }
             Ok(out)
@@ -249,7 +268,10 @@ impl HotWriterHandle {
     /// Rotates the active segment and seals every frozen segment, waiting
     /// for the files and the manifest to be durable.
     pub async fn seal_now(&self) -> Result<Vec<SegmentSealed>> {
-        self.addr.send(SealNow).await.map_err(|e| Error::Unavailable(format!("hot writer: {e}")))?
+        self.addr
+            .send(SealNow)
+            .await
+            .map_err(|e| Error::Unavailable(format!("hot writer: {e}")))?
     }
 
     pub fn store(&self) -> &Arc<HotStore> {
@@ -284,17 +306,26 @@ impl SpanWriter for HotWriterHandle {
                 SendError::Closed(_) => Error::Unavailable("hot writer is down".into()),
             });
         }
-        rx.await.unwrap_or_else(|_| Err(Error::Unavailable("hot writer dropped the write".into())))
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Unavailable("hot writer dropped the write".into())))
     }
 }
 
 /// Starts the sealer, the retention janitor and the supervised writer on
 /// its own Arbiter. Must be called from inside a running actix System.
 pub fn start_hot_writer(store: Arc<HotStore>, storage: &StorageConfig) -> HotWriterHandle {
-    start_with_backoff(store, storage, Backoff::new(Duration::from_millis(100), Duration::from_secs(30)))
+    start_with_backoff(
+        store,
+        storage,
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
+    )
 }
 
-pub(crate) fn start_with_backoff(store: Arc<HotStore>, _storage: &StorageConfig, backoff: Backoff) -> HotWriterHandle {
+pub(crate) fn start_with_backoff(
+    store: Arc<HotStore>,
+    _storage: &StorageConfig,
+    backoff: Backoff,
+) -> HotWriterHandle {
     let sealer = start_sealer(store.clone());
     RetentionJanitor::new(sealer.clone(), RETENTION_EVERY).start();
     let stats = ActorStats::get("hot_writer");
@@ -302,10 +333,24 @@ pub(crate) fn start_with_backoff(store: Arc<HotStore>, _storage: &StorageConfig,
     let arbiter = Arbiter::new();
     let writer = {
         let (store, stats, up) = (store.clone(), stats.clone(), up.clone());
-        HotWriter { store, sealer, pending: Vec::new(), flush_scheduled: false, stats, up, backoff, sealing: Vec::new() }
+        HotWriter {
+            store,
+            sealer,
+            pending: Vec::new(),
+            flush_scheduled: false,
+            stats,
+            up,
+            backoff,
+            sealing: Vec::new(),
+        }
     };
     let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| writer);
-    HotWriterHandle { addr, up, stats, store }
+    HotWriterHandle {
+        addr,
+        up,
+        stats,
+        store,
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ fn hashes(id: &TraceId) -> (u64, u64) {
 impl Bloom {
     pub fn from_ids<'a>(ids: impl ExactSizeIterator<Item = &'a TraceId>) -> Bloom {
         let nbits = (ids.len() * BITS_PER_ID).max(64);
-        let mut b = Bloom { words: vec![0; nbits.div_ceil(64)] };
+        let mut b = Bloom {
+            words: vec![0; nbits.div_ceil(64)],
+        };
         for id in ids {
             b.insert(id);
         }
@@ -52,7 +54,9 @@ impl Bloom {
         let (h1, h2) = hashes(id);
         (0..PROBES).all(|i| {
             let bit = h1.wrapping_add(u64::from(i).wrapping_mul(h2)) % m;
-            self.words.get((bit / 64) as usize).is_some_and(|w| w & (1 << (bit % 64)) != 0)
+            self.words
+                .get((bit / 64) as usize)
+                .is_some_and(|w| w & (1 << (bit % 64)) != 0)
         })
     }
 
@@ -79,11 +83,17 @@ mod tests {
 
     #[test]
     fn no_false_negatives_and_few_false_positives() {
-        let ids: Vec<TraceId> = (0u32..1000).map(|i| TraceId(xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes()).to_le_bytes())).collect();
+        let ids: Vec<TraceId> = (0u32..1000)
+            .map(|i| TraceId(xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes()).to_le_bytes()))
+            .collect();
         let b = Bloom::from_ids(ids.iter());
         assert!(ids.iter().all(|id| b.may_contain(id)));
         let fp = (5000u32..15000)
-            .filter(|i| b.may_contain(&TraceId(xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes()).to_le_bytes())))
+            .filter(|i| {
+                b.may_contain(&TraceId(
+                    xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes()).to_le_bytes(),
+                ))
+            })
             .count();
         assert!(fp < 300, "false positives {fp}/10000");
     }

@@ -72,7 +72,8 @@ impl<'a> Reader<'a> {
         self.raw(n)
     }
     pub fn str(&mut self) -> Result<String> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| Error::Corrupt("index: invalid utf-8".into()))
+        String::from_utf8(self.bytes()?.to_vec())
+            .map_err(|_| Error::Corrupt("index: invalid utf-8".into()))
     }
     /// A count of items each at least `min_item` bytes long; rejects counts
     /// the remaining data cannot hold, so a bad count never drives a huge

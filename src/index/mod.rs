@@ -27,7 +27,11 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    pub const EMPTY: TimeRange = TimeRange { min_start: u64::MAX, max_start: 0, max_end: 0 };
+    pub const EMPTY: TimeRange = TimeRange {
+        min_start: u64::MAX,
+        max_start: 0,
+        max_end: 0,
+    };
 
     fn add(&mut self, s: &Span) {
         self.min_start = self.min_start.min(s.start_ns);
@@ -51,7 +55,12 @@ pub struct IndexBuilder {
 
 impl IndexBuilder {
     pub fn new(attribute_keys: &[String]) -> IndexBuilder {
-        IndexBuilder { rows: 0, time: TimeRange::EMPTY, traces: HashMap::new(), postings: Postings::new(attribute_keys) }
+        IndexBuilder {
+            rows: 0,
+            time: TimeRange::EMPTY,
+            traces: HashMap::new(),
+            postings: Postings::new(attribute_keys),
+        }
     }
 
     /// Indexes `span` as the next row.
@@ -61,20 +70,33 @@ impl IndexBuilder {
         self.time.add(span);
         self.traces
             .entry(span.trace_id)
-            .or_insert_with(|| TraceEntry { rows: Vec::new(), min_start: u64::MAX, max_end: 0 })
+            .or_insert_with(|| TraceEntry {
+                rows: Vec::new(),
+                min_start: u64::MAX,
+                max_end: 0,
+            })
             .add(row, span);
         self.postings.add(row, span);
     }
 
     pub fn trace_rows(&self, id: &TraceId) -> &[u32] {
-        self.traces.get(id).map(|e| e.rows.as_slice()).unwrap_or(&[])
+        self.traces
+            .get(id)
+            .map(|e| e.rows.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Freezes into the persistent form.
     pub fn finish(&self) -> SegmentIndex {
         let traces = TraceTable::from_map(&self.traces);
         let bloom = Bloom::from_ids(traces.ids());
-        SegmentIndex { rows: self.rows, time: self.time, traces, bloom, postings: self.postings.clone() }
+        SegmentIndex {
+            rows: self.rows,
+            time: self.time,
+            traces,
+            bloom,
+            postings: self.postings.clone(),
+        }
     }
 }
 
@@ -113,12 +135,22 @@ impl SegmentIndex {
     pub fn decode(buf: &[u8]) -> Result<SegmentIndex> {
         let mut r = codec::Reader::new(buf);
         let rows = r.u32()?;
-        let time = TimeRange { min_start: r.u64()?, max_start: r.u64()?, max_end: r.u64()? };
+        let time = TimeRange {
+            min_start: r.u64()?,
+            max_start: r.u64()?,
+            max_end: r.u64()?,
+        };
         let traces = TraceTable::decode(&mut r, rows)?;
         let bloom = Bloom::decode(&mut r)?;
         let postings = Postings::decode(&mut r, rows)?;
         r.finish()?;
-        Ok(SegmentIndex { rows, time, traces, bloom, postings })
+        Ok(SegmentIndex {
+            rows,
+            time,
+            traces,
+            bloom,
+            postings,
+        })
     }
 }
 
@@ -165,17 +197,43 @@ mod tests {
 
     #[test]
     fn plan_narrows_and_is_a_superset_of_matches() {
-        let spans: Vec<Span> = (0..60).map(|i| span(i % 9, i, if i % 2 == 0 { "a" } else { "b" }, "op")).collect();
+        let spans: Vec<Span> = (0..60)
+            .map(|i| span(i % 9, i, if i % 2 == 0 { "a" } else { "b" }, "op"))
+            .collect();
         let b = build(&spans);
         let queries = vec![
-            SearchQuery { service: Some("a".into()), ..Default::default() },
-            SearchQuery { service: Some("zzz".into()), ..Default::default() },
-            SearchQuery { tags: vec![("http.status_code".into(), "500".into())], ..Default::default() },
-            SearchQuery { tags: vec![("error".into(), "true".into())], ..Default::default() },
-            SearchQuery { tags: vec![("error".into(), "false".into())], ..Default::default() },
-            SearchQuery { tags: vec![("span.kind".into(), "server".into())], ..Default::default() },
-            SearchQuery { tags: vec![("otel.status_code".into(), "ERROR".into())], ..Default::default() },
-            SearchQuery { tags: vec![("service.name".into(), "b".into())], ..Default::default() },
+            SearchQuery {
+                service: Some("a".into()),
+                ..Default::default()
+            },
+            SearchQuery {
+                service: Some("zzz".into()),
+                ..Default::default()
+            },
+            SearchQuery {
+                tags: vec![("http.status_code".into(), "500".into())],
+                ..Default::default()
+            },
+            SearchQuery {
+                tags: vec![("error".into(), "true".into())],
+                ..Default::default()
+            },
+            SearchQuery {
+                tags: vec![("error".into(), "false".into())],
+                ..Default::default()
+            },
+            SearchQuery {
+                tags: vec![("span.kind".into(), "server".into())],
+                ..Default::default()
+            },
+            SearchQuery {
+                tags: vec![("otel.status_code".into(), "ERROR".into())],
+                ..Default::default()
+            },
+            SearchQuery {
+                tags: vec![("service.name".into(), "b".into())],
+                ..Default::default()
+            },
             SearchQuery {
                 service: Some("b".into()),
                 span_kind: Some(SpanKind::Client),

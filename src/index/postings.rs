@@ -80,7 +80,13 @@ pub struct Plan {
 
 impl Postings {
     pub fn new(attribute_keys: &[String]) -> Postings {
-        Postings { attrs: attribute_keys.iter().map(|k| (k.clone(), HashMap::new())).collect(), ..Default::default() }
+        Postings {
+            attrs: attribute_keys
+                .iter()
+                .map(|k| (k.clone(), HashMap::new()))
+                .collect(),
+            ..Default::default()
+        }
     }
 
     pub fn add(&mut self, row: u32, s: &Span) {
@@ -135,7 +141,12 @@ impl Postings {
         }
         for (k, v) in &q.tags {
             match k.as_str() {
-                "span.kind" => match self.kind.iter().enumerate().find(|(i, _)| SpanKind::from_i32(*i as i32).as_str() == v) {
+                "span.kind" => match self
+                    .kind
+                    .iter()
+                    .enumerate()
+                    .find(|(i, _)| SpanKind::from_i32(*i as i32).as_str() == v)
+                {
                     Some((_, b)) => and(b),
                     None => and(&empty),
                 },
@@ -228,7 +239,11 @@ impl Postings {
             }
             Ok(m)
         }
-        let mut p = Postings { service: map(r, nrows)?, name: map(r, nrows)?, ..Default::default() };
+        let mut p = Postings {
+            service: map(r, nrows)?,
+            name: map(r, nrows)?,
+            ..Default::default()
+        };
         for b in p.kind.iter_mut().chain(p.status.iter_mut()) {
             *b = bitmap(r, nrows)?;
         }

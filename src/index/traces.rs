@@ -65,7 +65,9 @@ impl TraceTable {
     }
 
     pub fn rows(&self, id: &TraceId) -> &[u32] {
-        let Ok(i) = self.ids.binary_search(id) else { return &[] };
+        let Ok(i) = self.ids.binary_search(id) else {
+            return &[];
+        };
         let (a, b) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
         self.rows.get(a..b).unwrap_or(&[])
     }
@@ -101,7 +103,8 @@ impl TraceTable {
         let n = r.count(16 + 4 + 16)?;
         let mut t = TraceTable::default();
         for _ in 0..n {
-            t.ids.push(TraceId::from_slice(r.raw(16)?).ok_or_else(|| bad("id"))?);
+            t.ids
+                .push(TraceId::from_slice(r.raw(16)?).ok_or_else(|| bad("id"))?);
         }
         for _ in 0..=n {
             t.offsets.push(r.u32()?);

@@ -26,7 +26,11 @@ impl MemSegment {
     pub fn new(id: u64, attribute_keys: &[String]) -> MemSegment {
         MemSegment {
             id,
-            inner: RwLock::new(MemInner { spans: Vec::new(), index: IndexBuilder::new(attribute_keys), first_write: None }),
+            inner: RwLock::new(MemInner {
+                spans: Vec::new(),
+                index: IndexBuilder::new(attribute_keys),
+                first_write: None,
+            }),
         }
     }
 
@@ -56,7 +60,11 @@ impl MemSegment {
     }
 
     pub fn age_secs(&self) -> u64 {
-        self.inner.read().first_write.map(|t| t.elapsed().as_secs()).unwrap_or(0)
+        self.inner
+            .read()
+            .first_write
+            .map(|t| t.elapsed().as_secs())
+            .unwrap_or(0)
     }
 
     /// Read access to rows and index (readers and the sealer).

@@ -80,7 +80,11 @@ pub fn verify(kind: FileKind, file: &[u8]) -> Result<&[u8]> {
 pub fn write_atomic(path: &Path, kind: FileKind, payload: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(payload)?;
         f.write_all(&footer(kind, payload))?;
         f.sync_all()?;
@@ -100,7 +104,11 @@ pub struct ChecksumWriter<W: Write> {
 
 impl<W: Write> ChecksumWriter<W> {
     pub fn new(inner: W) -> Self {
-        ChecksumWriter { inner, hasher: crc32fast::Hasher::new(), len: 0 }
+        ChecksumWriter {
+            inner,
+            hasher: crc32fast::Hasher::new(),
+            len: 0,
+        }
     }
 
     /// Appends the footer and returns the inner writer and the file length.
@@ -147,11 +155,17 @@ mod tests {
         let mut file = payload.clone();
         file.extend_from_slice(&footer(FileKind::SegmentIndex, &payload));
         assert_eq!(verify(FileKind::SegmentIndex, &file).unwrap(), &payload[..]);
-        assert!(verify(FileKind::SegmentData, &file).is_err(), "kind is checked");
+        assert!(
+            verify(FileKind::SegmentData, &file).is_err(),
+            "kind is checked"
+        );
         for i in 0..file.len() {
             let mut bad = file.clone();
             bad[i] ^= 0x40;
-            assert!(verify(FileKind::SegmentIndex, &bad).is_err(), "flip at {i} undetected");
+            assert!(
+                verify(FileKind::SegmentIndex, &bad).is_err(),
+                "flip at {i} undetected"
+            );
         }
         assert!(verify(FileKind::SegmentIndex, &file[..file.len() - 1]).is_err());
     }

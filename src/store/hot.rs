@@ -37,7 +37,10 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(spans: Vec<Span>) -> Batch {
-        Batch { record: wal::encode_record(&spans), spans }
+        Batch {
+            record: wal::encode_record(&spans),
+            spans,
+        }
     }
 }
 
@@ -82,7 +85,11 @@ fn list_ids(dir: &Path, ext: &str) -> Result<Vec<u64>> {
     for e in fs::read_dir(dir)? {
         let name = e?.file_name();
         let name = name.to_string_lossy();
-        if let Some(id) = name.strip_suffix(ext).and_then(|s| s.strip_suffix('.')).and_then(|s| s.parse().ok()) {
+        if let Some(id) = name
+            .strip_suffix(ext)
+            .and_then(|s| s.strip_suffix('.'))
+            .and_then(|s| s.parse().ok())
+        {
             ids.push(id);
         }
     }
@@ -95,13 +102,21 @@ fn list_ids(dir: &Path, ext: &str) -> Result<Vec<u64>> {
 /// so it is never served (and kept for inspection).
 fn quarantine(dir: &Path, files: &[PathBuf], err: &Error) {
     tracing::error!(files = ?files, error = %err, "corrupt hot-store file quarantined");
-    Counter::new("strand_store_corrupt_segments_total", "corrupt segment or manifest files detected and quarantined", &[])
-        .inc();
+    Counter::new(
+        "strand_store_corrupt_segments_total",
+        "corrupt segment or manifest files detected and quarantined",
+        &[],
+    )
+    .inc();
     ActorStats::get("hot_store").record_error(err);
     let q = dir.join("quarantine");
     for f in files {
         if let Some(name) = f.file_name() {
-            let to = q.join(format!("{}.{}", name.to_string_lossy(), crate::model::now_ns()));
+            let to = q.join(format!(
+                "{}.{}",
+                name.to_string_lossy(),
+                crate::model::now_ns()
+            ));
             if let Err(e) = fs::rename(f, &to) {
                 tracing::error!(file = %f.display(), error = %e, "could not move corrupt file to quarantine");
             }
@@ -115,7 +130,12 @@ impl HotStore {
     /// removes leftovers of interrupted seals, and replays the WALs.
     pub fn open(storage: &StorageConfig, index: &IndexConfig) -> Result<Arc<HotStore>> {
         let dir = storage.dir.clone();
-        for d in [dir.clone(), seg_dir(&dir), wal_dir(&dir), dir.join("quarantine")] {
+        for d in [
+            dir.clone(),
+            seg_dir(&dir),
+            wal_dir(&dir),
+            dir.join("quarantine"),
+        ] {
             fs::create_dir_all(&d)?;
         }
         let sdir = seg_dir(&dir);
@@ -138,7 +158,10 @@ impl HotStore {
                     sealed.insert(id, Arc::new(s));
                 }
                 Err(e) => {
-                    let files = [segment::data_path(&sdir, id), segment::index_path(&sdir, id)];
+                    let files = [
+                        segment::data_path(&sdir, id),
+                        segment::index_path(&sdir, id),
+                    ];
                     let files: Vec<PathBuf> = files.into_iter().filter(|p| p.exists()).collect();
                     quarantine(&dir, &files, &e);
                     rewrite = true;
@@ -149,7 +172,11 @@ impl HotStore {
         // WAL is still here and is replayed), or temp files.
         for e in fs::read_dir(&sdir)? {
             let p = e?.path();
-            let id = p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.split('.').next()).and_then(|s| s.parse::<u64>().ok());
+            let id = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.split('.').next())
+                .and_then(|s| s.parse::<u64>().ok());
             if id.is_none_or(|id| !sealed.contains_key(&id)) {
                 fs::remove_file(&p)?;
             }
@@ -185,7 +212,10 @@ impl HotStore {
             Some(a) => a,
             None => {
                 max_id += 1;
-                (Arc::new(MemSegment::new(max_id, &keys)), WalWriter::create(&wal_path(&dir, max_id), storage.fsync)?)
+                (
+                    Arc::new(MemSegment::new(max_id, &keys)),
+                    WalWriter::create(&wal_path(&dir, max_id), storage.fsync)?,
+                )
             }
         };
         format::sync_dir(&wal_dir(&dir))?;
@@ -194,7 +224,11 @@ impl HotStore {
             dir,
             storage: storage.clone(),
             attribute_keys: keys,
-            state: RwLock::new(State { active, frozen, sealed }),
+            state: RwLock::new(State {
+                active,
+                frozen,
+                sealed,
+            }),
             wal: Mutex::new(wal),
             manifest_lock: Mutex::new(()),
             next_id: AtomicU64::new(max_id + 1),
@@ -245,7 +279,9 @@ impl HotStore {
     pub fn should_rotate(&self) -> bool {
         let active = self.state.read().active.clone();
         let n = active.len();
-        n > 0 && (n >= self.storage.segment_max_spans || active.age_secs() >= self.storage.segment_max_age_secs)
+        n > 0
+            && (n >= self.storage.segment_max_spans
+                || active.age_secs() >= self.storage.segment_max_age_secs)
     }
 
     /// Whether the active segment is so far over its limit (because
@@ -333,7 +369,11 @@ impl HotStore {
         }
         // Serve what is on disk, verified, rather than trusting memory.
         let sealed = Arc::new(SealedSegment::open(&sdir, seg.id)?);
-        let info = SealInfo { id: seg.id, rows: sealed.index.rows, bytes: sealed.bytes };
+        let info = SealInfo {
+            id: seg.id,
+            rows: sealed.index.rows,
+            bytes: sealed.bytes,
+        };
         {
             let _g = self.manifest_lock.lock();
             let mut next = self.state.read().sealed.clone();
@@ -354,9 +394,21 @@ impl HotStore {
     pub fn enforce_retention(&self, now_ns: u64) -> Result<Vec<u64>> {
         let _g = self.manifest_lock.lock();
         let sealed = self.state.read().sealed.clone();
-        let cutoff = now_ns.saturating_sub(self.storage.retention_hours.saturating_mul(3600 * 1_000_000_000));
-        let mut drop: Vec<u64> = sealed.values().filter(|s| s.index.time.max_start < cutoff).map(|s| s.id).collect();
-        let mut total: u64 = sealed.values().filter(|s| !drop.contains(&s.id)).map(|s| s.bytes).sum();
+        let cutoff = now_ns.saturating_sub(
+            self.storage
+                .retention_hours
+                .saturating_mul(3600 * 1_000_000_000),
+        );
+        let mut drop: Vec<u64> = sealed
+            .values()
+            .filter(|s| s.index.time.max_start < cutoff)
+            .map(|s| s.id)
+            .collect();
+        let mut total: u64 = sealed
+            .values()
+            .filter(|s| !drop.contains(&s.id))
+            .map(|s| s.bytes)
+            .sum();
         for s in sealed.values() {
             if total <= self.storage.max_disk_bytes {
                 break;
@@ -375,7 +427,10 @@ impl HotStore {
         self.state.write().sealed.retain(|id, _| !drop.contains(id));
         let sdir = seg_dir(&self.dir);
         for &id in &drop {
-            for p in [segment::data_path(&sdir, id), segment::index_path(&sdir, id)] {
+            for p in [
+                segment::data_path(&sdir, id),
+                segment::index_path(&sdir, id),
+            ] {
                 if let Err(e) = fs::remove_file(&p) {
                     tracing::warn!(file = %p.display(), error = %e, "could not delete expired segment file");
                 }

@@ -36,11 +36,14 @@ pub fn load(dir: &Path) -> Result<Option<Manifest>> {
         Err(e) => return Err(e.into()),
     };
     let payload = format::verify(FileKind::Manifest, &bytes)?;
-    serde_json::from_slice(payload).map(Some).map_err(|e| Error::Corrupt(format!("manifest: {e}")))
+    serde_json::from_slice(payload)
+        .map(Some)
+        .map_err(|e| Error::Corrupt(format!("manifest: {e}")))
 }
 
 pub fn store(dir: &Path, m: &Manifest) -> Result<()> {
-    let json = serde_json::to_vec_pretty(m).map_err(|e| Error::Internal(format!("manifest: {e}")))?;
+    let json =
+        serde_json::to_vec_pretty(m).map_err(|e| Error::Internal(format!("manifest: {e}")))?;
     format::write_atomic(&dir.join(FILE), FileKind::Manifest, &json)
 }
 
@@ -53,7 +56,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()).unwrap(), None);
         let m = Manifest {
-            segments: vec![SegmentEntry { id: 3, rows: 10, min_start_ns: 1, max_start_ns: 2, max_end_ns: 3, bytes: 99 }],
+            segments: vec![SegmentEntry {
+                id: 3,
+                rows: 10,
+                min_start_ns: 1,
+                max_start_ns: 2,
+                max_end_ns: 3,
+                bytes: 99,
+            }],
         };
         store(dir.path(), &m).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(m));

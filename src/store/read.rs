@@ -58,7 +58,10 @@ fn ops_into(p: &Postings, service: Option<&str>, out: &mut BTreeSet<Operation>) 
         for (name, mask) in ops {
             for k in 0..6u8 {
                 if mask & (1 << k) != 0 {
-                    out.insert(Operation { name: name.clone(), kind: SpanKind::from_i32(i32::from(k)) });
+                    out.insert(Operation {
+                        name: name.clone(),
+                        kind: SpanKind::from_i32(i32::from(k)),
+                    });
                 }
             }
         }
@@ -95,8 +98,11 @@ impl HotStore {
                 }
                 let plan = g.index.postings.plan(q);
                 for row in candidates(&plan, g.index.rows, from) {
-                    let Some(s) = g.spans.get(row as usize) else { break };
-                    if q.matches(s) && !f(row, s.trace_id, s.start_ns, need_span.then(|| s.clone())) {
+                    let Some(s) = g.spans.get(row as usize) else {
+                        break;
+                    };
+                    if q.matches(s) && !f(row, s.trace_id, s.start_ns, need_span.then(|| s.clone()))
+                    {
                         break;
                     }
                 }
@@ -110,7 +116,10 @@ impl HotStore {
                 for row in candidates(&plan, s.index.rows, from) {
                     let r = row as usize;
                     let (span, ok) = if plan.exact && !need_span {
-                        (None, time_ok(q, s.columns.start_ns(r)?, s.columns.end_ns(r)?))
+                        (
+                            None,
+                            time_ok(q, s.columns.start_ns(r)?, s.columns.end_ns(r)?),
+                        )
                     } else {
                         let span = s.columns.span(r, &mut cache)?;
                         let ok = q.matches(&span);
@@ -129,7 +138,8 @@ impl HotStore {
     /// per-segment trace summaries (no row is read).
     pub fn trace_bounds(&self, id: TraceId) -> Option<(u64, u64)> {
         let mut out: Option<(u64, u64)> = None;
-        let mut merge = |a: u64, b: u64| out = Some(out.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        let mut merge =
+            |a: u64, b: u64| out = Some(out.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
         for seg in self.segments() {
             match seg {
                 Seg::Mem(m) => {
@@ -170,7 +180,13 @@ impl HotStore {
             match seg {
                 Seg::Mem(m) => {
                     let g = m.read();
-                    out.extend(g.index.trace_rows(&id).iter().filter_map(|&r| g.spans.get(r as usize)).cloned());
+                    out.extend(
+                        g.index
+                            .trace_rows(&id)
+                            .iter()
+                            .filter_map(|&r| g.spans.get(r as usize))
+                            .cloned(),
+                    );
                 }
                 Seg::Sealed(s) => {
                     let mut cache = RowCache::default();
@@ -193,7 +209,10 @@ impl HotStore {
                 true
             })?;
         }
-        let mut hits: Vec<TraceHit> = newest.into_iter().map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns }).collect();
+        let mut hits: Vec<TraceHit> = newest
+            .into_iter()
+            .map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns })
+            .collect();
         sort_hits(&mut hits);
         hits.truncate(q.limit);
         Ok(hits)
@@ -203,7 +222,12 @@ impl HotStore {
     /// `<segment id>:<next row>`; segments keep their ids and row order
     /// from active through sealed, so a cursor survives sealing, and one
     /// pointing into a segment retention deleted resumes at the next.
-    pub fn scan_sync(&self, q: &SearchQuery, after: Option<&str>, page_size: usize) -> Result<ScanPage> {
+    pub fn scan_sync(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage> {
         let (from_seg, from_row) = match after {
             None => (0, 0),
             Some(c) => c
@@ -273,7 +297,12 @@ impl SpanReader for HotStore {
         Ok(self.operations_sync(service))
     }
 
-    async fn scan(&self, q: &SearchQuery, after: Option<&str>, page_size: usize) -> Result<ScanPage> {
+    async fn scan(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage> {
         self.scan_sync(q, after, page_size)
     }
 }

@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryBuilder, BinaryDictionaryBuilder, DictionaryArray, FixedSizeBinaryArray,
-    FixedSizeBinaryBuilder, Int32Array, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder, UInt32Array,
-    UInt32Builder, UInt64Array, UInt64Builder, UInt8Array, UInt8Builder,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, BinaryDictionaryBuilder, DictionaryArray,
+    FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int32Array, RecordBatch, StringArray,
+    StringBuilder, StringDictionaryBuilder, UInt32Array, UInt32Builder, UInt64Array, UInt64Builder,
+    UInt8Array, UInt8Builder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use prost::Message;
@@ -76,7 +77,10 @@ fn encode_delimited<M: Message>(items: impl Iterator<Item = M>, out: &mut Vec<u8
 fn decode_delimited<M: Message + Default>(mut buf: &[u8]) -> Result<Vec<M>> {
     let mut out = Vec::new();
     while !buf.is_empty() {
-        out.push(M::decode_length_delimited(&mut buf).map_err(|e| Error::Corrupt(format!("nested column: {e}")))?);
+        out.push(
+            M::decode_length_delimited(&mut buf)
+                .map_err(|e| Error::Corrupt(format!("nested column: {e}")))?,
+        );
     }
     Ok(out)
 }
@@ -131,21 +135,26 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch> {
         status_code.append_value(s.status.code as u8);
         status_message.append_value(&s.status.message);
         service.append_value(s.service_name());
-        let r = res_cache.entry(Arc::as_ptr(&s.resource)).or_insert_with(|| {
-            pr::Resource {
-                attributes: convert::attrs_to_proto(&s.resource.attributes),
-                dropped_attributes_count: s.resource.dropped_attributes_count,
-                entity_refs: Vec::new(),
-            }
-            .encode_to_vec()
-        });
+        let r = res_cache
+            .entry(Arc::as_ptr(&s.resource))
+            .or_insert_with(|| {
+                pr::Resource {
+                    attributes: convert::attrs_to_proto(&s.resource.attributes),
+                    dropped_attributes_count: s.resource.dropped_attributes_count,
+                    entity_refs: Vec::new(),
+                }
+                .encode_to_vec()
+            });
         resource.append_value(r);
         resource_url.append_value(&s.resource.schema_url);
         scope_name.append_value(&s.scope.name);
         scope_version.append_value(&s.scope.version);
         let sc = scope_cache.entry(Arc::as_ptr(&s.scope)).or_insert_with(|| {
             let mut b = Vec::new();
-            encode_delimited(convert::attrs_to_proto(&s.scope.attributes).into_iter(), &mut b);
+            encode_delimited(
+                convert::attrs_to_proto(&s.scope.attributes).into_iter(),
+                &mut b,
+            );
             b
         });
         scope_attrs.append_value(sc);
@@ -259,12 +268,20 @@ fn dict_col<V: Array + Clone + 'static>(b: &RecordBatch, i: usize) -> Result<Dic
         .as_any()
         .downcast_ref::<V>()
         .cloned()
-        .ok_or_else(|| Error::Corrupt(format!("segment column {i} has unexpected dictionary values")))?;
-    Ok(Dict { keys: d.keys().clone(), values })
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "segment column {i} has unexpected dictionary values"
+            ))
+        })?;
+    Ok(Dict {
+        keys: d.keys().clone(),
+        values,
+    })
 }
 
 fn key<V: Array>(d: &Dict<V>, row: usize) -> Result<usize> {
-    let k = usize::try_from(d.keys.value(row)).map_err(|_| Error::Corrupt("negative dictionary key".into()))?;
+    let k = usize::try_from(d.keys.value(row))
+        .map_err(|_| Error::Corrupt("negative dictionary key".into()))?;
     if k >= d.values.len() {
         return Err(Error::Corrupt("dictionary key out of range".into()));
     }
@@ -278,7 +295,9 @@ fn dict_str(d: &Dict<StringArray>, row: usize) -> Result<&str> {
 impl Columns {
     pub fn new(b: &RecordBatch) -> Result<Columns> {
         if b.schema().fields() != schema().fields() {
-            return Err(Error::Corrupt("segment schema does not match this version".into()));
+            return Err(Error::Corrupt(
+                "segment schema does not match this version".into(),
+            ));
         }
         Ok(Columns {
             trace_id: col(b, 0)?,
@@ -319,14 +338,18 @@ impl Columns {
 
     fn check(&self, row: usize) -> Result<()> {
         if row >= self.len {
-            return Err(Error::Corrupt(format!("row {row} beyond segment end {}", self.len)));
+            return Err(Error::Corrupt(format!(
+                "row {row} beyond segment end {}",
+                self.len
+            )));
         }
         Ok(())
     }
 
     pub fn trace_id(&self, row: usize) -> Result<TraceId> {
         self.check(row)?;
-        TraceId::from_slice(self.trace_id.value(row)).ok_or_else(|| Error::Corrupt("trace id width".into()))
+        TraceId::from_slice(self.trace_id.value(row))
+            .ok_or_else(|| Error::Corrupt("trace id width".into()))
     }
 
     pub fn start_ns(&self, row: usize) -> Result<u64> {
@@ -348,8 +371,12 @@ impl Columns {
         let resource = match cache.resources.get(&rk) {
             Some(r) => r.clone(),
             None => {
-                let p = pr::Resource::decode(self.resource.values.value(rk.0)).map_err(|_| corrupt("resource"))?;
-                let r = Arc::new(convert::resource_from_proto(Some(&p), self.resource_url.values.value(rk.1)));
+                let p = pr::Resource::decode(self.resource.values.value(rk.0))
+                    .map_err(|_| corrupt("resource"))?;
+                let r = Arc::new(convert::resource_from_proto(
+                    Some(&p),
+                    self.resource_url.values.value(rk.1),
+                ));
                 cache.resources.insert(rk, r.clone());
                 r
             }
@@ -364,7 +391,8 @@ impl Columns {
         let scope = match cache.scopes.get(&sk) {
             Some(s) => s.clone(),
             None => {
-                let attrs: Vec<pc::KeyValue> = decode_delimited(self.scope_attrs.values.value(sk.2))?;
+                let attrs: Vec<pc::KeyValue> =
+                    decode_delimited(self.scope_attrs.values.value(sk.2))?;
                 let s = Arc::new(Scope {
                     name: dict_str(&self.scope_name, row)?.to_string(),
                     version: dict_str(&self.scope_version, row)?.to_string(),
@@ -380,7 +408,11 @@ impl Columns {
         let proto = pt::Span {
             trace_id: self.trace_id.value(row).to_vec(),
             span_id: self.span_id.value(row).to_vec(),
-            parent_span_id: if self.parent.is_null(row) { Vec::new() } else { self.parent.value(row).to_vec() },
+            parent_span_id: if self.parent.is_null(row) {
+                Vec::new()
+            } else {
+                self.parent.value(row).to_vec()
+            },
             trace_state: self.trace_state.value(row).to_string(),
             flags: self.flags.value(row),
             name: dict_str(&self.name, row)?.to_string(),
@@ -398,7 +430,8 @@ impl Columns {
                 code: i32::from(self.status_code.value(row)),
             }),
         };
-        let mut span = convert::span_from_proto(&proto, &resource, &scope).ok_or_else(|| corrupt("id width"))?;
+        let mut span = convert::span_from_proto(&proto, &resource, &scope)
+            .ok_or_else(|| corrupt("id width"))?;
         span.attributes = convert::attrs_from_proto(&attrs);
         Ok(span)
     }
@@ -418,9 +451,21 @@ mod tests {
 
     #[test]
     fn batch_round_trips_rows() {
-        let mut spans: Vec<Span> = (0..20).map(|i| span(i % 4, i, if i % 2 == 0 { "a" } else { "b" }, "op")).collect();
-        spans[3].events.push(Event { time_ns: 5, name: "ev".into(), attributes: vec![], dropped_attributes_count: 2 });
-        spans[4].links.push(Link { trace_id: TraceId([7; 16]), span_id: SpanId([8; 8]), flags: 1, ..Default::default() });
+        let mut spans: Vec<Span> = (0..20)
+            .map(|i| span(i % 4, i, if i % 2 == 0 { "a" } else { "b" }, "op"))
+            .collect();
+        spans[3].events.push(Event {
+            time_ns: 5,
+            name: "ev".into(),
+            attributes: vec![],
+            dropped_attributes_count: 2,
+        });
+        spans[4].links.push(Link {
+            trace_id: TraceId([7; 16]),
+            span_id: SpanId([8; 8]),
+            flags: 1,
+            ..Default::default()
+        });
         let b = to_batch(&spans).unwrap();
         let cols = Columns::new(&b).unwrap();
         let mut cache = RowCache::default();

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::buffer::Buffer;
 use arrow::ipc::convert::try_fb_to_schema;
 use arrow::ipc::reader::{read_footer_length, FileDecoder};
 use arrow::ipc::root_as_footer;
 use arrow::ipc::writer::FileWriter;
-use arrow::array::RecordBatch;
 use memmap2::Mmap;
 
 use super::format::{self, ChecksumWriter, FileKind};
@@ -41,7 +41,9 @@ pub fn write(dir: &Path, id: u64, spans: &[Span], index: &SegmentIndex) -> Resul
     let ae = |e: arrow::error::ArrowError| Error::Internal(format!("writing segment {id}: {e}"));
     let data_len = {
         let file = File::create(&tmp)?;
-        let mut w = FileWriter::try_new(ChecksumWriter::new(BufWriter::new(file)), &schema::schema()).map_err(ae)?;
+        let mut w =
+            FileWriter::try_new(ChecksumWriter::new(BufWriter::new(file)), &schema::schema())
+                .map_err(ae)?;
         w.write(&batch).map_err(ae)?;
         w.finish().map_err(ae)?;
         let (buf, len) = w.into_inner().map_err(ae)?.finish(FileKind::SegmentData)?;
@@ -75,7 +77,10 @@ pub struct SealedSegment {
 
 impl std::fmt::Debug for SealedSegment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealedSegment").field("id", &self.id).field("rows", &self.index.rows).finish()
+        f.debug_struct("SealedSegment")
+            .field("id", &self.id)
+            .field("rows", &self.index.rows)
+            .finish()
     }
 }
 
@@ -92,19 +97,30 @@ impl SealedSegment {
         let mmap = unsafe { Mmap::map(&file)? };
         let payload_len = format::verify(FileKind::SegmentData, &mmap)?.len();
         let mmap = Arc::new(mmap);
-        let ptr = NonNull::new(mmap.as_ptr() as *mut u8).ok_or_else(|| Error::Corrupt("empty mapping".into()))?;
+        let ptr = NonNull::new(mmap.as_ptr() as *mut u8)
+            .ok_or_else(|| Error::Corrupt("empty mapping".into()))?;
         // SAFETY: `ptr` is the start of a live mapping at least
         // `payload_len` bytes long (verify checked the length), and the
         // Buffer keeps the mapping alive through the `Arc<Mmap>` owner it
         // holds. Arrow only reads through it; the mapping is read-only.
         let buffer = unsafe { Buffer::from_custom_allocation(ptr, payload_len, mmap.clone()) };
-        let batch = decode_ipc(&buffer).map_err(|e| Error::Corrupt(format!("segment {id}: {e}")))?;
+        let batch =
+            decode_ipc(&buffer).map_err(|e| Error::Corrupt(format!("segment {id}: {e}")))?;
         if batch.num_rows() != index.rows as usize {
-            return Err(Error::Corrupt(format!("segment {id}: index has {} rows, data {}", index.rows, batch.num_rows())));
+            return Err(Error::Corrupt(format!(
+                "segment {id}: index has {} rows, data {}",
+                index.rows,
+                batch.num_rows()
+            )));
         }
         let columns = Columns::new(&batch)?;
         let bytes = (mmap.len() + ibytes.len()) as u64;
-        Ok(SealedSegment { id, index, columns, bytes })
+        Ok(SealedSegment {
+            id,
+            index,
+            columns,
+            bytes,
+        })
     }
 }
 
@@ -114,7 +130,9 @@ fn decode_ipc(buffer: &Buffer) -> std::result::Result<RecordBatch, String> {
     let trailer_start = len.checked_sub(10).ok_or("file too short")?;
     let trailer: [u8; 10] = buffer[trailer_start..].try_into().map_err(|_| "trailer")?;
     let footer_len = read_footer_length(trailer).map_err(|e| e.to_string())?;
-    let footer_start = trailer_start.checked_sub(footer_len).ok_or("footer length out of range")?;
+    let footer_start = trailer_start
+        .checked_sub(footer_len)
+        .ok_or("footer length out of range")?;
     let footer = root_as_footer(&buffer[footer_start..trailer_start]).map_err(|e| e.to_string())?;
     let fb_schema = footer.schema().ok_or("no schema")?;
     let file_schema = try_fb_to_schema(fb_schema).map_err(|e| e.to_string())?;
@@ -125,7 +143,11 @@ fn decode_ipc(buffer: &Buffer) -> std::result::Result<RecordBatch, String> {
     let mut decoder = FileDecoder::new(Arc::new(file_schema), footer.version());
     let block_slice = |offset: i64, meta: i32, body: i64| -> std::result::Result<Buffer, String> {
         let start = usize::try_from(offset).map_err(|_| "negative block offset")?;
-        let blen = usize::try_from(body).ok().zip(usize::try_from(meta).ok()).map(|(b, m)| b + m).ok_or("block length")?;
+        let blen = usize::try_from(body)
+            .ok()
+            .zip(usize::try_from(meta).ok())
+            .map(|(b, m)| b + m)
+            .ok_or("block length")?;
         if start.checked_add(blen).is_none_or(|end| end > footer_start) {
             return Err("block out of range".into());
         }
@@ -133,15 +155,23 @@ fn decode_ipc(buffer: &Buffer) -> std::result::Result<RecordBatch, String> {
     };
     for block in footer.dictionaries().iter().flatten() {
         let data = block_slice(block.offset(), block.metaDataLength(), block.bodyLength())?;
-        decoder.read_dictionary(block, &data).map_err(|e| e.to_string())?;
+        decoder
+            .read_dictionary(block, &data)
+            .map_err(|e| e.to_string())?;
     }
     let batches = footer.recordBatches().ok_or("no record batches")?;
     if batches.len() != 1 {
-        return Err(format!("expected one record batch, found {}", batches.len()));
+        return Err(format!(
+            "expected one record batch, found {}",
+            batches.len()
+        ));
     }
     let block = batches.get(0);
     let data = block_slice(block.offset(), block.metaDataLength(), block.bodyLength())?;
-    decoder.read_record_batch(block, &data).map_err(|e| e.to_string())?.ok_or_else(|| "empty record batch".into())
+    decoder
+        .read_record_batch(block, &data)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "empty record batch".into())
 }
 
 #[cfg(test)]
@@ -169,7 +199,10 @@ mod tests {
         for (i, s) in spans.iter().enumerate() {
             assert_eq!(&seg.columns.span(i, &mut cache).unwrap(), s);
         }
-        assert_eq!(seg.index.trace_rows(&spans[0].trace_id), &[0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
+        assert_eq!(
+            seg.index.trace_rows(&spans[0].trace_id),
+            &[0, 5, 10, 15, 20, 25, 30, 35, 40, 45]
+        );
     }
 
     proptest! {

@@ -20,15 +20,32 @@ pub fn span(trace: u64, i: u64, service: &str, op: &str) -> Span {
         start_ns: 1_000_000 + i * 1000 + trace,
         end_ns: 1_000_000 + i * 1000 + trace + 500 + i,
         attributes: vec![
-            KeyValue::new("http.status_code", AttrValue::Int(if i % 3 == 0 { 500 } else { 200 })),
+            KeyValue::new(
+                "http.status_code",
+                AttrValue::Int(if i % 3 == 0 { 500 } else { 200 }),
+            ),
             KeyValue::new("user_id", AttrValue::Str(format!("u{}", i % 4))),
         ],
-        status: Status { code: if i % 5 == 0 { StatusCode::Error } else { StatusCode::Unset }, message: String::new() },
+        status: Status {
+            code: if i % 5 == 0 {
+                StatusCode::Error
+            } else {
+                StatusCode::Unset
+            },
+            message: String::new(),
+        },
         resource: Arc::new(Resource {
-            attributes: vec![KeyValue::new("service.name", AttrValue::Str(service.to_string()))],
+            attributes: vec![KeyValue::new(
+                "service.name",
+                AttrValue::Str(service.to_string()),
+            )],
             ..Default::default()
         }),
-        scope: Arc::new(Scope { name: "lib".into(), version: "1.0".into(), ..Default::default() }),
+        scope: Arc::new(Scope {
+            name: "lib".into(),
+            version: "1.0".into(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

@@ -8,6 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+#[cfg(test)]
 use std::sync::Arc;
 
 use prost::Message;
@@ -48,8 +49,10 @@ pub(crate) fn group(spans: &[Span]) -> Vec<pt::ResourceSpans> {
     let mut out: Vec<pt::ResourceSpans> = Vec::new();
     let mut prev: Option<&Span> = None;
     for s in spans {
-        let same_res = prev.is_some_and(|p| Arc::ptr_eq(&p.resource, &s.resource) || p.resource == s.resource);
-        let same_scope = same_res && prev.is_some_and(|p| Arc::ptr_eq(&p.scope, &s.scope) || p.scope == s.scope);
+        let same_res =
+            prev.is_some_and(|p| Arc::ptr_eq(&p.resource, &s.resource) || p.resource == s.resource);
+        let same_scope =
+            same_res && prev.is_some_and(|p| Arc::ptr_eq(&p.scope, &s.scope) || p.scope == s.scope);
         if !same_res {
             out.push(pt::ResourceSpans {
                 resource: Some(pr::Resource {
@@ -95,17 +98,31 @@ pub struct WalWriter {
 impl WalWriter {
     /// Creates an empty WAL (and makes its directory entry durable).
     pub fn create(path: &Path, fsync: bool) -> Result<WalWriter> {
-        let file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)?;
         if let Some(dir) = path.parent() {
             super::format::sync_dir(dir)?;
         }
-        Ok(WalWriter { file, path: path.to_path_buf(), fsync, faults: 0 })
+        Ok(WalWriter {
+            file,
+            path: path.to_path_buf(),
+            fsync,
+            faults: 0,
+        })
     }
 
     /// Reopens a replayed WAL for appending after its last good record.
     pub fn reopen(path: &Path, fsync: bool) -> Result<WalWriter> {
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok(WalWriter { file, path: path.to_path_buf(), fsync, faults: 0 })
+        Ok(WalWriter {
+            file,
+            path: path.to_path_buf(),
+            fsync,
+            faults: 0,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -120,7 +137,9 @@ impl WalWriter {
     pub fn append(&mut self, records: &[&[u8]]) -> Result<()> {
         if self.faults > 0 {
             self.faults -= 1;
-            return Err(Error::Io(std::io::Error::other("injected WAL write failure")));
+            return Err(Error::Io(std::io::Error::other(
+                "injected WAL write failure",
+            )));
         }
         let total = records.iter().map(|r| r.len()).sum();
         let mut buf = Vec::with_capacity(total);
@@ -161,7 +180,10 @@ pub fn replay(path: &Path) -> Result<Replay> {
         f.set_len(pos as u64)?;
         f.sync_all()?;
     }
-    Ok(Replay { spans, truncated_bytes: truncated })
+    Ok(Replay {
+        spans,
+        truncated_bytes: truncated,
+    })
 }
 
 /// The payload of the record at `pos` and where the next begins, if the
@@ -208,7 +230,11 @@ mod tests {
         want.extend(b.clone());
         assert_eq!(r.spans, want);
         assert!(r.truncated_bytes > 0);
-        assert_eq!(std::fs::metadata(&p).unwrap().len(), good_len, "tail truncated");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            good_len,
+            "tail truncated"
+        );
         // Appending after truncation yields a clean log.
         let mut w = WalWriter::reopen(&p, true).unwrap();
         w.append(&[&rb]).unwrap();
@@ -229,8 +255,9 @@ mod tests {
         leaf.prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(AttrValue::Array),
-                proptest::collection::vec(("[a-z]{0,4}", inner), 0..4)
-                    .prop_map(|kvs| AttrValue::Map(kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect())),
+                proptest::collection::vec(("[a-z]{0,4}", inner), 0..4).prop_map(|kvs| {
+                    AttrValue::Map(kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect())
+                }),
             ]
         })
     }

@@ -30,7 +30,11 @@ fn put_bytes(tag: u32, b: &[u8], buf: &mut Vec<u8>) {
 
 /// proto3 scalars are omitted when zero / empty (as prost does).
 fn str_len(tag: u32, s: &str) -> usize {
-    if s.is_empty() { 0 } else { ld_len(tag, s.len()) }
+    if s.is_empty() {
+        0
+    } else {
+        ld_len(tag, s.len())
+    }
 }
 fn put_str(tag: u32, s: &str, buf: &mut Vec<u8>) {
     if !s.is_empty() {
@@ -38,7 +42,11 @@ fn put_str(tag: u32, s: &str, buf: &mut Vec<u8>) {
     }
 }
 fn varint_len(tag: u32, v: u64) -> usize {
-    if v == 0 { 0 } else { key_len(tag) + encoded_len_varint(v) }
+    if v == 0 {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(v)
+    }
 }
 fn put_varint(tag: u32, v: u64, buf: &mut Vec<u8>) {
     if v != 0 {
@@ -47,7 +55,11 @@ fn put_varint(tag: u32, v: u64, buf: &mut Vec<u8>) {
     }
 }
 fn fixed64_len(tag: u32, v: u64) -> usize {
-    if v == 0 { 0 } else { key_len(tag) + 8 }
+    if v == 0 {
+        0
+    } else {
+        key_len(tag) + 8
+    }
 }
 fn put_fixed64(tag: u32, v: u64, buf: &mut Vec<u8>) {
     if v != 0 {
@@ -56,7 +68,11 @@ fn put_fixed64(tag: u32, v: u64, buf: &mut Vec<u8>) {
     }
 }
 fn fixed32_len(tag: u32, v: u32) -> usize {
-    if v == 0 { 0 } else { key_len(tag) + 4 }
+    if v == 0 {
+        0
+    } else {
+        key_len(tag) + 4
+    }
 }
 fn put_fixed32(tag: u32, v: u32, buf: &mut Vec<u8>) {
     if v != 0 {
@@ -128,7 +144,10 @@ fn put_kvs(tag: u32, kvs: &[KeyValue], buf: &mut Vec<u8>) {
 }
 
 fn event_len(e: &crate::model::Event) -> usize {
-    fixed64_len(1, e.time_ns) + str_len(2, &e.name) + kvs_len(3, &e.attributes) + varint_len(4, e.dropped_attributes_count.into())
+    fixed64_len(1, e.time_ns)
+        + str_len(2, &e.name)
+        + kvs_len(3, &e.attributes)
+        + varint_len(4, e.dropped_attributes_count.into())
 }
 
 fn link_len(l: &crate::model::Link) -> usize {
@@ -156,9 +175,15 @@ fn span_len(s: &Span) -> usize {
         + fixed64_len(8, s.end_ns)
         + kvs_len(9, &s.attributes)
         + varint_len(10, s.dropped_attributes_count.into())
-        + s.events.iter().map(|e| ld_len(11, event_len(e))).sum::<usize>()
+        + s.events
+            .iter()
+            .map(|e| ld_len(11, event_len(e)))
+            .sum::<usize>()
         + varint_len(12, s.dropped_events_count.into())
-        + s.links.iter().map(|l| ld_len(13, link_len(l))).sum::<usize>()
+        + s.links
+            .iter()
+            .map(|l| ld_len(13, link_len(l)))
+            .sum::<usize>()
         + varint_len(14, s.dropped_links_count.into())
         + ld_len(15, status_len(s))
 }
@@ -210,10 +235,15 @@ fn groups(spans: &[Span]) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
     for (i, s) in spans.iter().enumerate() {
         let prev = i.checked_sub(1).and_then(|p| spans.get(p));
-        let same_res = prev.is_some_and(|p| Arc::ptr_eq(&p.resource, &s.resource) || p.resource == s.resource);
-        let same_scope = same_res && prev.is_some_and(|p| Arc::ptr_eq(&p.scope, &s.scope) || p.scope == s.scope);
+        let same_res =
+            prev.is_some_and(|p| Arc::ptr_eq(&p.resource, &s.resource) || p.resource == s.resource);
+        let same_scope =
+            same_res && prev.is_some_and(|p| Arc::ptr_eq(&p.scope, &s.scope) || p.scope == s.scope);
         if !same_res {
-            out.push(Group { start: i, scopes: Vec::new() });
+            out.push(Group {
+                start: i,
+                scopes: Vec::new(),
+            });
         }
         if let Some(g) = out.last_mut() {
             match g.scopes.last_mut() {
@@ -229,7 +259,9 @@ fn groups(spans: &[Span]) -> Vec<Group> {
 pub fn encode_traces_data(spans: &[Span], buf: &mut Vec<u8>) {
     let lens: Vec<usize> = spans.iter().map(span_len).collect();
     for g in groups(spans) {
-        let Some(first) = spans.get(g.start) else { continue };
+        let Some(first) = spans.get(g.start) else {
+            continue;
+        };
         let r = &first.resource;
         let res_len = kvs_len(1, &r.attributes) + varint_len(2, r.dropped_attributes_count.into());
         let scope_lens: Vec<(usize, usize)> = g
@@ -247,7 +279,9 @@ pub fn encode_traces_data(spans: &[Span], buf: &mut Vec<u8>) {
                 (scope_len, body)
             })
             .collect();
-        let rs_len = ld_len(1, res_len) + scope_lens.iter().map(|&(_, b)| ld_len(2, b)).sum::<usize>() + str_len(3, &r.schema_url);
+        let rs_len = ld_len(1, res_len)
+            + scope_lens.iter().map(|&(_, b)| ld_len(2, b)).sum::<usize>()
+            + str_len(3, &r.schema_url);
         put_ld(1, rs_len, buf);
         put_ld(1, res_len, buf);
         put_kvs(1, &r.attributes, buf);
