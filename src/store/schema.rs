@@ -362,25 +362,49 @@ impl Columns {
         Ok(self.end.value(row))
     }
 
+    /// The row's resource, decoded once per distinct dictionary entry.
+    fn resource(&self, row: usize, cache: &mut RowCache) -> Result<Arc<Resource>> {
+        let rk = (key(&self.resource, row)?, key(&self.resource_url, row)?);
+        if let Some(r) = cache.resources.get(&rk) {
+            return Ok(r.clone());
+        }
+        let p = pr::Resource::decode(self.resource.values.value(rk.0))
+            .map_err(|_| Error::Corrupt(format!("segment row {row}: resource")))?;
+        let r = Arc::new(convert::resource_from_proto(
+            Some(&p),
+            self.resource_url.values.value(rk.1),
+        ));
+        cache.resources.insert(rk, r.clone());
+        Ok(r)
+    }
+
+    /// Decodes only what `SearchQuery::matches` reads (name, kind, times,
+    /// status, span attributes, resource): much cheaper than [`Self::span`]
+    /// for verifying candidates that are mostly rejected.
+    pub fn span_for_match(&self, row: usize, cache: &mut RowCache) -> Result<Span> {
+        self.check(row)?;
+        let attrs: Vec<pc::KeyValue> = decode_delimited(self.attrs.value(row))?;
+        Ok(Span {
+            name: dict_str(&self.name, row)?.to_string(),
+            kind: SpanKind::from_i32(i32::from(self.kind.value(row))),
+            start_ns: self.start.value(row),
+            end_ns: self.end.value(row),
+            attributes: convert::attrs_from_proto(&attrs),
+            status: Status {
+                code: StatusCode::from_i32(i32::from(self.status_code.value(row))),
+                message: String::new(),
+            },
+            resource: self.resource(row, cache)?,
+            ..Default::default()
+        })
+    }
+
     /// Decodes row `row`; resource and scope `Arc`s are shared through
     /// `cache` across calls.
     pub fn span(&self, row: usize, cache: &mut RowCache) -> Result<Span> {
         self.check(row)?;
         let corrupt = |what: &str| Error::Corrupt(format!("segment row {row}: {what}"));
-        let rk = (key(&self.resource, row)?, key(&self.resource_url, row)?);
-        let resource = match cache.resources.get(&rk) {
-            Some(r) => r.clone(),
-            None => {
-                let p = pr::Resource::decode(self.resource.values.value(rk.0))
-                    .map_err(|_| corrupt("resource"))?;
-                let r = Arc::new(convert::resource_from_proto(
-                    Some(&p),
-                    self.resource_url.values.value(rk.1),
-                ));
-                cache.resources.insert(rk, r.clone());
-                r
-            }
-        };
+        let resource = self.resource(row, cache)?;
         let sk = (
             key(&self.scope_name, row)?,
             key(&self.scope_version, row)?,
