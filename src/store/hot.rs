@@ -139,9 +139,23 @@ impl HotStore {
             fs::create_dir_all(&d)?;
         }
         let sdir = seg_dir(&dir);
-        let on_disk = list_ids(&sdir, "arrow")?;
+        // Segments that could be adopted without a manifest: those whose
+        // WAL is gone (a segment with its WAL still present was never
+        // confirmed; the WAL is replayed instead).
+        let on_disk: Vec<u64> = list_ids(&sdir, "arrow")?
+            .into_iter()
+            .filter(|id| !wal_path(&dir, *id).exists())
+            .collect();
         let (listed, mut rewrite) = match manifest::load(&dir) {
             Ok(Some(m)) => (m.segments.iter().map(|s| s.id).collect::<Vec<_>>(), false),
+            // No manifest but segment files: never delete data on a guess;
+            // adopt every segment that verifies.
+            Ok(None) if !on_disk.is_empty() => {
+                tracing::warn!(
+                    "hot store has segments but no manifest; adopting verified segments"
+                );
+                (on_disk.clone(), true)
+            }
             Ok(None) => (Vec::new(), false),
             Err(e @ Error::Corrupt(_)) => {
                 // Without a trustworthy list, adopt every segment that

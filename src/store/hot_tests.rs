@@ -357,3 +357,19 @@ async fn agrees_with_the_memory_store() {
     assert_eq!(lo, t.iter().map(|s| s.start_ns).min().unwrap());
     assert_eq!(hi, t.iter().map(|s| s.end_ns).max().unwrap());
 }
+
+#[test]
+fn a_lost_manifest_adopts_verified_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.commit(vec![Batch::new(spans(1, 4, "a"))]).unwrap();
+    let seg = store.rotate().unwrap().unwrap();
+    store.seal(&seg).unwrap();
+    drop((store, seg));
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.sealed_ids().len(), 1);
+    assert_eq!(count(&store), 4);
+    drop(store);
+    assert_eq!(open(dir.path()).sealed_ids().len(), 1, "manifest rewritten");
+}
