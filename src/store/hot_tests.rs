@@ -373,3 +373,28 @@ fn a_lost_manifest_adopts_verified_segments() {
     drop(store);
     assert_eq!(open(dir.path()).sealed_ids().len(), 1, "manifest rewritten");
 }
+
+#[test]
+fn too_many_frozen_segments_backlog_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = StorageConfig {
+        segment_max_spans: 2,
+        ..cfg(dir.path())
+    };
+    let store = HotStore::open(&c, &IndexConfig::default()).unwrap();
+    for t in 0..super::hot::MAX_FROZEN as u64 {
+        store.commit(vec![Batch::new(spans(t, 2, "a"))]).unwrap();
+        assert!(store.should_rotate());
+        assert!(store.rotate().unwrap().is_some());
+    }
+    store.commit(vec![Batch::new(spans(99, 2, "a"))]).unwrap();
+    assert!(
+        store.is_backlogged(),
+        "writes must be refused, not buffered"
+    );
+    assert!(store.rotate().unwrap().is_none(), "no fifth frozen segment");
+    let seg = store.frozen().remove(0);
+    store.seal(&seg).unwrap();
+    assert!(!store.is_backlogged());
+    assert_eq!(count(&store), 2 * (super::hot::MAX_FROZEN + 1));
+}
