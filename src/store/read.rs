@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::active::MemSegment;
 use super::hot::HotStore;
 use super::memory::sort_hits;
-use super::schema::RowCache;
+use super::rows::RowCache;
 use super::segment::SealedSegment;
 use super::{Operation, ScanPage, SpanReader, TraceHit};
 use crate::error::{Error, Result};
