@@ -144,6 +144,10 @@ pub struct SamplingConfig {
     /// Keep every span of a trace that has an error span in the same
     /// request, whatever the ratio.
     pub keep_errors: bool,
+    /// Adaptive sampling: when positive, the effective ratio is lowered
+    /// (never raised above `ratio`) to keep the stored span rate near this
+    /// many spans per second per receiver. 0 turns it off.
+    pub target_spans_per_sec: f64,
 }
 
 impl Default for SamplingConfig {
@@ -151,6 +155,7 @@ impl Default for SamplingConfig {
         SamplingConfig {
             ratio: 1.0,
             keep_errors: true,
+            target_spans_per_sec: 0.0,
         }
     }
 }
@@ -189,6 +194,19 @@ pub struct KafkaConfig {
     pub compression: String,
     /// Bytes produced but not yet acknowledged by the broker.
     pub max_inflight_bytes: usize,
+    /// Retention of the span topic when strand creates it: long enough to
+    /// ride out a writer outage, short enough to bound broker disk.
+    pub retention_hours: u64,
+    /// Largest message produced; a trace larger than this is split into
+    /// several messages (same key, so same partition).
+    pub max_message_bytes: usize,
+    /// How long the producer tries to deliver a message before the write
+    /// fails as Unavailable (librdkafka message.timeout.ms).
+    pub delivery_timeout_ms: u64,
+    /// Consumer: messages decoded into one sink write (one offset commit).
+    pub batch_max_messages: usize,
+    /// Consumer: longest wait to fill a batch before writing what it has.
+    pub batch_max_wait_ms: u64,
     /// Passed to librdkafka unchanged (security.protocol, sasl.*, ssl.*).
     pub client: std::collections::BTreeMap<String, String>,
 }
@@ -203,6 +221,11 @@ impl Default for KafkaConfig {
             group_id: "strand-writers".into(),
             compression: "zstd".into(),
             max_inflight_bytes: 128 << 20,
+            retention_hours: 24,
+            max_message_bytes: 4 << 20,
+            delivery_timeout_ms: 30_000,
+            batch_max_messages: 1_000,
+            batch_max_wait_ms: 200,
             client: Default::default(),
         }
     }
@@ -219,6 +242,17 @@ pub struct ElasticsearchConfig {
     pub bulk_max_docs: usize,
     pub bulk_max_bytes: usize,
     pub bulk_max_delay_ms: u64,
+    /// Disk budget of the durable backlog between `write` and `_bulk`; when
+    /// full, writes get `Overloaded` (retryable) until it drains.
+    pub backlog_max_bytes: u64,
+    /// Per-request timeout of every Elasticsearch call.
+    pub request_timeout_ms: u64,
+    /// Route span documents by trace id, so a trace lives on one shard.
+    pub route_by_trace_id: bool,
+    pub number_of_shards: u32,
+    pub number_of_replicas: u32,
+    /// How often the janitor deletes daily indices past `retention_days`.
+    pub janitor_interval_secs: u64,
 }
 
 impl Default for ElasticsearchConfig {
@@ -231,7 +265,74 @@ impl Default for ElasticsearchConfig {
             bulk_max_docs: 5_000,
             bulk_max_bytes: 5 << 20,
             bulk_max_delay_ms: 1_000,
+            backlog_max_bytes: 1 << 30,
+            request_timeout_ms: 30_000,
+            route_by_trace_id: false,
+            number_of_shards: 1,
+            number_of_replicas: 0,
+            janitor_interval_secs: 3_600,
         }
+    }
+}
+
+impl ElasticsearchConfig {
+    pub fn validate(&self) -> Result<()> {
+        let es = self;
+        if es.retention_days == 0 {
+            return Err(Error::config(
+                "elasticsearch.retention_days",
+                "must be positive",
+            ));
+        }
+        if es.bulk_max_docs == 0 {
+            return Err(Error::config(
+                "elasticsearch.bulk_max_docs",
+                "must be positive",
+            ));
+        }
+        if es.bulk_max_bytes < 1024 {
+            return Err(Error::config(
+                "elasticsearch.bulk_max_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if es.backlog_max_bytes < es.bulk_max_bytes as u64 {
+            return Err(Error::config(
+                "elasticsearch.backlog_max_bytes",
+                "must be at least elasticsearch.bulk_max_bytes",
+            ));
+        }
+        if es.request_timeout_ms == 0 {
+            return Err(Error::config(
+                "elasticsearch.request_timeout_ms",
+                "must be positive",
+            ));
+        }
+        if es.number_of_shards == 0 {
+            return Err(Error::config(
+                "elasticsearch.number_of_shards",
+                "must be positive",
+            ));
+        }
+        if es.janitor_interval_secs == 0 {
+            return Err(Error::config(
+                "elasticsearch.janitor_interval_secs",
+                "must be positive",
+            ));
+        }
+        if es.index_prefix.is_empty()
+            || !es
+                .index_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            || es.index_prefix.starts_with(['-', '_'])
+        {
+            return Err(Error::config(
+                "elasticsearch.index_prefix",
+                "must be lower-case letters, digits, '-' or '_', not starting with '-' or '_'",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +385,13 @@ impl Config {
                 "must be between 0.0 and 1.0",
             ));
         }
+        let t = self.sampling.target_spans_per_sec;
+        if !t.is_finite() || t < 0.0 {
+            return Err(Error::config(
+                "sampling.target_spans_per_sec",
+                "must be a non-negative number (0 = off)",
+            ));
+        }
         for (key, addr) in [
             ("ingest.grpc_addr", &self.ingest.grpc_addr),
             ("ingest.http_addr", &self.ingest.http_addr),
@@ -322,11 +430,29 @@ impl Config {
         if self.kafka.enabled && self.kafka.partitions < 1 {
             return Err(Error::config("kafka.partitions", "must be positive"));
         }
-        if self.elasticsearch.enabled && self.elasticsearch.retention_days == 0 {
+        if self.kafka.enabled && !(1024..=64 << 20).contains(&self.kafka.max_message_bytes) {
             return Err(Error::config(
-                "elasticsearch.retention_days",
+                "kafka.max_message_bytes",
+                "must be between 1 KiB and 64 MiB",
+            ));
+        }
+        if self.kafka.enabled && self.kafka.max_inflight_bytes < self.kafka.max_message_bytes {
+            return Err(Error::config(
+                "kafka.max_inflight_bytes",
+                "must be at least kafka.max_message_bytes",
+            ));
+        }
+        if self.kafka.enabled && self.kafka.batch_max_messages == 0 {
+            return Err(Error::config(
+                "kafka.batch_max_messages",
                 "must be positive",
             ));
+        }
+        if self.kafka.enabled && self.kafka.retention_hours == 0 {
+            return Err(Error::config("kafka.retention_hours", "must be positive"));
+        }
+        if self.elasticsearch.enabled {
+            self.elasticsearch.validate()?;
         }
         Ok(())
     }

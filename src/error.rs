@@ -10,6 +10,9 @@ pub enum Error {
     InvalidArgument(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// Missing or wrong credentials (ingest API key).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     #[error("payload too large: {0}")]
     TooLarge(String),
     /// Temporarily over capacity (queues or in-flight bytes full): retry later.
@@ -43,6 +46,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) | Error::Config { .. } => tonic::Code::InvalidArgument,
             Error::NotFound(_) => tonic::Code::NotFound,
+            Error::Unauthenticated(_) => tonic::Code::Unauthenticated,
             // OTLP: an oversize request is not retryable.
             Error::TooLarge(_) => tonic::Code::InvalidArgument,
             Error::Overloaded(_) => tonic::Code::ResourceExhausted,
@@ -56,6 +60,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) | Error::Config { .. } => HttpStatus::BAD_REQUEST,
             Error::NotFound(_) => HttpStatus::NOT_FOUND,
+            Error::Unauthenticated(_) => HttpStatus::UNAUTHORIZED,
             Error::TooLarge(_) => HttpStatus::PAYLOAD_TOO_LARGE,
             Error::Overloaded(_) => HttpStatus::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::Io(_) => HttpStatus::SERVICE_UNAVAILABLE,

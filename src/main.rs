@@ -1,3 +1,35 @@
+//! The `strand` binary: `serve`, `export`, `loadgen`.
+
+use clap::{Parser, Subcommand};
+
+use strand::serve::ServeArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "strand",
+    version,
+    about = "Distributed-tracing backend: OTLP in, Jaeger/Tempo APIs and a web UI out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run strand (embedded by default: hot store on local disk, no Kafka,
+    /// no Elasticsearch). Every config key is listed at the end of --help.
+    Serve(Box<ServeArgs>),
+}
+
 fn main() {
-    println!("strand");
+    let cli = Cli::parse();
+    strand::serve::init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => strand::serve::serve(*args),
+    };
+    if let Err(e) = result {
+        eprintln!("strand: {e}");
+        std::process::exit(1);
+    }
 }

@@ -1,6 +1,8 @@
 //! OTLP: generated protobuf types, conversion to and from the span model.
 
 pub mod convert;
+pub mod json;
+pub mod validate;
 
 /// Types generated from the vendored protos (see build.rs).
 #[allow(clippy::all, missing_docs)]

@@ -3,8 +3,25 @@
 //! keeps 7 days of searchable span documents. Both implement [`SpanReader`],
 //! and one conformance suite (tests/conformance.rs) runs against each.
 
+pub mod active;
+pub mod format;
+pub mod hot;
+#[cfg(test)]
+mod hot_tests;
+pub mod manifest;
 pub mod memory;
+mod read;
+mod recover;
+pub mod rows;
+pub mod schema;
+pub mod segment;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod tiered;
+pub mod wal;
+mod walcodec;
+
+pub use hot::HotStore;
 
 use async_trait::async_trait;
 

@@ -1,0 +1,270 @@
+//! Hot-store benchmarks: ingest (OTLP decode + WAL encode + append + index),
+//! sealing, trace-by-id lookup and tag search over sealed segments.
+//! Kept short: `cargo bench --bench store` takes about a minute.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use prost::Message;
+use rand::{Rng, SeedableRng};
+
+use strand::config::{IndexConfig, StorageConfig};
+use strand::model::*;
+use strand::otlp::convert;
+use strand::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use strand::store::hot::Batch;
+use strand::store::HotStore;
+
+const BATCH: usize = 1000;
+
+/// Realistic spans: 20 services, 10-span traces, 8 attributes, some events.
+fn gen(rng: &mut rand::rngs::StdRng, n: usize, t0: u64) -> Vec<Span> {
+    let resources: Vec<Arc<Resource>> = (0..20)
+        .map(|i| {
+            Arc::new(Resource {
+                attributes: vec![
+                    KeyValue::new("service.name", AttrValue::Str(format!("service-{i}"))),
+                    KeyValue::new("host.name", AttrValue::Str(format!("host-{}", i % 7))),
+                    KeyValue::new("deployment.environment", AttrValue::Str("prod".into())),
+                ],
+                ..Default::default()
+            })
+        })
+        .collect();
+    let scope = Arc::new(Scope {
+        name: "io.opentelemetry.http".into(),
+        version: "1.2.3".into(),
+        ..Default::default()
+    });
+    let mut out = Vec::with_capacity(n);
+    let mut trace = TraceId(rng.gen());
+    for i in 0..n {
+        if i % 10 == 0 {
+            trace = TraceId(rng.gen());
+        }
+        let start = t0 + i as u64 * 1000;
+        out.push(Span {
+            trace_id: trace,
+            span_id: SpanId(rng.gen()),
+            parent_span_id: (i % 10 != 0).then(|| SpanId(rng.gen())),
+            name: format!("GET /api/v1/resource/{}", rng.gen_range(0..50)),
+            kind: SpanKind::from_i32(rng.gen_range(1..4)),
+            start_ns: start,
+            end_ns: start + rng.gen_range(1000..5_000_000),
+            attributes: vec![
+                KeyValue::new("http.request.method", AttrValue::Str("GET".into())),
+                KeyValue::new(
+                    "http.response.status_code",
+                    AttrValue::Int([200, 200, 200, 404, 500][rng.gen_range(0..5)]),
+                ),
+                KeyValue::new("http.route", AttrValue::Str("/api/v1/resource/:id".into())),
+                KeyValue::new(
+                    "user_id",
+                    AttrValue::Str(format!("user-{}", rng.gen_range(0..10_000))),
+                ),
+                KeyValue::new("net.peer.name", AttrValue::Str("10.0.0.1".into())),
+                KeyValue::new("thread.id", AttrValue::Int(rng.gen_range(0..64))),
+                KeyValue::new("retry", AttrValue::Bool(false)),
+                KeyValue::new("payload.size", AttrValue::Int(rng.gen_range(0..100_000))),
+            ],
+            events: if i % 5 == 0 {
+                vec![Event {
+                    time_ns: start + 10,
+                    name: "cache.miss".into(),
+                    ..Default::default()
+                }]
+            } else {
+                vec![]
+            },
+            status: Status {
+                code: if rng.gen_ratio(1, 50) {
+                    StatusCode::Error
+                } else {
+                    StatusCode::Unset
+                },
+                message: String::new(),
+            },
+            resource: resources[(i / 10) % resources.len()].clone(),
+            scope: scope.clone(),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+fn storage(dir: &std::path::Path) -> StorageConfig {
+    StorageConfig {
+        dir: dir.to_path_buf(),
+        fsync: false,
+        segment_max_spans: usize::MAX,
+        ..Default::default()
+    }
+}
+
+/// Ingest: decode an OTLP request, encode its WAL record, append + index.
+fn append(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let req = ExportTraceServiceRequest {
+        resource_spans: convert::spans_to_proto(&gen(&mut rng, BATCH, 1)),
+    }
+    .encode_to_vec();
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("append", |b| {
+        b.iter_custom(|iters| {
+            let mut dir = tempfile::tempdir().unwrap();
+            let mut store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                if store.unsealed_spans() >= 200_000 {
+                    // Bound memory: start over (untimed).
+                    drop(store);
+                    dir = tempfile::tempdir().unwrap();
+                    store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
+                }
+                let t = Instant::now();
+                let decoded = ExportTraceServiceRequest::decode(req.as_slice()).unwrap();
+                let spans = convert::spans_from_proto(&decoded.resource_spans);
+                store.commit(vec![Batch::new(spans)]).unwrap();
+                elapsed += t.elapsed();
+            }
+            elapsed
+        })
+    });
+    // Where the time goes: each stage alone.
+    let spans = convert::spans_from_proto(
+        &ExportTraceServiceRequest::decode(req.as_slice())
+            .unwrap()
+            .resource_spans,
+    );
+    g.bench_function("append/decode_only", |b| {
+        b.iter(|| {
+            convert::spans_from_proto(
+                &ExportTraceServiceRequest::decode(req.as_slice())
+                    .unwrap()
+                    .resource_spans,
+            )
+        })
+    });
+    g.bench_function("append/wal_encode_only", |b| {
+        b.iter(|| Batch::new(spans.clone()))
+    });
+    g.bench_function("append/commit_only", |b| {
+        b.iter_custom(|iters| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                if store.unsealed_spans() >= 200_000 {
+                    drop(store);
+                    store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
+                    let _ = store.rotate();
+                }
+                let batch = Batch::new(spans.clone());
+                let t = Instant::now();
+                store.commit(vec![batch]).unwrap();
+                elapsed += t.elapsed();
+            }
+            elapsed
+        })
+    });
+    g.finish();
+}
+
+fn seal(c: &mut Criterion) {
+    const N: usize = 50_000;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let spans = gen(&mut rng, N, 1);
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("seal", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
+                store.commit(vec![Batch::new(spans.clone())]).unwrap();
+                let seg = store.rotate().unwrap().unwrap();
+                let t = Instant::now();
+                store.seal(&seg).unwrap();
+                elapsed += t.elapsed();
+            }
+            elapsed
+        })
+    });
+    g.finish();
+}
+
+const PER: usize = 100_000;
+
+/// A store of `segments` sealed segments of `PER` spans, and some of its
+/// trace ids.
+fn query_store(segments: usize) -> (tempfile::TempDir, Arc<HotStore>, Vec<TraceId>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut ids = Vec::new();
+    for s in 0..segments {
+        let spans = gen(&mut rng, PER, 1_000_000_000 + (s * PER) as u64 * 1000);
+        ids.extend(spans.iter().step_by(97).map(|s| s.trace_id));
+        for chunk in spans.chunks(10_000) {
+            store.commit(vec![Batch::new(chunk.to_vec())]).unwrap();
+        }
+        let seg = store.rotate().unwrap().unwrap();
+        store.seal(&seg).unwrap();
+    }
+    (dir, store, ids)
+}
+
+/// Trace lookup and tag search over sealed segments.
+fn query(c: &mut Criterion) {
+    let segments: usize = std::env::var("STRAND_BENCH_SEGMENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    // Built only if a query bench is selected.
+    let built = std::cell::OnceCell::new();
+    let get = || built.get_or_init(|| query_store(segments));
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function(
+        format!("trace_id_lookup/{}k_spans", segments * PER / 1000),
+        |b| {
+            let (_, store, ids) = get();
+            b.iter(|| {
+                i = (i + 7919) % ids.len();
+                let t = store.trace_sync(ids[i]).unwrap();
+                assert_eq!(t.len(), 10);
+                black_box(t)
+            })
+        },
+    );
+    let q = SearchQuery {
+        service: Some("service-3".into()),
+        tags: vec![("http.response.status_code".into(), "500".into())],
+        limit: 20,
+        ..Default::default()
+    };
+    g.bench_function(
+        format!("tag_search/{}k_spans", segments * PER / 1000),
+        |b| {
+            let (_, store, _) = get();
+            b.iter(|| {
+                let hits = store.search_sync(&q).unwrap();
+                assert_eq!(hits.len(), 20);
+                black_box(hits)
+            })
+        },
+    );
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    targets = append, seal, query
+}
+criterion_main!(benches);

@@ -1,0 +1,235 @@
+//! OTLP/gRPC `TraceService/Export`.
+//!
+//! This is the generated `TraceServiceServer` routing with one change: the
+//! request codec yields the raw message bytes instead of a decoded message,
+//! so that (1) the in-flight budget is taken *before* the CPU and memory of
+//! decoding are spent, and (2) a malformed message (bad protobuf, invalid
+//! UTF-8 in a string field) is answered INVALID_ARGUMENT, where the
+//! generated codec would say INTERNAL. Replies use the generated types.
+//!
+//! tonic enforces `max_request_bytes` before our code runs; its answers
+//! (OUT_OF_RANGE for a large message, RESOURCE_EXHAUSTED for a large
+//! decompressed one, INTERNAL for corrupt gzip) are rewritten to
+//! INVALID_ARGUMENT, because OTLP clients retry OUT_OF_RANGE and
+//! RESOURCE_EXHAUSTED, and resending an oversize or corrupt request cannot
+//! succeed.
+
+use actix::Addr;
+use bytes::{Buf, Bytes};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder};
+use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::Status;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::admission::{check_api_key, Admission};
+use super::{
+    decode_protobuf, export, maybe_blocking, outcome_label, response_for, Transport,
+    TransportMetrics,
+};
+use crate::actors::receiver::{ExportOutcome, GetAdmission, OtlpReceiver};
+use crate::config::IngestConfig;
+use crate::error::{Error, Result, RETRY_AFTER_SECS};
+use crate::otlp::proto::collector::trace::v1::ExportTraceServiceResponse;
+
+pub const SERVICE_NAME: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// Binds `addr` and serves until `shutdown` resolves.
+pub async fn serve_grpc(
+    addr: SocketAddr,
+    receiver: Addr<OtlpReceiver>,
+    cfg: IngestConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_grpc_on(listener, receiver, cfg, shutdown).await
+}
+
+/// Serves on an already bound listener (tests bind port 0).
+pub async fn serve_grpc_on(
+    listener: tokio::net::TcpListener,
+    receiver: Addr<OtlpReceiver>,
+    cfg: IngestConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let admission = receiver
+        .send(GetAdmission)
+        .await
+        .map_err(|e| Error::Unavailable(format!("receiver: {e}")))?;
+    let svc = TraceGrpcService {
+        shared: Arc::new(Shared {
+            receiver,
+            admission,
+            cfg,
+        }),
+    };
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await
+        .map_err(|e| Error::Unavailable(format!("gRPC server: {e}")))
+}
+
+/// Maps an error to a gRPC status; retryable ones carry a
+/// `google.rpc.RetryInfo` detail, without which OTLP exporters do not
+/// retry RESOURCE_EXHAUSTED.
+pub fn status_from_error(e: &Error) -> Status {
+    let (code, msg) = (e.grpc_code(), e.to_string());
+    if e.is_retryable() {
+        let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_SECS)));
+        Status::with_error_details(code, msg, details)
+    } else {
+        Status::new(code, msg)
+    }
+}
+
+struct Shared {
+    receiver: Addr<OtlpReceiver>,
+    admission: Arc<Admission>,
+    cfg: IngestConfig,
+}
+
+impl Shared {
+    async fn export(&self, req: tonic::Request<Bytes>) -> Result<ExportOutcome> {
+        let md = req.metadata();
+        let auth = md.get("authorization").map(|v| v.as_bytes());
+        check_api_key(
+            &self.cfg.api_key,
+            auth,
+            md.get("x-strand-api-key").map(|v| v.as_bytes()),
+        )?;
+        let body = req.into_inner();
+        TransportMetrics::get(Transport::Grpc)
+            .request_bytes
+            .add(body.len() as u64);
+        let permit = self.admission.try_admit(body.len())?;
+        let request = maybe_blocking(body.len(), move || decode_protobuf(&body)).await?;
+        export(&self.receiver, request, Transport::Grpc, permit).await
+    }
+}
+
+#[derive(Clone)]
+pub struct TraceGrpcService {
+    shared: Arc<Shared>,
+}
+
+impl NamedService for TraceGrpcService {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+struct ExportSvc(Arc<Shared>);
+
+impl UnaryService<Bytes> for ExportSvc {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<tonic::Response<Self::Response>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let shared = self.0.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let res = shared.export(request).await;
+            TransportMetrics::get(Transport::Grpc).finish(start.elapsed(), outcome_label(&res));
+            match res {
+                Ok(o) => Ok(tonic::Response::new(response_for(&o))),
+                Err(e) => Err(status_from_error(&e)),
+            }
+        })
+    }
+}
+
+impl<B> Service<http::Request<B>> for TraceGrpcService
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != EXPORT_PATH {
+            return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
+        }
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let max = shared.cfg.max_request_bytes;
+            let mut grpc = Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(max);
+            let mut resp = grpc.unary(ExportSvc(shared), req).await;
+            rewrite_transport_status(&mut resp);
+            Ok(resp)
+        })
+    }
+}
+
+/// See the module comment: tonic's size and decompression failures become
+/// INVALID_ARGUMENT. Our own RESOURCE_EXHAUSTED always carries details, so
+/// it is told apart by the `grpc-status-details-bin` header.
+fn rewrite_transport_status<T>(resp: &mut http::Response<T>) {
+    let h = resp.headers();
+    let status = h
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let message = h
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let has_details = h.contains_key("grpc-status-details-bin");
+    let from_transport = match status {
+        "11" => true,
+        "8" => !has_details,
+        "13" => message.contains("decompress"),
+        _ => false,
+    };
+    if from_transport {
+        resp.headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("3"));
+        TransportMetrics::get(Transport::Grpc).finish(Duration::ZERO, "invalid_argument");
+    }
+}
+
+/// Encodes replies with prost; hands request messages over undecoded.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawDecoder;
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> std::result::Result<Option<Bytes>, Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = tonic_prost::ProstEncoder<ExportTraceServiceResponse>;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}

@@ -1,0 +1,309 @@
+//! OTLP/HTTP `POST /v1/traces`: `application/x-protobuf` or
+//! `application/json` bodies, optionally `Content-Encoding: gzip`.
+//! Replies are in the request's encoding: an `ExportTraceServiceResponse` on
+//! success, a `google.rpc.Status` on error (OTLP/HTTP spec), with
+//! `Retry-After` on 429/503.
+//!
+//! The body is read and decompressed under `max_request_bytes` (the
+//! decompressed size is what counts, so a gzip bomb stops at the limit),
+//! then charged to the in-flight budget, decoded, and handed to the
+//! receiver.
+
+use actix::Addr;
+use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::BytesMut;
+use futures::StreamExt;
+use prost::Message as _;
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::OnceCell;
+
+use super::admission::{check_api_key, Admission};
+use super::{
+    decode_protobuf, export, maybe_blocking, outcome_label, response_for, Transport,
+    TransportMetrics,
+};
+use crate::actors::receiver::{ExportOutcome, GetAdmission, OtlpReceiver};
+use crate::config::IngestConfig;
+use crate::error::{Error, Result, RETRY_AFTER_SECS};
+use crate::otlp::json;
+
+pub const TRACES_PATH: &str = "/v1/traces";
+
+/// Binds `addr`; the returned server runs when awaited (or spawned).
+pub fn http_server(
+    addr: SocketAddr,
+    receiver: Addr<OtlpReceiver>,
+    cfg: IngestConfig,
+) -> Result<actix_web::dev::Server> {
+    http_server_on(std::net::TcpListener::bind(addr)?, receiver, cfg)
+}
+
+/// Serves on an already bound listener (tests bind port 0).
+pub fn http_server_on(
+    listener: std::net::TcpListener,
+    receiver: Addr<OtlpReceiver>,
+    cfg: IngestConfig,
+) -> Result<actix_web::dev::Server> {
+    let state = web::Data::new(HttpState {
+        receiver,
+        cfg,
+        admission: OnceCell::new(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route(TRACES_PATH, web::post().to(export_traces))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+struct HttpState {
+    receiver: Addr<OtlpReceiver>,
+    cfg: IngestConfig,
+    /// The receiver's budget, fetched on first use (`http_server` is sync).
+    admission: OnceCell<Arc<Admission>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn of(headers: &HeaderMap) -> Option<Encoding> {
+        let ct = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+        let essence = ct.split(';').next()?.trim();
+        if essence.eq_ignore_ascii_case("application/x-protobuf")
+            || essence.eq_ignore_ascii_case("application/protobuf")
+        {
+            Some(Encoding::Protobuf)
+        } else if essence.eq_ignore_ascii_case("application/json") {
+            Some(Encoding::Json)
+        } else {
+            None
+        }
+    }
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+async fn export_traces(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<HttpState>,
+) -> HttpResponse {
+    let start = Instant::now();
+    let metrics = TransportMetrics::get(Transport::Http);
+    let Some(enc) = Encoding::of(req.headers()) else {
+        metrics.finish(start.elapsed(), "unsupported_media_type");
+        let msg = "Content-Type must be application/x-protobuf or application/json";
+        return status_body(
+            Encoding::Json,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            tonic::Code::InvalidArgument,
+            msg,
+        );
+    };
+    let gzip = match req
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(e) if e.is_empty() || e == "identity" => false,
+        Some(e) if e == "gzip" || e == "x-gzip" => true,
+        Some(e) => {
+            metrics.finish(start.elapsed(), "unsupported_media_type");
+            let msg = format!("unsupported Content-Encoding {e:?} (gzip and identity are)");
+            return status_body(
+                enc,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tonic::Code::InvalidArgument,
+                &msg,
+            );
+        }
+    };
+    let res = handle(req.headers(), payload, &state, enc, gzip).await;
+    metrics.finish(start.elapsed(), outcome_label(&res));
+    match res {
+        Ok(outcome) => {
+            let resp = response_for(&outcome);
+            let body = match enc {
+                Encoding::Protobuf => resp.encode_to_vec(),
+                Encoding::Json => json::response_to_json(&resp).to_string().into_bytes(),
+            };
+            HttpResponse::Ok()
+                .content_type(enc.content_type())
+                .body(body)
+        }
+        Err(e) => error_response(enc, &e),
+    }
+}
+
+async fn handle(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    state: &HttpState,
+    enc: Encoding,
+    gzip: bool,
+) -> Result<ExportOutcome> {
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    check_api_key(
+        &state.cfg.api_key,
+        header("authorization"),
+        header("x-strand-api-key"),
+    )?;
+    let max = state.cfg.max_request_bytes;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let raw = read_bounded(payload, max).await?;
+    // Inflation always leaves the async thread: a small body may inflate to
+    // the full limit.
+    let body = if gzip {
+        maybe_blocking(usize::MAX, move || gunzip_bounded(&raw, max)).await?
+    } else {
+        raw.to_vec()
+    };
+    TransportMetrics::get(Transport::Http)
+        .request_bytes
+        .add(body.len() as u64);
+    let admission = state
+        .admission
+        .get_or_try_init(|| async {
+            state
+                .receiver
+                .send(GetAdmission)
+                .await
+                .map_err(|e| Error::Unavailable(format!("receiver: {e}")))
+        })
+        .await?;
+    let permit = admission.try_admit(body.len())?;
+    let request = maybe_blocking(body.len(), move || match enc {
+        Encoding::Protobuf => decode_protobuf(&body),
+        Encoding::Json => json::decode_request(&body),
+    })
+    .await?;
+    export(&state.receiver, request, Transport::Http, permit).await
+}
+
+fn too_large(max: usize) -> Error {
+    Error::TooLarge(format!(
+        "request body exceeds ingest.max_request_bytes ({max} bytes)"
+    ))
+}
+
+async fn read_bounded(mut payload: web::Payload, max: usize) -> Result<BytesMut> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::InvalidArgument(format!("reading request body: {e}")))?;
+        if buf.len() + chunk.len() > max {
+            return Err(too_large(max));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// Decompresses at most `max` bytes: reading stops one byte past the limit,
+/// so a gzip bomb costs at most `max` bytes of memory.
+pub fn gunzip_bounded(raw: &[u8], max: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut reader = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1);
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| Error::InvalidArgument(format!("invalid gzip body: {e}")))?;
+    if out.len() > max {
+        return Err(too_large(max));
+    }
+    Ok(out)
+}
+
+fn error_response(enc: Encoding, e: &Error) -> HttpResponse {
+    let mut resp = status_body(enc, e.http_status(), e.grpc_code(), &e.to_string());
+    if e.is_retryable() {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&RETRY_AFTER_SECS.to_string())
+        {
+            resp.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+/// A `google.rpc.Status` body in the request's encoding.
+fn status_body(
+    enc: Encoding,
+    status: StatusCode,
+    code: tonic::Code,
+    message: &str,
+) -> HttpResponse {
+    let body = match enc {
+        Encoding::Protobuf => tonic_types::pb::Status {
+            code: code as i32,
+            message: message.to_string(),
+            details: Vec::new(),
+        }
+        .encode_to_vec(),
+        Encoding::Json => serde_json::json!({ "code": code as i32, "message": message })
+            .to_string()
+            .into_bytes(),
+    };
+    HttpResponse::build(status)
+        .content_type(enc.content_type())
+        .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn gzip_is_bounded() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 4 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 64 << 10);
+        assert!(matches!(
+            gunzip_bounded(&bomb, 1 << 20),
+            Err(Error::TooLarge(_))
+        ));
+        assert_eq!(gunzip_bounded(&bomb, 4 << 20).unwrap().len(), 4 << 20);
+        assert!(matches!(
+            gunzip_bounded(b"not gzip", 1024),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn content_types() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Encoding::of(&h), None);
+        h.insert(
+            CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        assert_eq!(Encoding::of(&h), Some(Encoding::Json));
+        h.insert(CONTENT_TYPE, "application/x-protobuf".parse().unwrap());
+        assert_eq!(Encoding::of(&h), Some(Encoding::Protobuf));
+        h.insert(CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert_eq!(Encoding::of(&h), None);
+    }
+}

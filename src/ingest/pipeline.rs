@@ -1,0 +1,340 @@
+//! The per-request work the receiver does before writing: validate each
+//! span, truncate oversized values, scrub PII, apply head sampling, then
+//! convert to the span model. Pure CPU work over one decoded request.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use crate::config::Config;
+use crate::metrics::Counter;
+use crate::model::Span;
+use crate::otlp::convert::spans_from_proto;
+use crate::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use crate::otlp::validate::{check_span, truncate_attrs, truncate_span};
+use crate::sampling::{keep_at_ratio, Sampler};
+use crate::scrub::Scrubber;
+
+/// Reasons quoted in `partial_success.error_message`; the count covers all.
+const MAX_REASONS: usize = 3;
+
+pub struct Processor {
+    max_attr: usize,
+    scrubber: Scrubber,
+    sampler: Sampler,
+    truncated: Counter,
+    sampled_out: Counter,
+}
+
+/// What became of one request.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Spans to write (valid, scrubbed, sampled in).
+    pub spans: Vec<Span>,
+    pub received: u64,
+    pub rejected: u64,
+    pub sampled_out: u64,
+    pub truncated: u64,
+    pub redacted: u64,
+    /// Empty when every span was taken unchanged.
+    pub message: String,
+}
+
+impl Processor {
+    pub fn new(cfg: &Config) -> Processor {
+        Processor {
+            max_attr: cfg.ingest.max_attribute_value_bytes,
+            scrubber: Scrubber::new(&cfg.scrub),
+            sampler: Sampler::new(&cfg.sampling),
+            truncated: Counter::new(
+                "strand_ingest_truncated_values_total",
+                "attribute values and names truncated to ingest.max_attribute_value_bytes",
+                &[],
+            ),
+            sampled_out: Counter::new(
+                "strand_ingest_spans_sampled_out_total",
+                "valid spans dropped by head sampling",
+                &[],
+            ),
+        }
+    }
+
+    pub fn sampler(&self) -> &Sampler {
+        &self.sampler
+    }
+
+    pub fn process(&self, mut req: ExportTraceServiceRequest) -> Processed {
+        let mut out = Processed::default();
+        let mut reasons = String::new();
+        let max = self.max_attr;
+        for rs in &mut req.resource_spans {
+            // Scrub before truncating, so a cut can never leave part of a
+            // card number or address behind unrecognised.
+            if let Some(r) = rs.resource.as_mut() {
+                out.redacted += self.scrubber.scrub_attrs(&mut r.attributes);
+                out.truncated += truncate_attrs(&mut r.attributes, max);
+            }
+            for ss in &mut rs.scope_spans {
+                if let Some(sc) = ss.scope.as_mut() {
+                    out.redacted += self.scrubber.scrub_attrs(&mut sc.attributes);
+                    out.truncated += truncate_attrs(&mut sc.attributes, max);
+                }
+                out.received += ss.spans.len() as u64;
+                ss.spans.retain_mut(|s| match check_span(s) {
+                    Err(why) => {
+                        out.rejected += 1;
+                        if out.rejected as usize <= MAX_REASONS {
+                            let sep = if reasons.is_empty() { "" } else { "; " };
+                            let _ = write!(reasons, "{sep}span {}: {why}", hex::encode(&s.span_id));
+                        }
+                        false
+                    }
+                    Ok(()) => {
+                        out.redacted += self.scrubber.scrub_attrs(&mut s.attributes);
+                        for e in &mut s.events {
+                            out.redacted += self.scrubber.scrub_attrs(&mut e.attributes);
+                        }
+                        for l in &mut s.links {
+                            out.redacted += self.scrubber.scrub_attrs(&mut l.attributes);
+                        }
+                        out.truncated += truncate_span(s, max);
+                        true
+                    }
+                });
+            }
+        }
+        out.sampled_out = self.sample(&mut req, out.received - out.rejected);
+        self.sampled_out.add(out.sampled_out);
+        self.truncated.add(out.truncated);
+        out.spans = spans_from_proto(&req.resource_spans);
+
+        if out.rejected > 0 {
+            let more = if out.rejected as usize > MAX_REASONS {
+                "; ..."
+            } else {
+                ""
+            };
+            out.message = format!(
+                "rejected {} of {} spans: {reasons}{more}",
+                out.rejected, out.received
+            );
+        }
+        if out.truncated > 0 {
+            let sep = if out.message.is_empty() { "" } else { ". " };
+            let _ = write!(
+                out.message,
+                "{sep}truncated {} values longer than {max} bytes",
+                out.truncated
+            );
+        }
+        out
+    }
+
+    /// Drops the spans of traces sampled out; returns how many.
+    fn sample(&self, req: &mut ExportTraceServiceRequest, offered: u64) -> u64 {
+        let ratio = self.sampler.observe(offered);
+        if ratio >= 1.0 {
+            return 0;
+        }
+        let error_traces: HashSet<Vec<u8>> = if self.sampler.keep_errors() {
+            let spans = req
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|ss| &ss.spans);
+            spans
+                .filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2))
+                .map(|s| s.trace_id.clone())
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let mut dropped = 0;
+        for ss in req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|rs| &mut rs.scope_spans)
+        {
+            ss.spans.retain(|s| {
+                let keep = error_traces.contains(&s.trace_id) || keep_at_ratio(&s.trace_id, ratio);
+                dropped += u64::from(!keep);
+                keep
+            });
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::proto::common::v1 as pc;
+    use crate::otlp::proto::resource::v1 as pr;
+    use crate::otlp::proto::trace::v1 as pt;
+
+    fn sv(s: &str) -> Option<pc::AnyValue> {
+        Some(pc::AnyValue {
+            value: Some(pc::any_value::Value::StringValue(s.into())),
+        })
+    }
+
+    fn span(trace: u8, id: u8, error: bool) -> pt::Span {
+        pt::Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            name: "op".into(),
+            start_time_unix_nano: 100,
+            end_time_unix_nano: 200,
+            attributes: vec![pc::KeyValue {
+                key: "card".into(),
+                value: sv("4111 1111 1111 1111"),
+                ..Default::default()
+            }],
+            status: Some(pt::Status {
+                code: if error { 2 } else { 0 },
+                message: String::new(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn request(spans: Vec<pt::Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![pt::ResourceSpans {
+                resource: Some(pr::Resource {
+                    attributes: vec![pc::KeyValue {
+                        key: "owner".into(),
+                        value: sv("ops@example.com"),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![pt::ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn rejects_bad_spans_keeps_the_rest_and_explains() {
+        let mut bad = (0..5).map(|i| span(1, 10 + i, false)).collect::<Vec<_>>();
+        for s in &mut bad {
+            s.trace_id = vec![0; 16];
+        }
+        let mut long = span(2, 2, false);
+        long.attributes.push(pc::KeyValue {
+            key: "big".into(),
+            value: sv(&"x".repeat(100)),
+            ..Default::default()
+        });
+        let mut spans = vec![span(1, 1, false), long];
+        spans.extend(bad);
+        let mut cfg = Config::default();
+        cfg.ingest.max_attribute_value_bytes = 20;
+        let out = Processor::new(&cfg).process(request(spans));
+        assert_eq!(
+            (out.received, out.rejected, out.spans.len(), out.truncated),
+            (7, 5, 2, 1)
+        );
+        assert!(
+            out.message
+                .starts_with("rejected 5 of 7 spans: span 0a0a0a0a0a0a0a0a: trace_id is all zero"),
+            "{}",
+            out.message
+        );
+        assert!(
+            out.message.contains("; ...")
+                && out
+                    .message
+                    .contains("truncated 1 values longer than 20 bytes"),
+            "{}",
+            out.message
+        );
+        // Scrubbed: span and resource attributes (rejected spans are not scanned).
+        assert_eq!(
+            out.spans[0].attributes[0].value,
+            crate::model::AttrValue::Str("[REDACTED:card]".into())
+        );
+        assert_eq!(
+            out.spans[0].resource.attributes[0].value,
+            crate::model::AttrValue::Str("[REDACTED:email]".into())
+        );
+        assert_eq!(out.redacted, 3);
+    }
+
+    #[test]
+    fn sampling_keeps_whole_traces_and_error_traces() {
+        let mut cfg = Config::default();
+        cfg.sampling.ratio = 0.0;
+        cfg.sampling.keep_errors = true;
+        let p = Processor::new(&cfg);
+        let spans = vec![span(1, 1, false), span(1, 2, true), span(2, 3, false)];
+        let out = p.process(request(spans));
+        assert_eq!(out.sampled_out, 1);
+        assert_eq!(
+            out.spans.iter().map(|s| s.span_id.0[0]).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(
+            out.message.is_empty(),
+            "sampling is not rejection: {}",
+            out.message
+        );
+    }
+
+    fn arb_span() -> impl proptest::strategy::Strategy<Value = pt::Span> {
+        use proptest::prelude::*;
+        let id = |n: usize| proptest::collection::vec(any::<u8>(), 0..n);
+        (
+            id(20),
+            id(12),
+            id(12),
+            any::<u64>(),
+            any::<u64>(),
+            "\\PC{0,40}",
+            any::<i32>(),
+        )
+            .prop_map(
+                |(trace_id, span_id, parent_span_id, start, end, text, code)| pt::Span {
+                    trace_id,
+                    span_id,
+                    parent_span_id,
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: end,
+                    name: text.clone(),
+                    kind: code,
+                    attributes: vec![pc::KeyValue {
+                        key: text.clone(),
+                        value: sv(&text),
+                        ..Default::default()
+                    }],
+                    status: Some(pt::Status {
+                        code,
+                        message: text,
+                    }),
+                    ..Default::default()
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_spans_never_panic_and_counts_add_up(
+            spans in proptest::collection::vec(arb_span(), 0..20),
+            ratio in 0.0f64..=1.0,
+        ) {
+            let mut cfg = Config::default();
+            cfg.sampling.ratio = ratio;
+            cfg.ingest.max_attribute_value_bytes = 8;
+            let n = spans.len() as u64;
+            let out = Processor::new(&cfg).process(request(spans));
+            proptest::prop_assert_eq!(out.received, n);
+            proptest::prop_assert_eq!(out.rejected + out.sampled_out + out.spans.len() as u64, n);
+            for s in &out.spans {
+                proptest::prop_assert!(!s.trace_id.is_zero() && !s.span_id.is_zero() && s.end_ns >= s.start_ns);
+            }
+        }
+    }
+}

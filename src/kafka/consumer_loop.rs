@@ -1,0 +1,374 @@
+//! One consumer's read → write → commit loop, run on the consumer thread
+//! of `crate::actors::kafka_consumer` (which supervises and restarts it).
+//! Offsets are committed only after the batch's `write` returned Ok.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::context::{cached_high_watermark, publish_lag, GroupState, SpanConsumerContext};
+use super::dlq::{DeadLetter, DeadLetterProducer};
+use super::{admin, apply_user_settings, base_config, classify, codec, dlq_topic};
+use crate::config::KafkaConfig;
+use crate::error::{Error, Result};
+use crate::metrics::{ActorStats, Counter};
+use crate::model::Span;
+use crate::store::SpanWriter;
+
+/// The actor name under which consumer state is reported.
+pub const ACTOR: &str = "kafka_consumer";
+/// Longest a single `poll` blocks, so stop requests are seen promptly.
+pub const POLL_SLICE: Duration = Duration::from_millis(100);
+const SINK_BACKOFF_MAX: Duration = Duration::from_secs(10);
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Messages read since the last commit, with what they decoded to.
+#[derive(Default)]
+struct Batch {
+    /// Next offset to commit per partition (last offset + 1).
+    next_offsets: BTreeMap<i32, i64>,
+    /// Payloads of decodable messages (decoded again when a write is retried).
+    payloads: Vec<Vec<u8>>,
+    /// Their spans, decoded once; taken by the first write attempt.
+    spans: Vec<Span>,
+    dead: Vec<DeadLetter>,
+    /// Dead letters already acknowledged by the broker.
+    dead_sent: usize,
+    messages: usize,
+}
+
+pub struct ConsumerLoop<'a> {
+    cfg: &'a KafkaConfig,
+    sink: Arc<dyn SpanWriter>,
+    stop: &'a AtomicBool,
+    state: Arc<GroupState>,
+    rt: &'a tokio::runtime::Runtime,
+    consumer: BaseConsumer<SpanConsumerContext>,
+    dlq: DeadLetterProducer,
+    /// Messages polled while a write was being retried (partitions paused).
+    pending: VecDeque<OwnedMessage>,
+    /// Offsets this consumer committed, per partition it still owns.
+    committed: BTreeMap<i32, i64>,
+    generation: u64,
+    stats: Arc<ActorStats>,
+    m: LoopMetrics,
+}
+
+struct LoopMetrics {
+    dead_letters: Counter,
+    sink_errors: Counter,
+    commits: Counter,
+    commit_errors: Counter,
+    commit_ms_sum: Counter,
+    spans: Counter,
+}
+
+impl<'a> ConsumerLoop<'a> {
+    pub fn new(
+        cfg: &'a KafkaConfig,
+        sink: Arc<dyn SpanWriter>,
+        stop: &'a AtomicBool,
+        state: Arc<GroupState>,
+        rt: &'a tokio::runtime::Runtime,
+    ) -> Result<Self> {
+        rt.block_on(admin::ensure_topic(cfg, &cfg.topic, cfg.partitions))?;
+        rt.block_on(admin::ensure_topic(cfg, &dlq_topic(&cfg.topic), 1))?;
+        let stats = ActorStats::get(ACTOR);
+        let mut c = base_config(cfg);
+        c.set("group.id", &cfg.group_id)
+            .set("client.id", "strand-consumer")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000")
+            // Bounded prefetch: at most this many KiB queued per consumer.
+            .set("queued.max.messages.kbytes", "32768");
+        apply_user_settings(&mut c, cfg);
+        let ctx = SpanConsumerContext {
+            topic: cfg.topic.clone(),
+            state: state.clone(),
+            stats: stats.clone(),
+        };
+        let consumer: BaseConsumer<SpanConsumerContext> =
+            c.create_with_context(ctx).map_err(|e| classify(&e))?;
+        consumer
+            .subscribe(&[cfg.topic.as_str()])
+            .map_err(|e| classify(&e))?;
+        let c = |name, help| Counter::new(name, help, &[("topic", cfg.topic.as_str())]);
+        Ok(ConsumerLoop {
+            cfg,
+            sink,
+            stop,
+            generation: state.generation.load(Ordering::Acquire),
+            state,
+            rt,
+            consumer,
+            dlq: DeadLetterProducer::new(cfg)?,
+            pending: VecDeque::new(),
+            committed: BTreeMap::new(),
+            stats,
+            m: LoopMetrics {
+                dead_letters: c(
+                    "strand_kafka_dead_letters_total",
+                    "undecodable messages sent to the dead-letter topic",
+                ),
+                sink_errors: c(
+                    "strand_kafka_consumer_sink_errors_total",
+                    "failed downstream writes (retried)",
+                ),
+                commits: c("strand_kafka_commits_total", "offset commits"),
+                commit_errors: c(
+                    "strand_kafka_commit_errors_total",
+                    "failed offset commits (messages are redelivered)",
+                ),
+                commit_ms_sum: c(
+                    "strand_kafka_commit_latency_ms_sum",
+                    "sum of offset commit latencies",
+                ),
+                spans: c(
+                    "strand_kafka_consumed_spans_total",
+                    "spans written downstream",
+                ),
+            },
+        })
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// After a rebalance, positions restart at the committed offsets, so
+    /// messages held from before it would only be duplicates: drop them.
+    fn check_rebalance(&mut self) {
+        let g = self.state.generation.load(Ordering::Acquire);
+        if g != self.generation {
+            self.generation = g;
+            self.pending.clear();
+            let owned = self.state.assigned.lock().clone();
+            self.committed.retain(|p, _| owned.contains(p));
+        }
+    }
+
+    pub fn run(&mut self) -> Result<()> {
+        let mut lag_published = Instant::now();
+        while !self.stopping() {
+            if lag_published.elapsed() >= LAG_INTERVAL {
+                self.publish_lag();
+                lag_published = Instant::now();
+            }
+            let batch = self.collect()?;
+            if batch.messages > 0 {
+                self.flush(batch)?;
+            }
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+
+    fn next_message(&mut self, timeout: Duration) -> Result<Option<OwnedMessage>> {
+        if let Some(m) = self.pending.pop_front() {
+            return Ok(Some(m));
+        }
+        let polled = self.consumer.poll(timeout).map(|r| r.map(|m| m.detach()));
+        self.check_rebalance();
+        match polled {
+            None => Ok(None),
+            Some(Ok(m)) => Ok(Some(m)),
+            Some(Err(e)) => {
+                if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                    return Err(Error::Unavailable(format!(
+                        "fatal kafka consumer error {code:?}: {reason}"
+                    )));
+                }
+                // Transient (broker restarts, leader moves): librdkafka recovers.
+                tracing::debug!(error = %e, "kafka consumer poll");
+                self.stats.record_error(&e);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads up to `batch_max_messages`, or what arrives in `batch_max_wait_ms`.
+    fn collect(&mut self) -> Result<Batch> {
+        let mut batch = Batch::default();
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.batch_max_wait_ms);
+        while batch.messages < self.cfg.batch_max_messages && !self.stopping() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && batch.messages > 0 {
+                break;
+            }
+            let Some(m) = self.next_message(if batch.messages == 0 {
+                POLL_SLICE
+            } else {
+                left.min(POLL_SLICE)
+            })?
+            else {
+                if left.is_zero() {
+                    break; // idle: let the caller do its periodic work
+                }
+                continue;
+            };
+            self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+            self.add(&mut batch, m);
+        }
+        self.stats.queue_depth.store(
+            (batch.messages + self.pending.len()) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(batch)
+    }
+
+    fn add(&self, batch: &mut Batch, m: OwnedMessage) {
+        let next = m.offset() + 1;
+        let e = batch.next_offsets.entry(m.partition()).or_insert(next);
+        *e = (*e).max(next);
+        batch.messages += 1;
+        let payload = m.payload().unwrap_or_default();
+        match codec::decode(payload) {
+            Ok(spans) => {
+                batch.spans.extend(spans);
+                batch.payloads.push(payload.to_vec());
+            }
+            Err(reason) => {
+                tracing::warn!(partition = m.partition(), offset = m.offset(), %reason, "undecodable kafka message; sending to dead-letter topic");
+                batch.dead.push(DeadLetter {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: payload.to_vec(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Makes the batch durable (dead letters, then the sink write), retrying
+    /// with backoff while partitions are paused, then commits its offsets.
+    fn flush(&mut self, mut batch: Batch) -> Result<()> {
+        let mut backoff = Duration::from_millis(100);
+        let mut paused = false;
+        loop {
+            match self.try_write(&mut batch) {
+                Ok(()) => break,
+                Err(e) => {
+                    self.m.sink_errors.inc();
+                    self.stats.record_error(&e);
+                    tracing::warn!(error = %e, ?backoff, "kafka consumer write failed; retrying without committing");
+                    // Pausing keeps this consumer in the group (poll still
+                    // serves heartbeats and rebalances) without reading on.
+                    if let Ok(tpl) = self.consumer.assignment() {
+                        paused |= self.consumer.pause(&tpl).is_ok();
+                    }
+                    let end = Instant::now() + backoff;
+                    while Instant::now() < end {
+                        if self.stopping() {
+                            return Ok(()); // uncommitted: redelivered later
+                        }
+                        if let Some(m) = self.next_message_while_paused()? {
+                            self.pending.push_back(m);
+                        }
+                    }
+                    backoff = (backoff * 2).min(SINK_BACKOFF_MAX);
+                }
+            }
+        }
+        if paused {
+            if let Ok(tpl) = self.consumer.assignment() {
+                let _ = self.consumer.resume(&tpl);
+            }
+        }
+        self.commit(&batch);
+        Ok(())
+    }
+
+    fn next_message_while_paused(&mut self) -> Result<Option<OwnedMessage>> {
+        let polled = self
+            .consumer
+            .poll(POLL_SLICE)
+            .map(|r| r.map(|m| m.detach()));
+        self.check_rebalance();
+        // A rebalance assigns partitions unpaused: pause them too.
+        if let Ok(tpl) = self.consumer.assignment() {
+            let _ = self.consumer.pause(&tpl);
+        }
+        Ok(polled.and_then(|r| r.ok()))
+    }
+
+    fn try_write(&self, batch: &mut Batch) -> Result<()> {
+        while let Some(d) = batch.dead.get(batch.dead_sent) {
+            self.rt.block_on(self.dlq.send(d))?;
+            batch.dead_sent += 1;
+            self.m.dead_letters.inc();
+        }
+        let mut spans = std::mem::take(&mut batch.spans);
+        if spans.is_empty() {
+            // A retry: the first attempt consumed the decoded spans.
+            for p in &batch.payloads {
+                // Decoded once already in `add`; cannot fail here.
+                spans.extend(codec::decode(p).unwrap_or_default());
+            }
+        }
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let n = spans.len() as u64;
+        self.rt.block_on(self.sink.write(spans))?;
+        self.m.spans.add(n);
+        Ok(())
+    }
+
+    fn publish_lag(&self) {
+        for (p, committed) in &self.committed {
+            if let Some(high) = cached_high_watermark(&self.consumer, &self.cfg.topic, *p) {
+                publish_lag(&self.cfg.topic, *p, high - committed);
+            }
+        }
+    }
+
+    /// Commits the batch's offsets for the partitions still owned; offsets
+    /// of revoked partitions are left for their new owner to re-read.
+    fn commit(&mut self, batch: &Batch) {
+        let owned = self.state.assigned.lock().clone();
+        let mut tpl = TopicPartitionList::new();
+        for (p, next) in &batch.next_offsets {
+            // After a rebalance rewinds a partition, a batch of re-read
+            // messages must not move its committed offset backwards.
+            let behind = self.committed.get(p).is_some_and(|c| c >= next);
+            if owned.contains(p) && !behind {
+                let _ = tpl.add_partition_offset(&self.cfg.topic, *p, Offset::Offset(*next));
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        let started = Instant::now();
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                for e in tpl.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        self.committed.insert(e.partition(), o);
+                    }
+                }
+                self.m.commits.inc();
+                self.stats
+                    .messages_out
+                    .fetch_add(batch.messages as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // Not fatal: the messages are durable and will be redelivered.
+                self.m.commit_errors.inc();
+                self.stats.record_error(&e);
+                tracing::warn!(error = %e, "kafka offset commit failed");
+            }
+        }
+        self.m
+            .commit_ms_sum
+            .add(started.elapsed().as_millis() as u64);
+    }
+}

@@ -1,0 +1,101 @@
+//! The consumer's librdkafka context: counts rebalances (so the consumer
+//! loop notices that its positions were reset) and records the partitions
+//! it owns. Also the per-partition lag metric.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+
+use crate::metrics::{ActorStats, Gauge};
+use rdkafka::consumer::Consumer;
+
+/// State shared between the context (called inside `poll`) and the
+/// consumer's owner.
+#[derive(Default)]
+pub struct GroupState {
+    /// Bumped on every revoke and assign.
+    pub generation: AtomicU64,
+    /// Partitions of the span topic this consumer owns now.
+    pub assigned: Mutex<BTreeSet<i32>>,
+}
+
+pub struct SpanConsumerContext {
+    pub topic: String,
+    pub state: Arc<GroupState>,
+    pub stats: Arc<ActorStats>,
+}
+
+impl ClientContext for SpanConsumerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka consumer");
+        self.stats.record_error(&format!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for SpanConsumerContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.state.generation.fetch_add(1, Ordering::AcqRel);
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut assigned = self.state.assigned.lock();
+            for e in tpl.elements_for_topic(&self.topic) {
+                assigned.remove(&e.partition());
+            }
+            tracing::info!(topic = %self.topic, revoked = tpl.count(), "kafka partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.state.generation.fetch_add(1, Ordering::AcqRel);
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut assigned = self.state.assigned.lock();
+            assigned.extend(
+                tpl.elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition()),
+            );
+            tracing::info!(topic = %self.topic, partitions = ?*assigned, "kafka partitions assigned");
+        }
+    }
+}
+
+/// The high watermark librdkafka last saw for a partition (from fetch
+/// responses; no network round trip), if known.
+pub fn cached_high_watermark(
+    consumer: &BaseConsumer<SpanConsumerContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` is borrowed; the
+    // topic is a NUL-terminated string that outlives the call; low/high are
+    // valid out-pointers. librdkafka only reads its own cached state.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
+/// Publishes `strand_kafka_consumer_lag{topic,partition}`: messages between
+/// the committed offset and the high watermark.
+pub fn publish_lag(topic: &str, partition: i32, lag: i64) {
+    let part = partition.to_string();
+    Gauge::new(
+        "strand_kafka_consumer_lag",
+        "messages between the committed offset and the partition's high watermark",
+        &[("topic", topic), ("partition", &part)],
+    )
+    .set(lag.max(0) as u64);
+}

@@ -1,0 +1,269 @@
+//! The storage conformance suite: the same JSON fixtures and the same checks
+//! for every tier (hot store, Elasticsearch). Expected answers come from
+//! `MemoryStore`, the reference semantics, fed the same spans; each check
+//! also asserts the answer is non-trivial, so a tier that returns nothing
+//! (or everything) cannot pass by accident.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strand::model::{SearchQuery, Span, SpanKind, TraceId};
+use strand::store::memory::MemoryStore;
+use strand::store::{SpanReader, SpanWriter};
+
+use super::fixtures;
+
+/// Runs every check. `settle` is awaited after writing, for tiers whose
+/// writes become searchable asynchronously (it should poll, not sleep).
+pub async fn run<F, Fut>(writer: Arc<dyn SpanWriter>, reader: Arc<dyn SpanReader>, settle: F)
+where
+    F: FnOnce(usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let spans = fixtures::load_all();
+    let reference = MemoryStore::new();
+    reference.write(spans.clone()).await.unwrap();
+    writer
+        .write(spans.clone())
+        .await
+        .expect("tier accepts the fixtures");
+    settle(spans.len()).await;
+
+    check_fetch_by_id(&spans, reader.as_ref()).await;
+    check_searches(&spans, &reference, reader.as_ref()).await;
+    check_services_and_operations(&reference, reader.as_ref()).await;
+    check_scan(&spans, reader.as_ref()).await;
+}
+
+fn sorted(mut v: Vec<Span>) -> Vec<Span> {
+    v.sort_by_key(|s| (s.span_id, s.start_ns));
+    v.dedup_by_key(|s| (s.span_id, s.start_ns));
+    v
+}
+
+async fn check_fetch_by_id(spans: &[Span], reader: &dyn SpanReader) {
+    let ids: BTreeSet<TraceId> = spans.iter().map(|s| s.trace_id).collect();
+    assert!(ids.len() >= 4, "fixtures hold several traces");
+    for id in ids {
+        let want = sorted(spans.iter().filter(|s| s.trace_id == id).cloned().collect());
+        let got = sorted(reader.trace(id).await.expect("trace fetch"));
+        assert_eq!(got, want, "trace {id} comes back with every field intact");
+    }
+    let unknown = reader
+        .trace(TraceId([0xEE; 16]))
+        .await
+        .expect("unknown id is not an error");
+    assert!(unknown.is_empty());
+}
+
+/// The queries every tier must answer like the reference.
+fn queries(spans: &[Span]) -> Vec<(&'static str, SearchQuery)> {
+    let min = spans.iter().map(|s| s.start_ns).min().unwrap();
+    let max = spans.iter().map(|s| s.start_ns).max().unwrap();
+    let q = |f: &dyn Fn(&mut SearchQuery)| {
+        let mut q = SearchQuery {
+            limit: 20,
+            start_ns: Some(min - 1),
+            end_ns: Some(max + 1),
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let tag = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    vec![
+        ("service", q(&|q| q.service = Some("frontend".into()))),
+        (
+            "service+operation",
+            q(&|q| {
+                q.service = Some("payment".into());
+                q.operation = Some("Charge".into());
+            }),
+        ),
+        (
+            "operation across services",
+            q(&|q| q.operation = Some("Charge".into())),
+        ),
+        ("span kind", q(&|q| q.span_kind = Some(SpanKind::Consumer))),
+        ("error pseudo-tag", q(&|q| q.tags = tag("error", "true"))),
+        (
+            "indexed: http.request.method",
+            q(&|q| q.tags = tag("http.request.method", "GET")),
+        ),
+        (
+            "indexed: http.response.status_code (int)",
+            q(&|q| q.tags = tag("http.response.status_code", "500")),
+        ),
+        (
+            "indexed: http.route",
+            q(&|q| q.tags = tag("http.route", "/search")),
+        ),
+        (
+            "indexed: rpc.service",
+            q(&|q| q.tags = tag("rpc.service", "PaymentService")),
+        ),
+        (
+            "indexed: db.system",
+            q(&|q| q.tags = tag("db.system", "redis")),
+        ),
+        ("indexed: user_id", q(&|q| q.tags = tag("user_id", "u-42"))),
+        (
+            "indexed: enduser.id",
+            q(&|q| q.tags = tag("enduser.id", "svc-billing")),
+        ),
+        (
+            "unindexed span tag",
+            q(&|q| q.tags = tag("payment.currency", "EUR")),
+        ),
+        (
+            "unindexed bool tag",
+            q(&|q| q.tags = tag("cache.hit", "false")),
+        ),
+        (
+            "resource tag",
+            q(&|q| q.tags = tag("deployment.environment", "prod")),
+        ),
+        (
+            "non-ASCII service",
+            q(&|q| q.service = Some("Zürich-gateway".into())),
+        ),
+        (
+            "two tags on one span",
+            q(&|q| {
+                q.tags = vec![
+                    ("rpc.service".into(), "PaymentService".into()),
+                    ("retry.count".into(), "2".into()),
+                ]
+            }),
+        ),
+        (
+            "tags split across spans do not match",
+            q(&|q| {
+                q.tags = vec![
+                    ("db.system".into(), "postgresql".into()),
+                    ("user_id".into(), "u-42".into()),
+                ]
+            }),
+        ),
+        (
+            "min duration",
+            q(&|q| q.min_duration_ns = Some(1_000_000_000)),
+        ),
+        ("max duration", q(&|q| q.max_duration_ns = Some(5_000_000))),
+        (
+            "duration band",
+            q(&|q| {
+                q.min_duration_ns = Some(40_000_000);
+                q.max_duration_ns = Some(100_000_000);
+            }),
+        ),
+        (
+            "time window prunes older traces",
+            q(&|q| q.start_ns = Some(min + 30_000_000_000)),
+        ),
+        (
+            "time window prunes newer traces",
+            q(&|q| q.end_ns = Some(min + 30_000_000_000)),
+        ),
+        (
+            "empty window",
+            q(&|q| {
+                q.start_ns = Some(max + 10);
+                q.end_ns = Some(max + 20);
+            }),
+        ),
+        ("limit keeps the newest", q(&|q| q.limit = 2)),
+        ("no match", q(&|q| q.tags = tag("user_id", "nobody"))),
+    ]
+}
+
+async fn check_searches(spans: &[Span], reference: &MemoryStore, reader: &dyn SpanReader) {
+    let total: BTreeSet<TraceId> = spans.iter().map(|s| s.trace_id).collect();
+    for (name, q) in queries(spans) {
+        let want = reference.search(&q).await.unwrap();
+        let got = reader
+            .search(&q)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ids = |h: &[strand::store::TraceHit]| h.iter().map(|h| h.trace_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&got),
+            ids(&want),
+            "query {name:?}: same traces, newest first"
+        );
+        // The suite must discriminate: only the designated queries may be
+        // empty, and none may return every trace unless limited.
+        let expect_empty = matches!(
+            name,
+            "tags split across spans do not match" | "empty window" | "no match"
+        );
+        assert_eq!(want.is_empty(), expect_empty, "fixture sanity for {name:?}");
+        if !name.starts_with("limit") && name != "service" && !name.starts_with("time window") {
+            assert!(
+                want.len() < total.len(),
+                "fixture sanity: {name:?} must not match every trace"
+            );
+        }
+    }
+}
+
+async fn check_services_and_operations(reference: &MemoryStore, reader: &dyn SpanReader) {
+    assert_eq!(
+        reader.services().await.unwrap(),
+        reference.services().await.unwrap()
+    );
+    for svc in [Some("payment"), Some("worker"), None] {
+        let mut got = reader.operations(svc).await.unwrap();
+        got.sort();
+        let want = reference.operations(svc).await.unwrap();
+        assert_eq!(got, want, "operations of {svc:?}");
+    }
+}
+
+async fn check_scan(spans: &[Span], reader: &dyn SpanReader) {
+    let min = spans.iter().map(|s| s.start_ns).min().unwrap();
+    let max = spans.iter().map(|s| s.start_ns).max().unwrap();
+    let q = SearchQuery {
+        start_ns: Some(min),
+        end_ns: Some(max),
+        service: Some("frontend".into()),
+        ..Default::default()
+    };
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let page = reader
+            .scan(&q, cursor.as_deref(), 1)
+            .await
+            .expect("scan page");
+        assert!(page.spans.len() <= 1, "page size is honoured");
+        got.extend(page.spans);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let want: Vec<Span> = spans.iter().filter(|s| q.matches(s)).cloned().collect();
+    assert!(want.len() >= 2);
+    assert_eq!(
+        sorted(got),
+        sorted(want),
+        "scan returns exactly the matching spans"
+    );
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,125 @@
+//! Runs the real `strand` binary as a child process, as a user would.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Strand {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub grpc: String,
+    pub http: String,
+    pub query: String,
+    config_path: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Strand {
+    /// Starts `strand serve` with its data under `dir` and `extra` TOML
+    /// appended to the generated config; waits until /readyz answers 200.
+    pub fn start(dir: &Path, extra: &str) -> Strand {
+        let (g, h, q) = (free_port(), free_port(), free_port());
+        let config_path = dir.join("strand.toml");
+        std::fs::create_dir_all(dir).unwrap();
+        let storage = dir.join("data");
+        let config = format!(
+            "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n\n[storage]\ndir = {:?}\n{extra}\n",
+            storage.display().to_string()
+        );
+        std::fs::write(&config_path, config).unwrap();
+        let mut s = Strand {
+            child: spawn(&config_path, dir),
+            dir: dir.to_path_buf(),
+            grpc: format!("http://127.0.0.1:{g}"),
+            http: format!("http://127.0.0.1:{h}"),
+            query: format!("http://127.0.0.1:{q}"),
+            config_path,
+        };
+        s.wait_ready();
+        s
+    }
+
+    /// Starts the same configuration again after a kill.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.config_path, &self.dir);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("{}/readyz", self.query);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(self.dir.join("strand.log")).unwrap_or_default();
+                panic!("strand exited during start-up ({status}):\n{log}");
+            }
+            if ureq_like_get(&url).is_some_and(|code| code == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "strand did not become ready at {url} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no shutdown hook runs, as in a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Strand {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("strand.log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_strand"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn strand")
+}
+
+/// A blocking GET returning the status code, without pulling an HTTP
+/// client into every test binary's blocking context.
+fn ureq_like_get(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_whitespace().nth(1)?.parse().ok()
+}
