@@ -9,8 +9,8 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use prost::Message;
 use strand::export::parquet::sort_spans;
 use strand::export::{encode_to_vec, schema, WriteOptions};
-use strand::model::Span;
 use strand::loadgen::{build_request_pool, synthetic_spans, TopologyConfig};
+use strand::model::Span;
 use strand::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 
 const SPANS: usize = 100_000;
@@ -18,15 +18,28 @@ const SPANS: usize = 100_000;
 fn export(c: &mut Criterion) {
     let cases = [
         ("realistic", TopologyConfig::default()),
-        ("unpadded", TopologyConfig { span_bytes: 0, ..Default::default() }),
+        (
+            "unpadded",
+            TopologyConfig {
+                span_bytes: 0,
+                ..Default::default()
+            },
+        ),
     ];
     let mut g = c.benchmark_group("export");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
     for (name, cfg) in cases {
         let spans = synthetic_spans(&cfg, SPANS, 2, 1_764_180_000_000_000_000);
         let opts = WriteOptions::default();
-        let size = encode_to_vec(&mut spans.clone(), &opts).map(|b| b.len()).unwrap_or(0);
-        println!("BYTES_PER_SPAN {name} {:.2}", size as f64 / spans.len() as f64);
+        let size = encode_to_vec(&mut spans.clone(), &opts)
+            .map(|b| b.len())
+            .unwrap_or(0);
+        println!(
+            "BYTES_PER_SPAN {name} {:.2}",
+            size as f64 / spans.len() as f64
+        );
         g.throughput(Throughput::Elements(spans.len() as u64));
         // Dropping the spans is left out of every timing (returned, then
         // dropped by criterion outside the measurement).

@@ -14,9 +14,15 @@ use strand::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 fn ingest(c: &mut Criterion) {
     let pool = build_request_pool(&TopologyConfig::default(), 16, 512, 1);
     let spans = pool.total_spans() as u64;
-    eprintln!("ingest bench: {} requests, {spans} spans, {:.0} B/span encoded", pool.requests.len(), pool.avg_span_bytes());
+    eprintln!(
+        "ingest bench: {} requests, {spans} spans, {:.0} B/span encoded",
+        pool.requests.len(),
+        pool.avg_span_bytes()
+    );
     let mut g = c.benchmark_group("ingest");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Elements(spans));
     g.bench_function("decode", |b| {
         b.iter(|| {

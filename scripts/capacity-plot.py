@@ -32,7 +32,8 @@ def throughput(doc, out):
     ax.axvline(1.0, color="gray", linestyle="--", label="export goal: 1M spans/s")
     for b, v in zip(bars, values):
         ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:.2f}M", va="center")
-    ax.set_xlabel("million spans / second (one core)")
+    ax.set_xscale("log")
+    ax.set_xlabel("million spans / second (one core, log scale)")
     ax.set_title("CPU throughput per stage\n" + subtitle(doc), fontsize=9)
     ax.legend(loc="lower right")
     fig.tight_layout()

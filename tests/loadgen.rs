@@ -14,7 +14,9 @@ use prost::Message;
 use strand::loadgen::{run_loadgen, LoadgenArgs, Protocol};
 use strand::model::{Span, TraceId};
 use strand::otlp::convert::spans_from_proto;
-use strand::otlp::proto::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use strand::otlp::proto::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use strand::otlp::proto::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -37,8 +39,9 @@ impl Receiver {
         if self.calls.fetch_add(1, Ordering::Relaxed) % 4 == 3 {
             return None;
         }
-        let (keep, drop): (Vec<Span>, Vec<Span>) =
-            spans_from_proto(&req.resource_spans).into_iter().partition(|s| s.service_name() != REJECTED_SERVICE);
+        let (keep, drop): (Vec<Span>, Vec<Span>) = spans_from_proto(&req.resource_spans)
+            .into_iter()
+            .partition(|s| s.service_name() != REJECTED_SERVICE);
         self.stored.fetch_add(keep.len() as u64, Ordering::Relaxed);
         self.store.write(keep).await.ok()?;
         Some(drop.len() as i64)
@@ -46,8 +49,10 @@ impl Receiver {
 }
 
 fn response(rejected: i64) -> ExportTraceServiceResponse {
-    let partial_success = (rejected > 0)
-        .then(|| ExportTracePartialSuccess { rejected_spans: rejected, error_message: "service not allowed".into() });
+    let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected,
+        error_message: "service not allowed".into(),
+    });
     ExportTraceServiceResponse { partial_success }
 }
 
@@ -67,24 +72,38 @@ impl TraceService for Grpc {
 }
 
 async fn http_export(recv: web::Data<Arc<Receiver>>, body: web::Bytes) -> HttpResponse {
-    let Ok(req) = ExportTraceServiceRequest::decode(body) else { return HttpResponse::BadRequest().finish() };
+    let Ok(req) = ExportTraceServiceRequest::decode(body) else {
+        return HttpResponse::BadRequest().finish();
+    };
     match recv.accept(&req).await {
-        Some(r) => HttpResponse::Ok().content_type("application/x-protobuf").body(response(r).encode_to_vec()),
-        None => HttpResponse::TooManyRequests().insert_header(("Retry-After", "0")).finish(),
+        Some(r) => HttpResponse::Ok()
+            .content_type("application/x-protobuf")
+            .body(response(r).encode_to_vec()),
+        None => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "0"))
+            .finish(),
     }
 }
 
 async fn get_trace(recv: web::Data<Arc<Receiver>>, id: web::Path<String>) -> HttpResponse {
-    let Some(id) = TraceId::from_hex(&id) else { return HttpResponse::BadRequest().finish() };
+    let Some(id) = TraceId::from_hex(&id) else {
+        return HttpResponse::BadRequest().finish();
+    };
     let spans = recv.store.trace(id).await.unwrap_or_default();
     if spans.is_empty() {
-        return HttpResponse::NotFound().json(serde_json::json!({"data": [], "errors": [{"code": 404}]}));
+        return HttpResponse::NotFound()
+            .json(serde_json::json!({"data": [], "errors": [{"code": 404}]}));
     }
-    HttpResponse::Ok().json(serde_json::json!({"data": [{"traceID": id.to_hex(), "spans": spans.len()}]}))
+    HttpResponse::Ok()
+        .json(serde_json::json!({"data": [{"traceID": id.to_hex(), "spans": spans.len()}]}))
 }
 
 async fn start_receiver() -> (Arc<Receiver>, SocketAddr, SocketAddr) {
-    let recv = Arc::new(Receiver { store: Arc::new(MemoryStore::new()), calls: AtomicU64::new(0), stored: AtomicU64::new(0) });
+    let recv = Arc::new(Receiver {
+        store: Arc::new(MemoryStore::new()),
+        calls: AtomicU64::new(0),
+        stored: AtomicU64::new(0),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_addr = listener.local_addr().unwrap();
     let svc = TraceServiceServer::new(Grpc(recv.clone()));
@@ -126,18 +145,32 @@ async fn bounded_run(protocol: Protocol) {
         ..Default::default()
     };
     let s = run_loadgen(&args).await.unwrap();
-    assert!(s.spans_sent >= 20_000 && s.spans_sent < 20_000 + 3 * 300, "{s:?}");
+    assert!(
+        s.spans_sent >= 20_000 && s.spans_sent < 20_000 + 3 * 300,
+        "{s:?}"
+    );
     assert_eq!(s.spans_failed, 0, "{s:?}");
     assert!(s.retries > 0, "pushback was retried: {s:?}");
     assert!(s.spans_rejected > 0, "partial success counted: {s:?}");
     assert_eq!(s.spans_accepted + s.spans_rejected, s.spans_sent);
-    assert_eq!(s.spans_accepted, recv.stored.load(Ordering::Relaxed), "accepted = stored");
+    assert_eq!(
+        s.spans_accepted,
+        recv.stored.load(Ordering::Relaxed),
+        "accepted = stored"
+    );
     // Every span stored is distinct: patched trace ids never repeat.
-    let q = strand::model::SearchQuery { limit: usize::MAX, ..Default::default() };
+    let q = strand::model::SearchQuery {
+        limit: usize::MAX,
+        ..Default::default()
+    };
     let mut all = Vec::new();
     let mut cursor = None;
     loop {
-        let page = recv.store.scan(&q, cursor.as_deref(), 10_000).await.unwrap();
+        let page = recv
+            .store
+            .scan(&q, cursor.as_deref(), 10_000)
+            .await
+            .unwrap();
         all.extend(page.spans.into_iter().map(|s| (s.trace_id, s.span_id)));
         match page.next {
             Some(c) => cursor = Some(c),
@@ -152,7 +185,10 @@ async fn bounded_run(protocol: Protocol) {
     assert_eq!(lag.missing, 0);
     assert!(s.latency_ms.count >= s.requests);
     let text = s.to_string();
-    assert!(text.contains("spans accepted") && text.contains("lag"), "{text}");
+    assert!(
+        text.contains("spans accepted") && text.contains("lag"),
+        "{text}"
+    );
 }
 
 #[actix_web::test]
@@ -167,7 +203,11 @@ async fn http_run_accounts_for_every_span() {
 
 #[actix_web::test]
 async fn unreachable_server_is_a_clear_error() {
-    let args = LoadgenArgs { grpc_url: "http://127.0.0.1:1".into(), quiet: true, ..Default::default() };
+    let args = LoadgenArgs {
+        grpc_url: "http://127.0.0.1:1".into(),
+        quiet: true,
+        ..Default::default()
+    };
     let e = run_loadgen(&args).await.unwrap_err().to_string();
     assert!(e.contains("cannot connect to http://127.0.0.1:1"), "{e}");
 }

@@ -35,14 +35,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn param<'a>(p: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
-    p.get(key).map(String::as_str).filter(|s| !s.trim().is_empty())
+    p.get(key)
+        .map(String::as_str)
+        .filter(|s| !s.trim().is_empty())
 }
 
 /// Parses the query string into a plan (a bad value is a 400 naming it).
-pub fn plan_from_params(p: &HashMap<String, String>, now: u64) -> Result<(ExportPlan, WriteOptions)> {
-    let start = param(p, "start").ok_or_else(|| Error::InvalidArgument("start is required".into()))?;
+pub fn plan_from_params(
+    p: &HashMap<String, String>,
+    now: u64,
+) -> Result<(ExportPlan, WriteOptions)> {
+    let start =
+        param(p, "start").ok_or_else(|| Error::InvalidArgument("start is required".into()))?;
     let end = param(p, "end").ok_or_else(|| Error::InvalidArgument("end is required".into()))?;
-    let tags = param(p, "tags").map(parse_tags_param).transpose()?.unwrap_or_default();
+    let tags = param(p, "tags")
+        .map(parse_tags_param)
+        .transpose()?
+        .unwrap_or_default();
     let query = build_query(
         start,
         end,
@@ -55,11 +64,25 @@ pub fn plan_from_params(p: &HashMap<String, String>, now: u64) -> Result<(Export
     )?;
     let mut opts = WriteOptions::default();
     if let Some(l) = param(p, "zstdLevel") {
-        opts.zstd_level = l.parse().map_err(|_| Error::InvalidArgument(format!("bad zstdLevel {l:?}")))?;
+        opts.zstd_level = l
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("bad zstdLevel {l:?}")))?;
         check_zstd_level(opts.zstd_level)?;
     }
-    let window_ns = param(p, "window").map(parse_duration).transpose()?.unwrap_or(3_600_000_000_000).max(1);
-    Ok((ExportPlan { query, window_ns, max_chunk_spans: HTTP_MAX_CHUNK_SPANS, page_size: 8192 }, opts))
+    let window_ns = param(p, "window")
+        .map(parse_duration)
+        .transpose()?
+        .unwrap_or(3_600_000_000_000)
+        .max(1);
+    Ok((
+        ExportPlan {
+            query,
+            window_ns,
+            max_chunk_spans: HTTP_MAX_CHUNK_SPANS,
+            page_size: 8192,
+        },
+        opts,
+    ))
 }
 
 /// Streams the selected spans as a Parquet file. An empty selection is a
@@ -81,15 +104,28 @@ pub async fn parquet_handler(
             let _ = body_tx.blocking_send(Err(e));
         }
     });
-    let name = format!("strand-spans-{}.parquet", super::timeparse::format_time(now_ns()).replace(':', ""));
+    let name = format!(
+        "strand-spans-{}.parquet",
+        super::timeparse::format_time(now_ns()).replace(':', "")
+    );
     Ok(HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"{name}\"")))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
         .streaming(ReceiverStream::new(body_rx)))
 }
 
-fn encode_stream(mut chunks: mpsc::Receiver<Result<Chunk>>, body: mpsc::Sender<Result<Bytes>>, opts: &WriteOptions) -> Result<()> {
-    let sink = ChannelWriter { tx: body, buf: Vec::with_capacity(SEND_BYTES) };
+fn encode_stream(
+    mut chunks: mpsc::Receiver<Result<Chunk>>,
+    body: mpsc::Sender<Result<Bytes>>,
+    opts: &WriteOptions,
+) -> Result<()> {
+    let sink = ChannelWriter {
+        tx: body,
+        buf: Vec::with_capacity(SEND_BYTES),
+    };
     let mut w = SpanParquetWriter::new(sink, opts)?;
     while let Some(chunk) = chunks.blocking_recv() {
         w.write_chunk(&mut chunk?.spans)?;
@@ -110,7 +146,10 @@ impl ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let bytes = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(SEND_BYTES)));
+        let bytes = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(SEND_BYTES),
+        ));
         self.tx
             .blocking_send(Ok(bytes))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-pub use self::parquet::{encode_to_vec, SpanParquetWriter, WriteOptions, DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL};
+pub use self::http::{configure, parquet_handler};
+pub use self::parquet::{
+    encode_to_vec, SpanParquetWriter, WriteOptions, DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL,
+};
 pub use self::read::{read_spans, read_spans_file};
 pub use self::scan::{Chunk, ExportPlan};
 use self::timeparse::{format_time, parse_duration, parse_tag, parse_time};
@@ -96,7 +99,11 @@ impl ExportArgs {
     }
 
     pub fn write_options(&self) -> WriteOptions {
-        let mut o = WriteOptions { zstd_level: self.zstd_level, row_group_rows: self.row_group_rows, ..Default::default() };
+        let mut o = WriteOptions {
+            zstd_level: self.zstd_level,
+            row_group_rows: self.row_group_rows,
+            ..Default::default()
+        };
         if !self.typed_columns.is_empty() {
             o.typed_keys = self.typed_columns.clone();
         }
@@ -105,7 +112,11 @@ impl ExportArgs {
 
     /// Validates the arguments into a plan; every error names the bad value.
     pub fn plan(&self, now: u64) -> Result<ExportPlan> {
-        let tags = self.tags.iter().map(|t| parse_tag(t)).collect::<Result<Vec<_>>>()?;
+        let tags = self
+            .tags
+            .iter()
+            .map(|t| parse_tag(t))
+            .collect::<Result<Vec<_>>>()?;
         let query = build_query(
             &self.start,
             &self.end,
@@ -121,10 +132,17 @@ impl ExportArgs {
             return Err(Error::InvalidArgument("--window must be positive".into()));
         }
         if self.max_file_spans == 0 {
-            return Err(Error::InvalidArgument("--max-file-spans must be positive".into()));
+            return Err(Error::InvalidArgument(
+                "--max-file-spans must be positive".into(),
+            ));
         }
         check_zstd_level(self.zstd_level)?;
-        Ok(ExportPlan { query, window_ns, max_chunk_spans: self.max_file_spans, page_size: PAGE_SIZE })
+        Ok(ExportPlan {
+            query,
+            window_ns,
+            max_chunk_spans: self.max_file_spans,
+            page_size: PAGE_SIZE,
+        })
     }
 }
 
@@ -132,7 +150,9 @@ pub fn check_zstd_level(level: i32) -> Result<()> {
     if (1..=22).contains(&level) {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!("bad zstd level {level}: expected 1..=22")))
+        Err(Error::InvalidArgument(format!(
+            "bad zstd level {level}: expected 1..=22"
+        )))
     }
 }
 
@@ -161,7 +181,9 @@ pub fn build_query(
     let max = max_duration.map(parse_duration).transpose()?;
     if let (Some(a), Some(b)) = (min, max) {
         if a > b {
-            return Err(Error::InvalidArgument(format!("min duration {a}ns exceeds max duration {b}ns")));
+            return Err(Error::InvalidArgument(format!(
+                "min duration {a}ns exceeds max duration {b}ns"
+            )));
         }
     }
     let nonempty = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
@@ -238,8 +260,9 @@ pub async fn run_export(reader: Arc<dyn SpanReader>, args: &ExportArgs) -> Resul
     let plan = args.plan(now_ns())?;
     let (start_ns, end_ns) = plan.range();
     let opts = args.write_options();
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| Error::InvalidArgument(format!("cannot create --out {}: {e}", args.out.display())))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        Error::InvalidArgument(format!("cannot create --out {}: {e}", args.out.display()))
+    })?;
 
     let bar = progress_bar(plan.window_count());
     let windows_done = Arc::new(AtomicU64::new(0));
@@ -301,10 +324,13 @@ pub async fn main_export(reader: Arc<dyn SpanReader>, args: &ExportArgs) -> Resu
 
 /// A progress bar on stderr; indicatif hides it when stderr is not a TTY.
 fn progress_bar(windows: u64) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::with_draw_target(Some(windows), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} windows, {msg}")
-    {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(windows),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} windows, {msg}",
+    ) {
         bar.set_style(style);
     }
     bar
@@ -320,7 +346,11 @@ mod tests {
         let mut a = ExportArgs::new("-1h", "now", "/tmp/x");
         assert!(a.plan(now).is_ok());
         a.end = "-2h".into();
-        assert!(a.plan(now).unwrap_err().to_string().contains("before start"));
+        assert!(a
+            .plan(now)
+            .unwrap_err()
+            .to_string()
+            .contains("before start"));
         a.end = "now".into();
         a.tags = vec!["oops".into()];
         assert!(a.plan(now).unwrap_err().to_string().contains("oops"));
@@ -335,6 +365,9 @@ mod tests {
 
     #[test]
     fn file_names_sort_by_window() {
-        assert_eq!(file_name(1_764_180_000_000_000_000, 2), "spans-20251126T180000Z-0002.parquet");
+        assert_eq!(
+            file_name(1_764_180_000_000_000_000, 2),
+            "spans-20251126T180000Z-0002.parquet"
+        );
     }
 }

@@ -44,17 +44,20 @@ impl Default for WriteOptions {
 
 pub(crate) fn parquet_err(e: parquet::errors::ParquetError) -> Error {
     match e {
-        parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
-            Ok(io) => Error::Io(*io),
-            Err(other) => Error::Internal(format!("parquet: {other}")),
-        },
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => Error::Io(*io),
+                Err(other) => Error::Internal(format!("parquet: {other}")),
+            }
+        }
         other => Error::Internal(format!("parquet: {other}")),
     }
 }
 
 fn properties(o: &WriteOptions) -> Result<WriterProperties> {
-    let level = ZstdLevel::try_new(o.zstd_level)
-        .map_err(|_| Error::InvalidArgument(format!("bad zstd level {}: expected 1..=22", o.zstd_level)))?;
+    let level = ZstdLevel::try_new(o.zstd_level).map_err(|_| {
+        Error::InvalidArgument(format!("bad zstd level {}: expected 1..=22", o.zstd_level))
+    })?;
     let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(level))
@@ -63,8 +66,16 @@ fn properties(o: &WriteOptions) -> Result<WriterProperties> {
         // Every row group is sorted by (trace_id, start_time): readers may
         // use it to skip or merge.
         .set_sorting_columns(Some(vec![
-            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
-            SortingColumn { column_idx: START_TIME_COLUMN as i32, descending: false, nulls_first: false },
+            SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: START_TIME_COLUMN as i32,
+                descending: false,
+                nulls_first: false,
+            },
         ]));
     // Random ids do not repeat within a trace: a dictionary only costs.
     for c in ["span_id", "parent_span_id"] {
@@ -84,7 +95,10 @@ fn properties(o: &WriteOptions) -> Result<WriterProperties> {
 /// order between equal keys).
 pub fn sort_spans(spans: &mut [Span]) {
     spans.sort_unstable_by(|a, b| {
-        a.trace_id.cmp(&b.trace_id).then(a.start_ns.cmp(&b.start_ns)).then(a.span_id.cmp(&b.span_id))
+        a.trace_id
+            .cmp(&b.trace_id)
+            .then(a.start_ns.cmp(&b.start_ns))
+            .then(a.span_id.cmp(&b.span_id))
     });
 }
 
@@ -99,8 +113,14 @@ pub struct SpanParquetWriter<W: Write + Send> {
 impl<W: Write + Send> SpanParquetWriter<W> {
     pub fn new(sink: W, opts: &WriteOptions) -> Result<Self> {
         let schema = schema::schema(&opts.typed_keys);
-        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties(opts)?)).map_err(parquet_err)?;
-        Ok(SpanParquetWriter { writer, schema, typed_keys: opts.typed_keys.clone(), rows: 0 })
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties(opts)?))
+            .map_err(parquet_err)?;
+        Ok(SpanParquetWriter {
+            writer,
+            schema,
+            typed_keys: opts.typed_keys.clone(),
+            rows: 0,
+        })
     }
 
     /// Sorts the chunk and writes it; the chunk ends its row group so that
@@ -135,7 +155,10 @@ pub fn write_file(path: &Path, spans: &mut [Span], opts: &WriteOptions) -> Resul
         let file = std::fs::File::create(&tmp)?;
         let mut w = SpanParquetWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), opts)?;
         w.write_chunk(spans)?;
-        let file = w.finish()?.into_inner().map_err(|e| Error::Io(e.into_error()))?;
+        let file = w
+            .finish()?
+            .into_inner()
+            .map_err(|e| Error::Io(e.into_error()))?;
         file.sync_all()?;
         let size = file.metadata()?.len();
         std::fs::rename(&tmp, path)?;

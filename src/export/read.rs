@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, AsArray, FixedSizeBinaryArray, Int64Array, ListArray, MapArray, RecordBatch, StringArray, StructArray,
-    TimestampNanosecondArray, UInt32Array,
+    Array, AsArray, FixedSizeBinaryArray, Int64Array, ListArray, MapArray, RecordBatch,
+    StringArray, StructArray, TimestampNanosecondArray, UInt32Array,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::ChunkReader;
@@ -18,7 +18,10 @@ use crate::model::*;
 
 /// Every span of a Parquet file written by this module, in file order.
 pub fn read_spans<R: ChunkReader + 'static>(source: R) -> Result<Vec<Span>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(source).map_err(parquet_err)?.build().map_err(parquet_err)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(source)
+        .map_err(parquet_err)?
+        .build()
+        .map_err(parquet_err)?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| Error::Corrupt(format!("parquet: {e}")))?;
@@ -48,10 +51,17 @@ fn json_to_value(v: &serde_json::Value) -> AttrValue {
     match v {
         J::Null => AttrValue::Empty,
         J::Bool(b) => AttrValue::Bool(*b),
-        J::Number(n) => n.as_i64().map(AttrValue::Int).unwrap_or(AttrValue::Double(n.as_f64().unwrap_or(0.0))),
+        J::Number(n) => n
+            .as_i64()
+            .map(AttrValue::Int)
+            .unwrap_or(AttrValue::Double(n.as_f64().unwrap_or(0.0))),
         J::String(s) => AttrValue::Str(s.clone()),
         J::Array(a) => AttrValue::Array(a.iter().map(json_to_value).collect()),
-        J::Object(m) => AttrValue::Map(m.iter().map(|(k, v)| KeyValue::new(k.clone(), json_to_value(v))).collect()),
+        J::Object(m) => AttrValue::Map(
+            m.iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), json_to_value(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -63,7 +73,9 @@ pub fn value_from_text(text: &str, ty: Option<&str>) -> AttrValue {
         Some("double") => text.parse().ok().map(AttrValue::Double),
         Some("bool") => Some(AttrValue::Bool(text == "true")),
         Some("empty") => Some(AttrValue::Empty),
-        Some("bytes") => base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).ok().map(AttrValue::Bytes),
+        Some("bytes") => base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
+            .ok()
+            .map(AttrValue::Bytes),
         Some("array") | Some("map") => serde_json::from_str(text).ok().map(|j| json_to_value(&j)),
         Some(_) => None,
     };
@@ -76,15 +88,22 @@ fn map_row(m: &MapArray, types: Option<&MapArray>, row: usize) -> Result<Vec<Key
     let values = field::<StringArray>(&entries, "value")?;
     let type_entries = types.map(|t| t.value(row));
     let type_of = |key: &str| -> Result<Option<String>> {
-        let Some(te) = &type_entries else { return Ok(None) };
+        let Some(te) = &type_entries else {
+            return Ok(None);
+        };
         let tk = field::<StringArray>(te, "key")?;
         let tv = field::<StringArray>(te, "value")?;
-        Ok((0..tk.len()).find(|&i| tk.value(i) == key).map(|i| tv.value(i).to_string()))
+        Ok((0..tk.len())
+            .find(|&i| tk.value(i) == key)
+            .map(|i| tv.value(i).to_string()))
     };
     let mut out = Vec::with_capacity(keys.len());
     for i in 0..keys.len() {
         let ty = type_of(keys.value(i))?;
-        out.push(KeyValue::new(keys.value(i), value_from_text(values.value(i), ty.as_deref())));
+        out.push(KeyValue::new(
+            keys.value(i),
+            value_from_text(values.value(i), ty.as_deref()),
+        ));
     }
     Ok(out)
 }
@@ -104,22 +123,41 @@ fn spans_from_batch(b: &RecordBatch, out: &mut Vec<Span>) -> Result<()> {
     let s = |n| col::<StringArray>(b, n);
     let u = |n| col::<UInt32Array>(b, n);
     let m = |n| col::<MapArray>(b, n);
-    let (trace_state, name, kind, status_code, status_message) =
-        (s("trace_state")?, s("name")?, s("kind")?, s("status_code")?, s("status_message")?);
-    let (scope_name, scope_version, resource_url, scope_url) =
-        (s("scope_name")?, s("scope_version")?, s("resource_schema_url")?, s("scope_schema_url")?);
+    let (trace_state, name, kind, status_code, status_message) = (
+        s("trace_state")?,
+        s("name")?,
+        s("kind")?,
+        s("status_code")?,
+        s("status_message")?,
+    );
+    let (scope_name, scope_version, resource_url, scope_url) = (
+        s("scope_name")?,
+        s("scope_version")?,
+        s("resource_schema_url")?,
+        s("scope_schema_url")?,
+    );
     let start = col::<TimestampNanosecondArray>(b, "start_time")?;
     let end = col::<TimestampNanosecondArray>(b, "end_time")?;
     let _duration = col::<Int64Array>(b, "duration_ns")?;
-    let (res_attrs, res_types, attrs, attr_types) =
-        (m("resource_attributes")?, m("resource_attribute_types")?, m("span_attributes")?, m("span_attribute_types")?);
+    let (res_attrs, res_types, attrs, attr_types) = (
+        m("resource_attributes")?,
+        m("resource_attribute_types")?,
+        m("span_attributes")?,
+        m("span_attribute_types")?,
+    );
     let events = col::<ListArray>(b, "events")?;
     let links = col::<ListArray>(b, "links")?;
     for i in 0..b.num_rows() {
         let ev = events.value(i);
         let ev = ev.as_struct();
-        let (et, en) = (field::<TimestampNanosecondArray>(ev, "time")?, field::<StringArray>(ev, "name")?);
-        let (ea, ed) = (field::<MapArray>(ev, "attributes")?, field::<UInt32Array>(ev, "dropped_attributes_count")?);
+        let (et, en) = (
+            field::<TimestampNanosecondArray>(ev, "time")?,
+            field::<StringArray>(ev, "name")?,
+        );
+        let (ea, ed) = (
+            field::<MapArray>(ev, "attributes")?,
+            field::<UInt32Array>(ev, "dropped_attributes_count")?,
+        );
         let mut span_events = Vec::with_capacity(ev.len());
         for j in 0..ev.len() {
             span_events.push(Event {
@@ -131,9 +169,18 @@ fn spans_from_batch(b: &RecordBatch, out: &mut Vec<Span>) -> Result<()> {
         }
         let ln = links.value(i);
         let ln = ln.as_struct();
-        let (lt, ls) = (field::<FixedSizeBinaryArray>(ln, "trace_id")?, field::<FixedSizeBinaryArray>(ln, "span_id")?);
-        let (lst, la) = (field::<StringArray>(ln, "trace_state")?, field::<MapArray>(ln, "attributes")?);
-        let (ld, lf) = (field::<UInt32Array>(ln, "dropped_attributes_count")?, field::<UInt32Array>(ln, "flags")?);
+        let (lt, ls) = (
+            field::<FixedSizeBinaryArray>(ln, "trace_id")?,
+            field::<FixedSizeBinaryArray>(ln, "span_id")?,
+        );
+        let (lst, la) = (
+            field::<StringArray>(ln, "trace_state")?,
+            field::<MapArray>(ln, "attributes")?,
+        );
+        let (ld, lf) = (
+            field::<UInt32Array>(ln, "dropped_attributes_count")?,
+            field::<UInt32Array>(ln, "flags")?,
+        );
         let mut span_links = Vec::with_capacity(ln.len());
         for j in 0..ln.len() {
             span_links.push(Link {
@@ -148,7 +195,11 @@ fn spans_from_batch(b: &RecordBatch, out: &mut Vec<Span>) -> Result<()> {
         out.push(Span {
             trace_id: TraceId(fixed(trace_id, i)?),
             span_id: SpanId(fixed(span_id, i)?),
-            parent_span_id: if parent.is_null(i) { None } else { Some(SpanId(fixed(parent, i)?)) },
+            parent_span_id: if parent.is_null(i) {
+                None
+            } else {
+                Some(SpanId(fixed(parent, i)?))
+            },
             trace_state: trace_state.value(i).to_string(),
             flags: u("flags")?.value(i),
             name: name.value(i).to_string(),

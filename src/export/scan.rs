@@ -32,7 +32,10 @@ pub struct Chunk {
 
 impl ExportPlan {
     pub fn range(&self) -> (u64, u64) {
-        (self.query.start_ns.unwrap_or(0), self.query.end_ns.unwrap_or(u64::MAX))
+        (
+            self.query.start_ns.unwrap_or(0),
+            self.query.end_ns.unwrap_or(u64::MAX),
+        )
     }
 
     /// Window starts covering the range, aligned to `window_ns`.
@@ -63,7 +66,9 @@ pub async fn scan_chunks(
     use futures::FutureExt;
     // A panicking reader must not look like the end of the data (which
     // would produce a valid but incomplete file).
-    let result = std::panic::AssertUnwindSafe(scan_inner(reader, &plan, &tx, &windows_done)).catch_unwind().await;
+    let result = std::panic::AssertUnwindSafe(scan_inner(reader, &plan, &tx, &windows_done))
+        .catch_unwind()
+        .await;
     let err = match result {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e,
@@ -89,12 +94,22 @@ async fn scan_inner(
         let mut buf: Vec<Span> = Vec::new();
         let mut part = 0u32;
         loop {
-            let page = reader.scan(&q, cursor.as_deref(), plan.page_size.max(1)).await?;
+            let page = reader
+                .scan(&q, cursor.as_deref(), plan.page_size.max(1))
+                .await?;
             for s in page.spans {
                 buf.push(s);
                 if buf.len() >= max_chunk {
                     let spans = std::mem::take(&mut buf);
-                    if tx.send(Ok(Chunk { window_start_ns: ws, part, spans })).await.is_err() {
+                    if tx
+                        .send(Ok(Chunk {
+                            window_start_ns: ws,
+                            part,
+                            spans,
+                        }))
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                     part += 1;
@@ -105,7 +120,16 @@ async fn scan_inner(
                 None => break,
             }
         }
-        if !buf.is_empty() && tx.send(Ok(Chunk { window_start_ns: ws, part, spans: buf })).await.is_err() {
+        if !buf.is_empty()
+            && tx
+                .send(Ok(Chunk {
+                    window_start_ns: ws,
+                    part,
+                    spans: buf,
+                }))
+                .await
+                .is_err()
+        {
             return Ok(());
         }
         windows_done.fetch_add(1, Ordering::Relaxed);
@@ -121,12 +145,19 @@ mod tests {
     fn windows_are_aligned_and_cover_the_range() {
         let h = 3_600_000_000_000u64;
         let plan = ExportPlan {
-            query: SearchQuery { start_ns: Some(10 * h + 5), end_ns: Some(12 * h), ..Default::default() },
+            query: SearchQuery {
+                start_ns: Some(10 * h + 5),
+                end_ns: Some(12 * h),
+                ..Default::default()
+            },
             window_ns: h,
             max_chunk_spans: 10,
             page_size: 10,
         };
-        assert_eq!(plan.windows().collect::<Vec<_>>(), vec![10 * h, 11 * h, 12 * h]);
+        assert_eq!(
+            plan.windows().collect::<Vec<_>>(),
+            vec![10 * h, 11 * h, 12 * h]
+        );
         assert_eq!(plan.window_count(), 3);
     }
 }

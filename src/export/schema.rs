@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, FixedSizeBinaryBuilder, Int64Builder, ListArray, MapArray, RecordBatch, StringBuilder, StructArray,
-    TimestampNanosecondBuilder, UInt32Builder,
+    ArrayBuilder, ArrayRef, FixedSizeBinaryBuilder, Int64Builder, ListArray, MapArray, RecordBatch,
+    StringBuilder, StructArray, TimestampNanosecondBuilder, UInt32Builder,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
@@ -44,8 +44,14 @@ fn ts_type() -> DataType {
 }
 
 fn map_type() -> DataType {
-    let entries = Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Utf8, false)]);
-    DataType::Map(Arc::new(Field::new("key_value", DataType::Struct(entries), false)), false)
+    let entries = Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, false),
+    ]);
+    DataType::Map(
+        Arc::new(Field::new("key_value", DataType::Struct(entries), false)),
+        false,
+    )
 }
 
 fn event_fields() -> Fields {
@@ -157,10 +163,15 @@ impl MapCols {
     fn new(rows: usize) -> Self {
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0);
-        MapCols { offsets, keys: StringBuilder::new(), values: StringBuilder::new() }
+        MapCols {
+            offsets,
+            keys: StringBuilder::new(),
+            values: StringBuilder::new(),
+        }
     }
     fn close_row(&mut self) -> Result<()> {
-        let n = i32::try_from(self.keys.len()).map_err(|_| Error::Internal("map column over 2^31 entries".into()))?;
+        let n = i32::try_from(self.keys.len())
+            .map_err(|_| Error::Internal("map column over 2^31 entries".into()))?;
         self.offsets.push(n);
         Ok(())
     }
@@ -181,11 +192,22 @@ impl MapCols {
         self.close_row()
     }
     fn finish(mut self) -> Result<ArrayRef> {
-        let DataType::Map(entry_field, _) = map_type() else { unreachable!("map_type is a map") };
-        let DataType::Struct(fields) = entry_field.data_type().clone() else { unreachable!("entries are a struct") };
-        let entries = StructArray::try_new(fields, vec![Arc::new(self.keys.finish()), Arc::new(self.values.finish())], None).map_err(arrow_err)?;
+        let DataType::Map(entry_field, _) = map_type() else {
+            unreachable!("map_type is a map")
+        };
+        let DataType::Struct(fields) = entry_field.data_type().clone() else {
+            unreachable!("entries are a struct")
+        };
+        let entries = StructArray::try_new(
+            fields,
+            vec![Arc::new(self.keys.finish()), Arc::new(self.values.finish())],
+            None,
+        )
+        .map_err(arrow_err)?;
         let offsets = OffsetBuffer::new(self.offsets.into());
-        Ok(Arc::new(MapArray::try_new(entry_field, offsets, entries, None, false).map_err(arrow_err)?))
+        Ok(Arc::new(
+            MapArray::try_new(entry_field, offsets, entries, None, false).map_err(arrow_err)?,
+        ))
     }
 }
 
@@ -305,7 +327,12 @@ pub fn to_batch(schema: &SchemaRef, typed_keys: &[String], spans: &[&Span]) -> R
 
     let events = StructArray::try_new(
         event_fields(),
-        vec![Arc::new(ev_time.finish()), Arc::new(ev_name.finish()), ev_attrs.finish()?, Arc::new(ev_dropped.finish())],
+        vec![
+            Arc::new(ev_time.finish()),
+            Arc::new(ev_name.finish()),
+            ev_attrs.finish()?,
+            Arc::new(ev_dropped.finish()),
+        ],
         None,
     )
     .map_err(arrow_err)?;
@@ -346,9 +373,25 @@ pub fn to_batch(schema: &SchemaRef, typed_keys: &[String], spans: &[&Span]) -> R
         attrs.finish()?,
         attr_types.finish()?,
         Arc::new(dropped_attrs.finish()),
-        Arc::new(ListArray::try_new(list_item(event_fields()), list_offsets(ev_offsets), Arc::new(events), None).map_err(arrow_err)?),
+        Arc::new(
+            ListArray::try_new(
+                list_item(event_fields()),
+                list_offsets(ev_offsets),
+                Arc::new(events),
+                None,
+            )
+            .map_err(arrow_err)?,
+        ),
         Arc::new(dropped_events.finish()),
-        Arc::new(ListArray::try_new(list_item(link_fields()), list_offsets(ln_offsets), Arc::new(links), None).map_err(arrow_err)?),
+        Arc::new(
+            ListArray::try_new(
+                list_item(link_fields()),
+                list_offsets(ln_offsets),
+                Arc::new(links),
+                None,
+            )
+            .map_err(arrow_err)?,
+        ),
         Arc::new(dropped_links.finish()),
     ];
     cols.extend(typed_columns(typed_keys, spans));
@@ -362,7 +405,11 @@ fn typed_columns(keys: &[String], spans: &[&Span]) -> Vec<ArrayRef> {
         Int(Int64Builder),
         Text(StringBuilder),
     }
-    let index: std::collections::HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
     let mut cols: Vec<Col> = keys
         .iter()
         .map(|k| match typed_kind(k) {

@@ -21,7 +21,8 @@ pub fn parse_time(s: &str, now_ns: u64) -> Result<u64> {
         return Ok(now_ns);
     }
     if let Some(rel) = t.strip_prefix('-') {
-        let d = parse_duration(rel).map_err(|_| bad("expected a relative time such as -1h, -30m, -15s"))?;
+        let d = parse_duration(rel)
+            .map_err(|_| bad("expected a relative time such as -1h, -30m, -15s"))?;
         return now_ns.checked_sub(d).ok_or_else(|| bad("before the epoch"));
     }
     if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -46,10 +47,15 @@ pub fn parse_time(s: &str, now_ns: u64) -> Result<u64> {
         if digits >= 17 && frac.is_empty() {
             return Ok(v);
         }
-        return Err(bad("unix time must be seconds (up to 11 digits) or nanoseconds (17+ digits)"));
+        return Err(bad(
+            "unix time must be seconds (up to 11 digits) or nanoseconds (17+ digits)",
+        ));
     }
-    let dt = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| bad(&format!("not RFC3339 ({e})")))?;
-    let ns = dt.timestamp_nanos_opt().ok_or_else(|| bad("out of range"))?;
+    let dt =
+        chrono::DateTime::parse_from_rfc3339(t).map_err(|e| bad(&format!("not RFC3339 ({e})")))?;
+    let ns = dt
+        .timestamp_nanos_opt()
+        .ok_or_else(|| bad("out of range"))?;
     u64::try_from(ns).map_err(|_| bad("before the epoch"))
 }
 
@@ -57,8 +63,14 @@ pub fn parse_time(s: &str, now_ns: u64) -> Result<u64> {
 /// `µs`, `ms`, `s`, `m`, `h` or `d`, e.g. `250ms`, `1.5s`, `2h`.
 pub fn parse_duration(s: &str) -> Result<u64> {
     let t = s.trim();
-    let bad = || Error::InvalidArgument(format!("bad duration {s:?}: expected e.g. 250ms, 1.5s, 2m, 1h"));
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "bad duration {s:?}: expected e.g. 250ms, 1.5s, 2m, 1h"
+        ))
+    };
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(bad)?;
     let (num, unit) = t.split_at(split);
     let unit_ns: f64 = match unit {
         "ns" => 1.0,
@@ -82,7 +94,9 @@ pub fn parse_duration(s: &str) -> Result<u64> {
 pub fn parse_tag(s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(Error::InvalidArgument(format!("bad tag {s:?}: expected key=value"))),
+        _ => Err(Error::InvalidArgument(format!(
+            "bad tag {s:?}: expected key=value"
+        ))),
     }
 }
 
@@ -91,8 +105,10 @@ pub fn parse_tag(s: &str) -> Result<(String, String)> {
 pub fn parse_tags_param(s: &str) -> Result<Vec<(String, String)>> {
     let t = s.trim();
     if t.starts_with('{') {
-        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(t)
-            .map_err(|e| Error::InvalidArgument(format!("bad tags {s:?}: not a JSON object ({e})")))?;
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(t).map_err(|e| {
+                Error::InvalidArgument(format!("bad tags {s:?}: not a JSON object ({e})"))
+            })?;
         return Ok(map
             .into_iter()
             .map(|(k, v)| {
@@ -133,7 +149,14 @@ mod tests {
 
     #[test]
     fn bad_times_are_named() {
-        for s in ["", "yesterday", "1764180000000", "-1y", "2025-13-01T00:00:00Z", "1.2.3"] {
+        for s in [
+            "",
+            "yesterday",
+            "1764180000000",
+            "-1y",
+            "2025-13-01T00:00:00Z",
+            "1.2.3",
+        ] {
             let e = parse_time(s, NOW).unwrap_err().to_string();
             assert!(e.contains("bad time"), "{s}: {e}");
         }

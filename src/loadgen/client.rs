@@ -21,9 +21,14 @@ pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceServ
 #[derive(Debug)]
 pub enum Outcome {
     /// Accepted; the number of spans the server reported rejected.
-    Accepted { rejected: u64 },
+    Accepted {
+        rejected: u64,
+    },
     /// Try again, after at least this long if the server said so.
-    Retry { after: Option<Duration>, why: String },
+    Retry {
+        after: Option<Duration>,
+        why: String,
+    },
     Failed(String),
 }
 
@@ -60,18 +65,26 @@ impl Decoder for ResponseDecoder {
     type Item = ExportTraceServiceResponse;
     type Error = tonic::Status;
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
-        ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
+        ExportTraceServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
     }
 }
 
 /// One connection's sender.
 pub enum Sender {
     Grpc(tonic::client::Grpc<tonic::transport::Channel>),
-    Http { client: reqwest::Client, url: String },
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
 }
 
 fn rejected(r: &ExportTraceServiceResponse) -> u64 {
-    r.partial_success.as_ref().map(|p| p.rejected_spans.max(0) as u64).unwrap_or(0)
+    r.partial_success
+        .as_ref()
+        .map(|p| p.rejected_spans.max(0) as u64)
+        .unwrap_or(0)
 }
 
 impl Sender {
@@ -104,17 +117,25 @@ impl Sender {
         match self {
             Sender::Grpc(grpc) => {
                 if let Err(e) = grpc.ready().await {
-                    return Outcome::Retry { after: None, why: format!("connection not ready: {e}") };
+                    return Outcome::Retry {
+                        after: None,
+                        why: format!("connection not ready: {e}"),
+                    };
                 }
                 let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
                 match grpc.unary(tonic::Request::new(body), path, RawCodec).await {
-                    Ok(resp) => Outcome::Accepted { rejected: rejected(resp.get_ref()) },
+                    Ok(resp) => Outcome::Accepted {
+                        rejected: rejected(resp.get_ref()),
+                    },
                     Err(s) => match s.code() {
                         tonic::Code::ResourceExhausted
                         | tonic::Code::Unavailable
                         | tonic::Code::DeadlineExceeded
                         | tonic::Code::Aborted
-                        | tonic::Code::Cancelled => Outcome::Retry { after: None, why: format!("{:?}: {}", s.code(), s.message()) },
+                        | tonic::Code::Cancelled => Outcome::Retry {
+                            after: None,
+                            why: format!("{:?}: {}", s.code(), s.message()),
+                        },
                         c => Outcome::Failed(format!("{c:?}: {}", s.message())),
                     },
                 }
@@ -128,7 +149,12 @@ impl Sender {
                     .await;
                 let resp = match resp {
                     Ok(r) => r,
-                    Err(e) => return Outcome::Retry { after: None, why: format!("request: {e}") },
+                    Err(e) => {
+                        return Outcome::Retry {
+                            after: None,
+                            why: format!("request: {e}"),
+                        }
+                    }
                 };
                 let status = resp.status().as_u16();
                 let after = resp
@@ -140,10 +166,18 @@ impl Sender {
                 let body = resp.bytes().await.unwrap_or_default();
                 match status {
                     200..=299 => Outcome::Accepted {
-                        rejected: ExportTraceServiceResponse::decode(body).map(|r| rejected(&r)).unwrap_or(0),
+                        rejected: ExportTraceServiceResponse::decode(body)
+                            .map(|r| rejected(&r))
+                            .unwrap_or(0),
                     },
-                    429 | 502 | 503 | 504 => Outcome::Retry { after, why: format!("HTTP {status}") },
-                    _ => Outcome::Failed(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]))),
+                    429 | 502 | 503 | 504 => Outcome::Retry {
+                        after,
+                        why: format!("HTTP {status}"),
+                    },
+                    _ => Outcome::Failed(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                    )),
                 }
             }
         }
@@ -152,6 +186,7 @@ impl Sender {
 
 /// Exponential backoff from 50 ms to 2 s, or the server's Retry-After.
 pub fn backoff(attempt: u32, after: Option<Duration>) -> Duration {
-    let exp = Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(2));
+    let exp = Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)))
+        .min(Duration::from_secs(2));
     after.map_or(exp, |a| a.max(exp))
 }

@@ -25,22 +25,40 @@ pub struct LagReport {
 /// Whether a `GET /api/traces/{id}` response carries the trace (Jaeger
 /// `data`, or Tempo/OTLP `batches` / `resourceSpans`).
 pub fn response_has_trace(body: &serde_json::Value) -> bool {
-    let nonempty = |k: &str| body.get(k).and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty());
+    let nonempty = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| !a.is_empty())
+    };
     nonempty("data") || nonempty("batches") || nonempty("resourceSpans")
 }
 
 pub async fn is_visible(client: &reqwest::Client, query_url: &str, id: TraceId) -> bool {
-    let url = format!("{}/api/traces/{}", query_url.trim_end_matches('/'), id.to_hex());
+    let url = format!(
+        "{}/api/traces/{}",
+        query_url.trim_end_matches('/'),
+        id.to_hex()
+    );
     match client.get(url).send().await {
-        Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.is_ok_and(|b| response_has_trace(&b)),
+        Ok(r) if r.status().is_success() => r
+            .json::<serde_json::Value>()
+            .await
+            .is_ok_and(|b| response_has_trace(&b)),
         _ => false,
     }
 }
 
 /// Polls every sample received on `rx` until found or `timeout` after its
 /// send; returns when `rx` is closed and nothing is pending.
-pub async fn track(query_url: String, mut rx: mpsc::UnboundedReceiver<(TraceId, Instant)>, timeout: Duration) -> LagReport {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+pub async fn track(
+    query_url: String,
+    mut rx: mpsc::UnboundedReceiver<(TraceId, Instant)>,
+    timeout: Duration,
+) -> LagReport {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
     let mut pending: Vec<(TraceId, Instant)> = Vec::new();
     let mut hist = Histogram::default();
     let mut report = LagReport::default();
@@ -59,7 +77,9 @@ pub async fn track(query_url: String, mut rx: mpsc::UnboundedReceiver<(TraceId, 
         if !open && pending.is_empty() {
             break;
         }
-        let checks = pending.iter().map(|(id, _)| is_visible(&client, &query_url, *id));
+        let checks = pending
+            .iter()
+            .map(|(id, _)| is_visible(&client, &query_url, *id));
         let visible = futures::future::join_all(checks).await;
         let now = Instant::now();
         let mut keep = Vec::with_capacity(pending.len());
@@ -87,9 +107,13 @@ mod tests {
 
     #[test]
     fn recognises_jaeger_and_tempo_shapes() {
-        assert!(response_has_trace(&serde_json::json!({"data": [{"traceID": "ab", "spans": []}]})));
+        assert!(response_has_trace(
+            &serde_json::json!({"data": [{"traceID": "ab", "spans": []}]})
+        ));
         assert!(response_has_trace(&serde_json::json!({"batches": [{}]})));
-        assert!(!response_has_trace(&serde_json::json!({"data": [], "errors": [{"code": 404}]})));
+        assert!(!response_has_trace(
+            &serde_json::json!({"data": [], "errors": [{"code": 404}]})
+        ));
         assert!(!response_has_trace(&serde_json::json!({"data": null})));
     }
 }

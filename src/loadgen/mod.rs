@@ -4,6 +4,7 @@
 //! `--mode query` for query-side load.
 
 pub mod client;
+pub mod demo;
 pub mod lag;
 pub mod payload;
 pub mod query;
@@ -19,11 +20,13 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-pub use self::payload::{build_request_pool, generate_request, synthetic_spans, PooledRequest, RequestPool};
+use self::client::{backoff, Outcome, Sender};
+pub use self::payload::{
+    build_request_pool, generate_request, synthetic_spans, PooledRequest, RequestPool,
+};
+use self::stats::Counters;
 pub use self::stats::{Histogram, Percentiles};
 pub use self::topology::{Topology, TopologyConfig};
-use self::client::{backoff, Outcome, Sender};
-use self::stats::Counters;
 use crate::error::{Error, Result};
 use crate::export::timeparse::parse_duration;
 use crate::model::{now_ns, TraceId};
@@ -136,22 +139,39 @@ impl LoadgenArgs {
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if !(0.0..=1.0).contains(&self.error_rate) {
-            return bad(format!("--error-rate {} must be within 0..=1", self.error_rate));
+            return bad(format!(
+                "--error-rate {} must be within 0..=1",
+                self.error_rate
+            ));
         }
         if self.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
             return bad("--rate must be positive".into());
         }
-        if self.services == 0 || self.depth == 0 || self.fanout == 0 || self.batch == 0 || self.connections == 0 {
-            return bad("--services, --depth, --fanout, --batch and --connections must be positive".into());
+        if self.services == 0
+            || self.depth == 0
+            || self.fanout == 0
+            || self.batch == 0
+            || self.connections == 0
+        {
+            return bad(
+                "--services, --depth, --fanout, --batch and --connections must be positive".into(),
+            );
         }
         if self.topology_spans_per_trace() > 100_000 {
-            return bad(format!("--depth {} --fanout {} makes traces of over 100k spans", self.depth, self.fanout));
+            return bad(format!(
+                "--depth {} --fanout {} makes traces of over 100k spans",
+                self.depth, self.fanout
+            ));
         }
         Ok(())
     }
 
     fn topology_spans_per_trace(&self) -> usize {
-        Topology::new(TopologyConfig { services: 1, ..self.topology() }).spans_per_trace()
+        Topology::new(TopologyConfig {
+            services: 1,
+            ..self.topology()
+        })
+        .spans_per_trace()
     }
 
     fn run_for(&self) -> Result<Option<Duration>> {
@@ -191,8 +211,17 @@ pub struct LoadgenSummary {
 impl std::fmt::Display for LoadgenSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(q) = &self.query {
-            writeln!(f, "query load: {} requests in {:.1}s ({:.0}/s), {} errors", q.requests, self.elapsed_secs, q.requests_per_sec, q.errors)?;
-            let p = |p: &Percentiles| format!("p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms", p.p50, p.p90, p.p99, p.max);
+            writeln!(
+                f,
+                "query load: {} requests in {:.1}s ({:.0}/s), {} errors",
+                q.requests, self.elapsed_secs, q.requests_per_sec, q.errors
+            )?;
+            let p = |p: &Percentiles| {
+                format!(
+                    "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    p.p50, p.p90, p.p99, p.max
+                )
+            };
             writeln!(f, "  trace by id: {}", p(&q.trace_by_id_ms))?;
             return writeln!(f, "  search:      {}", p(&q.search_ms));
         }
@@ -201,9 +230,17 @@ impl std::fmt::Display for LoadgenSummary {
             "{} spans accepted in {:.1}s: {:.0} spans/s ({} over {}; {} spans/trace, ~{:.0} B/span)",
             self.spans_accepted, self.elapsed_secs, self.accepted_spans_per_sec, self.requests, self.protocol, self.spans_per_trace, self.avg_span_bytes
         )?;
-        writeln!(f, "  sent {}, rejected {}, failed {}, retries {}", self.spans_sent, self.spans_rejected, self.spans_failed, self.retries)?;
+        writeln!(
+            f,
+            "  sent {}, rejected {}, failed {}, retries {}",
+            self.spans_sent, self.spans_rejected, self.spans_failed, self.retries
+        )?;
         let l = &self.latency_ms;
-        writeln!(f, "  request latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms", l.p50, l.p90, l.p99, l.max)?;
+        writeln!(
+            f,
+            "  request latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            l.p50, l.p90, l.p99, l.max
+        )?;
         if let Some(lag) = &self.lag {
             writeln!(
                 f,
@@ -222,7 +259,8 @@ impl std::fmt::Display for LoadgenSummary {
 pub async fn main_loadgen(args: &LoadgenArgs) -> Result<()> {
     let summary = run_loadgen(args).await?;
     if args.json {
-        let json = serde_json::to_string(&summary).map_err(|e| Error::Internal(format!("summary: {e}")))?;
+        let json = serde_json::to_string(&summary)
+            .map_err(|e| Error::Internal(format!("summary: {e}")))?;
         println!("{json}");
     } else {
         print!("{summary}");
@@ -282,9 +320,14 @@ pub async fn run_loadgen(args: &LoadgenArgs) -> Result<LoadgenSummary> {
         lag_taken: AtomicU64::new(0),
     });
     let (lag_tx, lag_rx) = mpsc::unbounded_channel();
-    let lag_task = (args.lag_samples > 0).then(|| tokio::spawn(lag::track(args.query_url.clone(), lag_rx, lag_timeout)));
-    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| tokio::spawn(progress_line(shared.clone())));
-    let workers: Vec<_> = senders.into_iter().map(|s| tokio::spawn(worker(shared.clone(), s, lag_tx.clone()))).collect();
+    let lag_task = (args.lag_samples > 0)
+        .then(|| tokio::spawn(lag::track(args.query_url.clone(), lag_rx, lag_timeout)));
+    let progress = (!args.quiet && std::io::stderr().is_terminal())
+        .then(|| tokio::spawn(progress_line(shared.clone())));
+    let workers: Vec<_> = senders
+        .into_iter()
+        .map(|s| tokio::spawn(worker(shared.clone(), s, lag_tx.clone())))
+        .collect();
     drop(lag_tx);
     for w in workers {
         let _ = w.await;
@@ -322,7 +365,11 @@ pub async fn run_loadgen(args: &LoadgenArgs) -> Result<LoadgenSummary> {
     })
 }
 
-async fn worker(sh: Arc<Shared>, mut sender: Sender, lag_tx: mpsc::UnboundedSender<(TraceId, Instant)>) {
+async fn worker(
+    sh: Arc<Shared>,
+    mut sender: Sender,
+    lag_tx: mpsc::UnboundedSender<(TraceId, Instant)>,
+) {
     let c = &sh.counters;
     let n = sh.pool.requests.len() as u64;
     loop {
@@ -331,7 +378,9 @@ async fn worker(sh: Arc<Shared>, mut sender: Sender, lag_tx: mpsc::UnboundedSend
         }
         let seq = c.requests.fetch_add(1, Ordering::Relaxed);
         let req = &sh.pool.requests[(seq % n) as usize];
-        let claimed = sh.spans_claimed.fetch_add(req.spans as u64, Ordering::Relaxed);
+        let claimed = sh
+            .spans_claimed
+            .fetch_add(req.spans as u64, Ordering::Relaxed);
         if sh.args.spans.is_some_and(|limit| claimed >= limit) {
             c.requests.fetch_sub(1, Ordering::Relaxed);
             break;
@@ -340,7 +389,10 @@ async fn worker(sh: Arc<Shared>, mut sender: Sender, lag_tx: mpsc::UnboundedSend
             let due = sh.start + Duration::from_secs_f64(claimed as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let buf = req.patched(sh.salt.wrapping_add(seq), now_ns().saturating_sub(sh.pool.base_ns));
+        let buf = req.patched(
+            sh.salt.wrapping_add(seq),
+            now_ns().saturating_sub(sh.pool.base_ns),
+        );
         let trace = req.first_trace_id(&buf);
         let body = Bytes::from(buf);
         let sent_at = Instant::now();

@@ -15,7 +15,16 @@ use crate::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use crate::otlp::proto::resource::v1 as pr;
 use crate::otlp::proto::trace::v1 as pt;
 
-const APP_WORDS: [&str; 8] = ["tenant", "region", "feature_flag", "cache_hit", "queue", "shard", "plan", "experiment"];
+const APP_WORDS: [&str; 8] = [
+    "tenant",
+    "region",
+    "feature_flag",
+    "cache_hit",
+    "queue",
+    "shard",
+    "plan",
+    "experiment",
+];
 
 /// Trims or extends a span's attributes to `n` and pads its encoded size
 /// up to `target_bytes` with a realistic long attribute.
@@ -24,22 +33,34 @@ fn shape(span: &mut pt::Span, n: usize, target_bytes: usize, rng: &mut StdRng) {
     let mut i = 0;
     while span.attributes.len() < n {
         let word = APP_WORDS[i % APP_WORDS.len()];
-        let key = if i < APP_WORDS.len() { format!("app.{word}") } else { format!("app.{word}_{i}") };
-        span.attributes.push(kv_str(&key, format!("{word}-{}", rng.gen_range(0..50))));
+        let key = if i < APP_WORDS.len() {
+            format!("app.{word}")
+        } else {
+            format!("app.{word}_{i}")
+        };
+        span.attributes
+            .push(kv_str(&key, format!("{word}-{}", rng.gen_range(0..50))));
         i += 1;
     }
     let len = span.encoded_len();
     // Key, value and framing of the padding attribute take about 30 bytes.
     if target_bytes > len + 30 {
         let pad = target_bytes - len - 30;
-        let text: String = (0..pad).map(|j| (b'a' + ((j * 7 + pad) % 26) as u8) as char).collect();
+        let text: String = (0..pad)
+            .map(|j| (b'a' + ((j * 7 + pad) % 26) as u8) as char)
+            .collect();
         span.attributes.push(kv_str("app.request.body", text));
     }
 }
 
 /// Builds one request of about `spans` spans (whole traces), grouped into
 /// one ResourceSpans per service, traces starting around `start_ns`.
-pub fn generate_request(topo: &Topology, rng: &mut StdRng, spans: usize, start_ns: u64) -> ExportTraceServiceRequest {
+pub fn generate_request(
+    topo: &Topology,
+    rng: &mut StdRng,
+    spans: usize,
+    start_ns: u64,
+) -> ExportTraceServiceRequest {
     let mut by_service: Vec<Vec<pt::Span>> = vec![Vec::new(); topo.services.len()];
     let mut count = 0;
     while count < spans.max(1) {
@@ -57,7 +78,10 @@ pub fn generate_request(topo: &Topology, rng: &mut StdRng, spans: usize, start_n
         .map(|(i, spans)| {
             let svc = &topo.services[i];
             pt::ResourceSpans {
-                resource: Some(pr::Resource { attributes: svc.resource.clone(), ..Default::default() }),
+                resource: Some(pr::Resource {
+                    attributes: svc.resource.clone(),
+                    ..Default::default()
+                }),
                 scope_spans: vec![pt::ScopeSpans {
                     scope: Some(svc.scope.clone()),
                     spans,
@@ -73,7 +97,12 @@ pub fn generate_request(topo: &Topology, rng: &mut StdRng, spans: usize, start_n
 /// About `n` realistic spans (whole traces) as the model holds them, with
 /// traces starting within a second of `start_ns`: for export benches and
 /// tests.
-pub fn synthetic_spans(cfg: &TopologyConfig, n: usize, seed: u64, start_ns: u64) -> Vec<crate::model::Span> {
+pub fn synthetic_spans(
+    cfg: &TopologyConfig,
+    n: usize,
+    seed: u64,
+    start_ns: u64,
+) -> Vec<crate::model::Span> {
     let topo = Topology::new(cfg.clone());
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(n + topo.spans_per_trace());
@@ -113,16 +142,31 @@ impl RequestPool {
 
 /// Generates and encodes `requests` requests of about `spans_per_request`
 /// spans each (deterministic for a given seed).
-pub fn build_request_pool(cfg: &TopologyConfig, requests: usize, spans_per_request: usize, seed: u64) -> RequestPool {
+pub fn build_request_pool(
+    cfg: &TopologyConfig,
+    requests: usize,
+    spans_per_request: usize,
+    seed: u64,
+) -> RequestPool {
     let topo = Topology::new(cfg.clone());
     let mut rng = StdRng::seed_from_u64(seed);
     let base_ns = now_ns();
     let requests = (0..requests.max(1))
         .map(|_| {
             let req = generate_request(&topo, &mut rng, spans_per_request, base_ns);
-            let spans = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+            let spans = req
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
             let bytes = req.encode_to_vec();
-            let mut p = PooledRequest { bytes: Bytes::new(), spans, trace_id_offsets: Vec::new(), time_offsets: Vec::new() };
+            let mut p = PooledRequest {
+                bytes: Bytes::new(),
+                spans,
+                trace_id_offsets: Vec::new(),
+                time_offsets: Vec::new(),
+            };
             find_patch_offsets(&bytes, &mut p);
             p.bytes = Bytes::from(bytes);
             p
@@ -270,7 +314,11 @@ mod tests {
     use std::collections::HashSet;
 
     fn decode(buf: &[u8]) -> Vec<crate::model::Span> {
-        spans_from_proto(&ExportTraceServiceRequest::decode(buf).unwrap().resource_spans)
+        spans_from_proto(
+            &ExportTraceServiceRequest::decode(buf)
+                .unwrap()
+                .resource_spans,
+        )
     }
 
     #[test]
@@ -295,17 +343,26 @@ mod tests {
         let old: HashSet<_> = orig.iter().map(|s| s.trace_id).collect();
         let new: HashSet<_> = patched.iter().map(|s| s.trace_id).collect();
         assert_eq!(old.len(), new.len());
-        assert_eq!(r.first_trace_id(&r.patched(5, 0)), Some(patched[0].trace_id));
+        assert_eq!(
+            r.first_trace_id(&r.patched(5, 0)),
+            Some(patched[0].trace_id)
+        );
         assert_ne!(r.patched(5, 0), r.patched(6, 0));
     }
 
     #[test]
     fn spans_are_padded_to_the_target_size() {
         for target in [300usize, 1000] {
-            let cfg = TopologyConfig { span_bytes: target, ..Default::default() };
+            let cfg = TopologyConfig {
+                span_bytes: target,
+                ..Default::default()
+            };
             let pool = build_request_pool(&cfg, 1, 500, 1);
             let avg = pool.avg_span_bytes();
-            assert!(avg > target as f64 * 0.9 && avg < target as f64 * 1.25, "target {target}: {avg}");
+            assert!(
+                avg > target as f64 * 0.9 && avg < target as f64 * 1.25,
+                "target {target}: {avg}"
+            );
         }
     }
 }

@@ -22,40 +22,69 @@ pub struct QueryReport {
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
-    let r = client.get(url).send().await.map_err(|e| Error::Unavailable(format!("GET {url}: {e}")))?;
+    let r = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| Error::Unavailable(format!("GET {url}: {e}")))?;
     if !r.status().is_success() {
-        return Err(Error::Unavailable(format!("GET {url}: HTTP {}", r.status())));
+        return Err(Error::Unavailable(format!(
+            "GET {url}: HTTP {}",
+            r.status()
+        )));
     }
-    r.json().await.map_err(|e| Error::Internal(format!("GET {url}: bad JSON: {e}")))
+    r.json()
+        .await
+        .map_err(|e| Error::Internal(format!("GET {url}: bad JSON: {e}")))
 }
 
 fn strings(v: &serde_json::Value, f: impl Fn(&serde_json::Value) -> Option<&str>) -> Vec<String> {
-    v.get("data").and_then(|d| d.as_array()).map(|a| a.iter().filter_map(&f).map(String::from).collect()).unwrap_or_default()
+    v.get("data")
+        .and_then(|d| d.as_array())
+        .map(|a| a.iter().filter_map(&f).map(String::from).collect())
+        .unwrap_or_default()
 }
 
 fn search_url(base: &str, service: &str) -> String {
-    format!("{base}/api/traces?service={}&limit=20&lookback=1h", service.replace(' ', "%20"))
+    format!(
+        "{base}/api/traces?service={}&limit=20&lookback=1h",
+        service.replace(' ', "%20")
+    )
 }
 
 /// Runs `connections` workers for `duration`: one search for every four
 /// trace fetches, over services and trace ids discovered up front.
-pub async fn run(query_url: &str, connections: usize, duration: Duration, seed: u64) -> Result<QueryReport> {
+pub async fn run(
+    query_url: &str,
+    connections: usize,
+    duration: Duration,
+    seed: u64,
+) -> Result<QueryReport> {
     let base = query_url.trim_end_matches('/').to_string();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| Error::Internal(format!("http client: {e}")))?;
-    let services = strings(&get_json(&client, &format!("{base}/api/services")).await?, |v| v.as_str());
+    let services = strings(
+        &get_json(&client, &format!("{base}/api/services")).await?,
+        |v| v.as_str(),
+    );
     if services.is_empty() {
-        return Err(Error::InvalidArgument(format!("{base} has no services: ingest some spans first")));
+        return Err(Error::InvalidArgument(format!(
+            "{base} has no services: ingest some spans first"
+        )));
     }
     let mut ids = Vec::new();
     for s in &services {
         let found = get_json(&client, &search_url(&base, s)).await?;
-        ids.extend(strings(&found, |t| t.get("traceID").and_then(|v| v.as_str())));
+        ids.extend(strings(&found, |t| {
+            t.get("traceID").and_then(|v| v.as_str())
+        }));
     }
     if ids.is_empty() {
-        return Err(Error::InvalidArgument(format!("{base}: searches found no traces in the last hour")));
+        return Err(Error::InvalidArgument(format!(
+            "{base}: searches found no traces in the last hour"
+        )));
     }
     let (services, ids) = (Arc::new(services), Arc::new(ids));
     let traces = Arc::new(Mutex::new(Histogram::default()));
@@ -64,7 +93,8 @@ pub async fn run(query_url: &str, connections: usize, duration: Duration, seed: 
     let start = Instant::now();
     let mut workers = Vec::new();
     for w in 0..connections.max(1) {
-        let (client, base, services, ids) = (client.clone(), base.clone(), services.clone(), ids.clone());
+        let (client, base, services, ids) =
+            (client.clone(), base.clone(), services.clone(), ids.clone());
         let (traces, searches, errors) = (traces.clone(), searches.clone(), errors.clone());
         workers.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(w as u64));
@@ -86,14 +116,21 @@ pub async fn run(query_url: &str, connections: usize, duration: Duration, seed: 
                 if !ok {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
-                if search { searches.lock().record(us) } else { traces.lock().record(us) }
+                if search {
+                    searches.lock().record(us)
+                } else {
+                    traces.lock().record(us)
+                }
             }
         }));
     }
     for w in workers {
         let _ = w.await;
     }
-    let (t, s) = (traces.lock().percentiles_ms(), searches.lock().percentiles_ms());
+    let (t, s) = (
+        traces.lock().percentiles_ms(),
+        searches.lock().percentiles_ms(),
+    );
     let requests = t.count + s.count;
     Ok(QueryReport {
         requests,

@@ -22,7 +22,11 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: vec![0; BUCKETS], total: 0, max: 0 }
+        Histogram {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            max: 0,
+        }
     }
 }
 
@@ -145,7 +149,10 @@ mod tests {
         }
         for (q, want) in [(0.5, 50_000.0), (0.9, 90_000.0), (0.99, 99_000.0)] {
             let got = h.quantile(q) as f64;
-            assert!((got - want).abs() / want < 1.0 / 60.0, "q{q}: {got} vs {want}");
+            assert!(
+                (got - want).abs() / want < 1.0 / 60.0,
+                "q{q}: {got} vs {want}"
+            );
         }
         assert_eq!(h.quantile(1.0), 100_000);
         assert_eq!(h.max(), 100_000);
@@ -159,7 +166,10 @@ mod tests {
     #[test]
     fn buckets_are_monotonic() {
         let mut prev = 0;
-        for v in (0..1_000_000u64).step_by(37).chain([u64::MAX / 2, u64::MAX]) {
+        for v in (0..1_000_000u64)
+            .step_by(37)
+            .chain([u64::MAX / 2, u64::MAX])
+        {
             let b = bucket(v);
             assert!(b >= prev && b < BUCKETS);
             assert!(bucket_high(b) >= v);
