@@ -1,9 +1,12 @@
-//! The load generator's accounting against an in-process OTLP receiver
-//! (gRPC and HTTP) that stores into the reference MemoryStore, pushes back
-//! with RESOURCE_EXHAUSTED / 429 on some requests, reports partial success
-//! for others, and serves `GET /api/traces/{id}` for the lag measurement.
-//! The receiver checks the generator; the real server is exercised the same
-//! way with `strand loadgen` against `strand serve` (scripts/bench.sh).
+//! The load generator's accounting, first against an in-process OTLP
+//! receiver (gRPC and HTTP) that stores into the reference MemoryStore,
+//! pushes back with RESOURCE_EXHAUSTED / 429 on some requests, reports
+//! partial success for others, and serves `GET /api/traces/{id}` for the
+//! lag measurement; then against the real `strand serve` binary, whose hot
+//! store must hold exactly the spans the generator counted as accepted (and
+//! export them all to Parquet).
+
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -210,4 +213,84 @@ async fn unreachable_server_is_a_clear_error() {
     };
     let e = run_loadgen(&args).await.unwrap_err().to_string();
     assert!(e.contains("cannot connect to http://127.0.0.1:1"), "{e}");
+}
+
+#[actix_web::test]
+async fn bounded_run_against_strand_serve_matches_what_it_stored() {
+    use strand::config::{IndexConfig, StorageConfig};
+    use strand::export::{read_spans_file, run_export, ExportArgs};
+    use strand::store::hot::HotStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = common::process::Strand::start(dir.path(), "");
+    let mut accepted = 0;
+    for protocol in [Protocol::Grpc, Protocol::Http] {
+        let args = LoadgenArgs {
+            protocol,
+            grpc_url: server.grpc.clone(),
+            http_url: server.http.clone(),
+            query_url: server.query.clone(),
+            spans: Some(5_000),
+            batch: 256,
+            pool: 4,
+            connections: 2,
+            lag_samples: 8,
+            lag_every: 2,
+            quiet: true,
+            ..Default::default()
+        };
+        let s = run_loadgen(&args).await.unwrap();
+        assert_eq!(s.spans_failed, 0, "{s}");
+        assert_eq!(s.spans_accepted + s.spans_rejected, s.spans_sent, "{s}");
+        let lag = s.lag.clone().expect("lag measured");
+        assert_eq!(
+            (lag.sampled, lag.found),
+            (8, 8),
+            "every sampled trace became visible: {lag:?}"
+        );
+        assert_eq!(s.spans_rejected, 0, "{s}");
+        accepted += s.spans_accepted;
+    }
+    // Acknowledged spans are durable: a crash loses none of them.
+    server.kill9();
+
+    let storage = StorageConfig {
+        dir: dir.path().join("data"),
+        ..Default::default()
+    };
+    let store: Arc<dyn SpanReader> = HotStore::open(&storage, &IndexConfig::default()).unwrap();
+    let now = strand::model::now_ns();
+    let q = strand::model::SearchQuery {
+        start_ns: Some(now - 3_600_000_000_000),
+        end_ns: Some(now + 3_600_000_000_000),
+        ..Default::default()
+    };
+    let mut stored = 0u64;
+    let mut cursor = None;
+    loop {
+        let page = store.scan(&q, cursor.as_deref(), 4096).await.unwrap();
+        stored += page.spans.len() as u64;
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        stored, accepted,
+        "the hot store holds exactly the accepted spans"
+    );
+
+    let out = dir.path().join("export");
+    let start = ((now - 3_600_000_000_000) / 1_000_000_000).to_string();
+    let end = ((now + 3_600_000_000_000) / 1_000_000_000).to_string();
+    let summary = run_export(store, &ExportArgs::new(start, end, &out))
+        .await
+        .unwrap();
+    assert_eq!(summary.spans, accepted);
+    let read: usize = summary
+        .files
+        .iter()
+        .map(|f| read_spans_file(f).unwrap().len())
+        .sum();
+    assert_eq!(read as u64, accepted);
 }
