@@ -225,8 +225,8 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
                 .app_data(state.clone())
                 .app_data(export_reader.clone())
                 .configure(crate::query::configure)
+                .configure(crate::ui::configure)
             // PENDING-EXPORT .configure(crate::export::configure)
-            // PENDING-UI .configure(crate::ui::configure)
         })
         .bind(addr("query.addr", &cfg.query.addr)?)?
         .run();

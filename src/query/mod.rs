@@ -14,7 +14,6 @@ pub mod deps;
 pub mod health;
 pub mod jaeger;
 pub mod jaeger_json;
-pub mod otlp_json;
 pub mod params;
 pub mod skew;
 pub mod tags;

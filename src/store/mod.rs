@@ -11,6 +11,8 @@ mod hot_tests;
 pub mod manifest;
 pub mod memory;
 mod read;
+mod recover;
+pub mod rows;
 pub mod schema;
 pub mod segment;
 #[cfg(test)]
