@@ -476,13 +476,13 @@ async fn elasticsearch_outage_under_load_loses_nothing_and_drains() {
     );
 
     // Searchable from Elasticsearch itself, not the hot store.
-    let mut cfg = strand::config::ElasticsearchConfig {
+    let cfg = strand::config::ElasticsearchConfig {
         enabled: true,
         url: url.clone(),
         index_prefix: prefix.clone(),
+        request_timeout_ms: 10_000,
         ..Default::default()
     };
-    cfg.request_timeout_ms = 10_000;
     let es = strand::elasticsearch::EsStore::open(&cfg).unwrap();
     let sample: Vec<&String> = acked.iter().step_by((acked.len() / 40).max(1)).collect();
     for t in sample {

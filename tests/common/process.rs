@@ -54,12 +54,6 @@ impl Strand {
         s
     }
 
-    /// Replaces the `extra` TOML (same ports, same data dir); takes effect
-    /// at the next [`Strand::restart`].
-    pub fn reconfigure(&mut self, extra: &str) {
-        write_config(&self.config_path, self.ports, &self.dir.join("data"), extra);
-    }
-
     /// SIGTERM and wait: the graceful shutdown path.
     pub fn stop(&mut self) {
         // SAFETY: kill(2) on our own child's pid; no memory is touched.
