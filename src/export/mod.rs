@@ -38,10 +38,10 @@ const PAGE_SIZE: usize = 8192;
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExportArgs {
     /// Start of the range (inclusive): RFC3339, unix seconds or nanoseconds, `now`, or relative (`-1h`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub start: String,
     /// End of the range (inclusive), same forms as --start.
-    #[arg(long, default_value = "now")]
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
     pub end: String,
     #[arg(long)]
     pub service: Option<String>,

@@ -22,6 +22,7 @@ pub mod wal;
 mod walcodec;
 
 pub use hot::HotStore;
+pub use recover::lock_data_dir;
 
 use async_trait::async_trait;
 
