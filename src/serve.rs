@@ -143,7 +143,9 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     if stores_here {
         _dir_lock = Some(crate::store::lock_data_dir(&cfg.storage.dir)?);
         let store = crate::store::HotStore::open(&cfg.storage, &cfg.index)?;
-        readers.push(store.clone());
+        readers.push(Arc::new(crate::store::offload::OffloadedHotStore(
+            store.clone(),
+        )));
         if target != Target::Query {
             writers.push(Arc::new(crate::actors::writer::start_hot_writer(
                 store,

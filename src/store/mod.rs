@@ -10,6 +10,7 @@ pub mod hot;
 mod hot_tests;
 pub mod manifest;
 pub mod memory;
+pub mod offload;
 mod read;
 mod recover;
 pub mod rows;
