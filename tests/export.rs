@@ -287,7 +287,17 @@ async fn bad_inputs_give_clear_errors() {
             "bad duration \"fast\"",
         ),
         (Box::new(|a| a.zstd_level = 0), "zstd level"),
-        (Box::new(|a| a.window = "0s".into()), "--window"),
+        (
+            Box::new(|a| a.window = "0s".into()),
+            "window must be at least 1s",
+        ),
+        (
+            Box::new(|a| {
+                a.start = "0".into();
+                a.window = "1s".into();
+            }),
+            "more than 100000 windows",
+        ),
     ];
     for (set, want) in cases {
         let mut a = args(T0, T0 + HOUR, dir.path());

@@ -296,18 +296,27 @@ impl SpanWriter for HotWriterHandle {
         }
         // Encoding the WAL record here spreads that CPU over the callers'
         // threads; the writer thread only copies bytes and fsyncs.
-        let batch = Batch::new(spans);
-        let (ack, rx) = oneshot::channel();
-        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.addr.try_send(WriteSpans { batch, ack }) {
-            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-            return Err(match e {
-                SendError::Full(_) => Error::Overloaded("hot writer queue is full".into()),
-                SendError::Closed(_) => Error::Unavailable("hot writer is down".into()),
-            });
+        // A very large write (a Kafka consumer batch) becomes several WAL
+        // records; the caller is acknowledged once all of them are durable.
+        let mut acks = Vec::new();
+        for batch in Batch::split_for_wal(spans) {
+            let (ack, rx) = oneshot::channel();
+            self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.addr.try_send(WriteSpans { batch, ack }) {
+                self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                return Err(match e {
+                    SendError::Full(_) => Error::Overloaded("hot writer queue is full".into()),
+                    SendError::Closed(_) => Error::Unavailable("hot writer is down".into()),
+                });
+            }
+            acks.push(rx);
         }
-        rx.await
-            .unwrap_or_else(|_| Err(Error::Unavailable("hot writer dropped the write".into())))
+        for rx in acks {
+            rx.await.unwrap_or_else(|_| {
+                Err(Error::Unavailable("hot writer dropped the write".into()))
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -72,8 +72,8 @@ pub fn plan_from_params(
     let window_ns = param(p, "window")
         .map(parse_duration)
         .transpose()?
-        .unwrap_or(3_600_000_000_000)
-        .max(1);
+        .unwrap_or(3_600_000_000_000);
+    super::check_window(&query, window_ns)?;
     Ok((
         ExportPlan {
             query,

@@ -38,10 +38,10 @@ const PAGE_SIZE: usize = 8192;
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExportArgs {
     /// Start of the range (inclusive): RFC3339, unix seconds or nanoseconds, `now`, or relative (`-1h`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub start: String,
     /// End of the range (inclusive), same forms as --start.
-    #[arg(long, default_value = "now")]
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
     pub end: String,
     #[arg(long)]
     pub service: Option<String>,
@@ -128,9 +128,7 @@ impl ExportArgs {
             now,
         )?;
         let window_ns = parse_duration(&self.window)?;
-        if window_ns == 0 {
-            return Err(Error::InvalidArgument("--window must be positive".into()));
-        }
+        check_window(&query, window_ns)?;
         if self.max_file_spans == 0 {
             return Err(Error::InvalidArgument(
                 "--max-file-spans must be positive".into(),
@@ -370,4 +368,26 @@ mod tests {
             "spans-20251126T180000Z-0002.parquet"
         );
     }
+}
+
+/// Most time windows one export may walk: each is a scan pass, so a tiny
+/// window over a long range would keep a worker busy for ever.
+pub const MAX_WINDOWS: u64 = 100_000;
+
+/// Rejects windows under a second and ranges that split into more than
+/// [`MAX_WINDOWS`] windows.
+pub fn check_window(query: &SearchQuery, window_ns: u64) -> Result<()> {
+    if window_ns < 1_000_000_000 {
+        return Err(Error::InvalidArgument("window must be at least 1s".into()));
+    }
+    let span = query
+        .end_ns
+        .unwrap_or(0)
+        .saturating_sub(query.start_ns.unwrap_or(0));
+    if span / window_ns >= MAX_WINDOWS {
+        return Err(Error::InvalidArgument(format!(
+            "the range splits into more than {MAX_WINDOWS} windows: use a larger window or a shorter range"
+        )));
+    }
+    Ok(())
 }

@@ -51,7 +51,7 @@ fn parse_search(p: &Params, cfg: &crate::config::QueryConfig) -> Result<Search> 
             ));
         }
         // `end` names a whole second.
-        store.end_ns = Some(e + 999_999_999);
+        store.end_ns = Some(e.saturating_add(999_999_999));
     }
     for (k, v) in p.get("tags").map(logfmt).transpose()?.unwrap_or_default() {
         if k == "service.name" && store.service.is_none() {

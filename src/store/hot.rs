@@ -42,6 +42,20 @@ impl Batch {
             spans,
         }
     }
+
+    /// Batches whose WAL records each stay well under `wal::MAX_RECORD`
+    /// (replay rejects larger frames), halving oversized inputs.
+    pub fn split_for_wal(spans: Vec<Span>) -> Vec<Batch> {
+        let batch = Batch::new(spans);
+        if batch.record.len() <= wal::MAX_RECORD / 2 || batch.spans.len() < 2 {
+            return vec![batch];
+        }
+        let mut first = batch.spans;
+        let second = first.split_off(first.len() / 2);
+        let mut out = Batch::split_for_wal(first);
+        out.extend(Batch::split_for_wal(second));
+        out
+    }
 }
 
 pub(crate) struct State {

@@ -10,6 +10,7 @@ pub mod hot;
 mod hot_tests;
 pub mod manifest;
 pub mod memory;
+pub mod offload;
 mod read;
 mod recover;
 pub mod rows;
@@ -22,6 +23,7 @@ pub mod wal;
 mod walcodec;
 
 pub use hot::HotStore;
+pub use recover::lock_data_dir;
 
 use async_trait::async_trait;
 

@@ -195,3 +195,26 @@ impl HotStore {
         Ok(Arc::new(store))
     }
 }
+
+/// Takes the exclusive lock on a hot-store directory for this process
+/// (held while the returned file lives). A second `strand` on the same
+/// directory fails at start instead of corrupting the first one's WAL.
+pub fn lock_data_dir(dir: &Path) -> Result<fs::File> {
+    use std::os::unix::io::AsRawFd;
+    fs::create_dir_all(dir)?;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    // SAFETY: flock only reads the descriptor, which `f` keeps open for the
+    // duration of the call; it touches no Rust-managed memory.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(Error::Unavailable(format!(
+            "hot store {} is in use by another strand process",
+            dir.display()
+        )));
+    }
+    Ok(f)
+}
