@@ -11,6 +11,7 @@ mod hot_tests;
 pub mod manifest;
 pub mod memory;
 mod read;
+pub mod remote;
 pub mod schema;
 pub mod segment;
 #[cfg(test)]
