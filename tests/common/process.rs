@@ -12,6 +12,7 @@ pub struct Strand {
     pub http: String,
     pub query: String,
     config_path: PathBuf,
+    target: String,
 }
 
 pub fn free_port() -> u16 {
@@ -26,22 +27,29 @@ impl Strand {
     /// Starts `strand serve` with its data under `dir` and `extra` TOML
     /// appended to the generated config; waits until /readyz answers 200.
     pub fn start(dir: &Path, extra: &str) -> Strand {
+        Self::start_target(dir, "all", "", extra)
+    }
+
+    /// As [`Strand::start`], as `strand serve --target <target>`, with
+    /// `query_extra` inside the `[query]` section (e.g. `peers = [...]`).
+    pub fn start_target(dir: &Path, target: &str, query_extra: &str, extra: &str) -> Strand {
         let (g, h, q) = (free_port(), free_port(), free_port());
         let config_path = dir.join("strand.toml");
         std::fs::create_dir_all(dir).unwrap();
         let storage = dir.join("data");
         let config = format!(
-            "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n\n[storage]\ndir = {:?}\n{extra}\n",
+            "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n{query_extra}\n\n[storage]\ndir = {:?}\n{extra}\n",
             storage.display().to_string()
         );
         std::fs::write(&config_path, config).unwrap();
         let mut s = Strand {
-            child: spawn(&config_path, dir),
+            child: spawn(&config_path, dir, target),
             dir: dir.to_path_buf(),
             grpc: format!("http://127.0.0.1:{g}"),
             http: format!("http://127.0.0.1:{h}"),
             query: format!("http://127.0.0.1:{q}"),
             config_path,
+            target: target.to_string(),
         };
         s.wait_ready();
         s
@@ -49,7 +57,7 @@ impl Strand {
 
     /// Starts the same configuration again after a kill.
     pub fn restart(&mut self) {
-        self.child = spawn(&self.config_path, &self.dir);
+        self.child = spawn(&self.config_path, &self.dir, &self.target);
         self.wait_ready();
     }
 
@@ -86,7 +94,7 @@ impl Drop for Strand {
     }
 }
 
-fn spawn(config: &Path, dir: &Path) -> Child {
+fn spawn(config: &Path, dir: &Path, target: &str) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -96,6 +104,8 @@ fn spawn(config: &Path, dir: &Path) -> Child {
         .arg("serve")
         .arg("--config")
         .arg(config)
+        .arg("--target")
+        .arg(target)
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
