@@ -72,10 +72,14 @@ impl Strand {
             if ureq_like_get(&url).is_some_and(|code| code == 200) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "strand did not become ready at {url} within 60 s"
-            );
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(self.dir.join("strand.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                panic!(
+                    "strand did not become ready at {url} within 60 s; log (newest first):\n{}",
+                    tail.join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
