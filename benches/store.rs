@@ -33,7 +33,11 @@ fn gen(rng: &mut rand::rngs::StdRng, n: usize, t0: u64) -> Vec<Span> {
             })
         })
         .collect();
-    let scope = Arc::new(Scope { name: "io.opentelemetry.http".into(), version: "1.2.3".into(), ..Default::default() });
+    let scope = Arc::new(Scope {
+        name: "io.opentelemetry.http".into(),
+        version: "1.2.3".into(),
+        ..Default::default()
+    });
     let mut out = Vec::with_capacity(n);
     let mut trace = TraceId(rng.gen());
     for i in 0..n {
@@ -51,21 +55,35 @@ fn gen(rng: &mut rand::rngs::StdRng, n: usize, t0: u64) -> Vec<Span> {
             end_ns: start + rng.gen_range(1000..5_000_000),
             attributes: vec![
                 KeyValue::new("http.request.method", AttrValue::Str("GET".into())),
-                KeyValue::new("http.response.status_code", AttrValue::Int([200, 200, 200, 404, 500][rng.gen_range(0..5)])),
+                KeyValue::new(
+                    "http.response.status_code",
+                    AttrValue::Int([200, 200, 200, 404, 500][rng.gen_range(0..5)]),
+                ),
                 KeyValue::new("http.route", AttrValue::Str("/api/v1/resource/:id".into())),
-                KeyValue::new("user_id", AttrValue::Str(format!("user-{}", rng.gen_range(0..10_000)))),
+                KeyValue::new(
+                    "user_id",
+                    AttrValue::Str(format!("user-{}", rng.gen_range(0..10_000))),
+                ),
                 KeyValue::new("net.peer.name", AttrValue::Str("10.0.0.1".into())),
                 KeyValue::new("thread.id", AttrValue::Int(rng.gen_range(0..64))),
                 KeyValue::new("retry", AttrValue::Bool(false)),
                 KeyValue::new("payload.size", AttrValue::Int(rng.gen_range(0..100_000))),
             ],
             events: if i % 5 == 0 {
-                vec![Event { time_ns: start + 10, name: "cache.miss".into(), ..Default::default() }]
+                vec![Event {
+                    time_ns: start + 10,
+                    name: "cache.miss".into(),
+                    ..Default::default()
+                }]
             } else {
                 vec![]
             },
             status: Status {
-                code: if rng.gen_ratio(1, 50) { StatusCode::Error } else { StatusCode::Unset },
+                code: if rng.gen_ratio(1, 50) {
+                    StatusCode::Error
+                } else {
+                    StatusCode::Unset
+                },
                 message: String::new(),
             },
             resource: resources[(i / 10) % resources.len()].clone(),
@@ -77,13 +95,21 @@ fn gen(rng: &mut rand::rngs::StdRng, n: usize, t0: u64) -> Vec<Span> {
 }
 
 fn storage(dir: &std::path::Path) -> StorageConfig {
-    StorageConfig { dir: dir.to_path_buf(), fsync: false, segment_max_spans: usize::MAX, ..Default::default() }
+    StorageConfig {
+        dir: dir.to_path_buf(),
+        fsync: false,
+        segment_max_spans: usize::MAX,
+        ..Default::default()
+    }
 }
 
 /// Ingest: decode an OTLP request, encode its WAL record, append + index.
 fn append(c: &mut Criterion) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let req = ExportTraceServiceRequest { resource_spans: convert::spans_to_proto(&gen(&mut rng, BATCH, 1)) }.encode_to_vec();
+    let req = ExportTraceServiceRequest {
+        resource_spans: convert::spans_to_proto(&gen(&mut rng, BATCH, 1)),
+    }
+    .encode_to_vec();
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("append", |b| {
@@ -108,11 +134,23 @@ fn append(c: &mut Criterion) {
         })
     });
     // Where the time goes: each stage alone.
-    let spans = convert::spans_from_proto(&ExportTraceServiceRequest::decode(req.as_slice()).unwrap().resource_spans);
+    let spans = convert::spans_from_proto(
+        &ExportTraceServiceRequest::decode(req.as_slice())
+            .unwrap()
+            .resource_spans,
+    );
     g.bench_function("append/decode_only", |b| {
-        b.iter(|| convert::spans_from_proto(&ExportTraceServiceRequest::decode(req.as_slice()).unwrap().resource_spans))
+        b.iter(|| {
+            convert::spans_from_proto(
+                &ExportTraceServiceRequest::decode(req.as_slice())
+                    .unwrap()
+                    .resource_spans,
+            )
+        })
     });
-    g.bench_function("append/wal_encode_only", |b| b.iter(|| Batch::new(spans.clone())));
+    g.bench_function("append/wal_encode_only", |b| {
+        b.iter(|| Batch::new(spans.clone()))
+    });
     g.bench_function("append/commit_only", |b| {
         b.iter_custom(|iters| {
             let dir = tempfile::tempdir().unwrap();
@@ -159,10 +197,11 @@ fn seal(c: &mut Criterion) {
     g.finish();
 }
 
-/// Trace lookup and tag search over sealed segments.
-fn query(c: &mut Criterion) {
-    let segments: usize = std::env::var("STRAND_BENCH_SEGMENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    const PER: usize = 100_000;
+const PER: usize = 100_000;
+
+/// A store of `segments` sealed segments of `PER` spans, and some of its
+/// trace ids.
+fn query_store(segments: usize) -> (tempfile::TempDir, Arc<HotStore>, Vec<TraceId>) {
     let dir = tempfile::tempdir().unwrap();
     let store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -176,30 +215,50 @@ fn query(c: &mut Criterion) {
         let seg = store.rotate().unwrap().unwrap();
         store.seal(&seg).unwrap();
     }
+    (dir, store, ids)
+}
+
+/// Trace lookup and tag search over sealed segments.
+fn query(c: &mut Criterion) {
+    let segments: usize = std::env::var("STRAND_BENCH_SEGMENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    // Built only if a query bench is selected.
+    let built = std::cell::OnceCell::new();
+    let get = || built.get_or_init(|| query_store(segments));
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(1));
     let mut i = 0;
-    g.bench_function(format!("trace_id_lookup/{}k_spans", segments * PER / 1000), |b| {
-        b.iter(|| {
-            i = (i + 7919) % ids.len();
-            let t = store.trace_sync(ids[i]).unwrap();
-            assert_eq!(t.len(), 10);
-            black_box(t)
-        })
-    });
+    g.bench_function(
+        format!("trace_id_lookup/{}k_spans", segments * PER / 1000),
+        |b| {
+            let (_, store, ids) = get();
+            b.iter(|| {
+                i = (i + 7919) % ids.len();
+                let t = store.trace_sync(ids[i]).unwrap();
+                assert_eq!(t.len(), 10);
+                black_box(t)
+            })
+        },
+    );
     let q = SearchQuery {
         service: Some("service-3".into()),
         tags: vec![("http.response.status_code".into(), "500".into())],
         limit: 20,
         ..Default::default()
     };
-    g.bench_function(format!("tag_search/{}k_spans", segments * PER / 1000), |b| {
-        b.iter(|| {
-            let hits = store.search_sync(&q).unwrap();
-            assert_eq!(hits.len(), 20);
-            black_box(hits)
-        })
-    });
+    g.bench_function(
+        format!("tag_search/{}k_spans", segments * PER / 1000),
+        |b| {
+            let (_, store, _) = get();
+            b.iter(|| {
+                let hits = store.search_sync(&q).unwrap();
+                assert_eq!(hits.len(), 20);
+                black_box(hits)
+            })
+        },
+    );
     g.finish();
 }
 

@@ -120,9 +120,11 @@ impl Default for IndexConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueryConfig {
+    /// Query API and web UI listen address.
     pub addr: String,
     /// Default and maximum number of traces a search returns.
     pub default_limit: usize,
+    /// Largest `limit` a search may ask for.
     pub max_limit: usize,
     /// Base URLs of the nodes holding the data (writers in Kafka mode),
     /// e.g. `["http://writer-1:16686"]`. A `--target query` node with peers
@@ -192,10 +194,15 @@ impl Default for ScrubConfig {
 pub struct KafkaConfig {
     /// Off by default: the embedded mode needs no broker.
     pub enabled: bool,
+    /// Bootstrap servers, comma-separated.
     pub brokers: String,
+    /// Span topic (created if missing); dead letters go to `<topic>-dlq`.
     pub topic: String,
+    /// Partitions of the topic when strand creates it.
     pub partitions: i32,
+    /// Consumer group of the writer nodes.
     pub group_id: String,
+    /// Producer compression: zstd, lz4, snappy, gzip or none.
     pub compression: String,
     /// Bytes produced but not yet acknowledged by the broker.
     pub max_inflight_bytes: usize,
@@ -241,11 +248,17 @@ impl Default for KafkaConfig {
 pub struct ElasticsearchConfig {
     /// Off by default: the embedded mode needs no Elasticsearch.
     pub enabled: bool,
+    /// Elasticsearch base URL.
     pub url: String,
+    /// Daily indices are named `<prefix>-spans-YYYY.MM.DD`.
     pub index_prefix: String,
+    /// Daily indices older than this are deleted by the janitor.
     pub retention_days: u32,
+    /// A _bulk request carries at most this many documents...
     pub bulk_max_docs: usize,
+    /// ...and at most this many bytes...
     pub bulk_max_bytes: usize,
+    /// ...and waits at most this long for more documents.
     pub bulk_max_delay_ms: u64,
     /// Disk budget of the durable backlog between `write` and `_bulk`; when
     /// full, writes get `Overloaded` (retryable) until it drains.
@@ -254,7 +267,9 @@ pub struct ElasticsearchConfig {
     pub request_timeout_ms: u64,
     /// Route span documents by trace id, so a trace lives on one shard.
     pub route_by_trace_id: bool,
+    /// Primary shards of each daily index (index template).
     pub number_of_shards: u32,
+    /// Replicas of each daily index (0 for a single node).
     pub number_of_replicas: u32,
     /// How often the janitor deletes daily indices past `retention_days`.
     pub janitor_interval_secs: u64,

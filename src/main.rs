@@ -20,6 +20,17 @@ enum Command {
     /// Run strand (embedded by default: hot store on local disk, no Kafka,
     /// no Elasticsearch). Every config key is listed at the end of --help.
     Serve(Box<ServeArgs>),
+    /// Export stored spans for offline analysis.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Generate OTLP load against a running strand and report capacity.
+    Loadgen(Box<strand::loadgen::LoadgenArgs>),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Write matching spans as zstd-compressed Parquet files.
+    Parquet(Box<strand::export::ExportArgs>),
 }
 
 fn main() {
@@ -27,6 +38,8 @@ fn main() {
     strand::serve::init_logging();
     let result = match cli.command {
         Command::Serve(args) => strand::serve::serve(*args),
+        Command::Export(ExportCommand::Parquet(args)) => strand::serve::export_parquet(*args),
+        Command::Loadgen(args) => strand::serve::loadgen(*args),
     };
     if let Err(e) = result {
         eprintln!("strand: {e}");

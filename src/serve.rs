@@ -151,7 +151,9 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         }
         tracing::info!(peers = ?cfg.query.peers, "reading from peers");
     }
+    let mut _dir_lock = None;
     if stores_here && !remote {
+        _dir_lock = Some(crate::store::lock_data_dir(&cfg.storage.dir)?);
         let store = crate::store::HotStore::open(&cfg.storage, &cfg.index)?;
         readers.push(store.clone());
         if target != Target::Query {
@@ -245,8 +247,8 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
                 .app_data(state.clone())
                 .app_data(export_reader.clone())
                 .configure(crate::query::configure)
-            // PENDING-EXPORT .configure(crate::export::configure)
-            // PENDING-UI .configure(crate::ui::configure)
+                .configure(crate::ui::configure)
+                .configure(crate::export::configure)
         })
         .bind(addr("query.addr", &cfg.query.addr)?)?
         .run();
@@ -264,7 +266,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     }
 
     if demo && ingests_here {
-        // PENDING-LOADGEN actix_web::rt::spawn(crate::loadgen::demo::run(cfg.ingest.http_addr.clone()));
+        actix_web::rt::spawn(crate::loadgen::demo::run(cfg.ingest.http_addr.clone()));
     }
     ready.store(true, Ordering::SeqCst);
     tracing::info!(target = ?target, "strand is ready");
@@ -331,4 +333,36 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `strand export parquet`: reads the hot store in `--data-dir` (default
+/// ./data) directly. The directory lock makes this fail clearly while a
+/// `strand serve` owns it; export a live instance over HTTP instead
+/// (`GET /api/export/parquet`).
+pub fn export_parquet(args: crate::export::ExportArgs) -> anyhow::Result<()> {
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let storage = crate::config::StorageConfig {
+        dir: dir.clone(),
+        ..Default::default()
+    };
+    let _lock = crate::store::lock_data_dir(&dir)?;
+    let store = crate::store::HotStore::open(&storage, &crate::config::IndexConfig::default())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::export::main_export(store, &args))?;
+    Ok(())
+}
+
+/// `strand loadgen`.
+pub fn loadgen(args: crate::loadgen::LoadgenArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::loadgen::main_loadgen(&args))?;
+    Ok(())
 }

@@ -86,21 +86,30 @@ async fn acknowledged_spans_survive_sigkill() {
         workers.push(tokio::spawn(async move {
             for seq in 0..100_000u64 {
                 let (trace, req) = request(w, seq);
+                let body = req.encode_to_vec();
                 ledger.lock().unwrap().in_flight.insert(trace.clone(), seq);
-                let resp = client
-                    .post(&url)
-                    .header("content-type", "application/x-protobuf")
-                    .body(req.encode_to_vec())
-                    .send()
-                    .await;
-                match resp {
-                    Ok(r) if r.status().is_success() => {
-                        let mut l = ledger.lock().unwrap();
-                        l.in_flight.remove(&trace);
-                        l.acked.push((trace, seq));
+                loop {
+                    let resp = client
+                        .post(&url)
+                        .header("content-type", "application/x-protobuf")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match resp {
+                        Ok(r) if r.status().is_success() => {
+                            let mut l = ledger.lock().unwrap();
+                            l.in_flight.remove(&trace);
+                            l.acked.push((trace, seq));
+                            break;
+                        }
+                        // Backpressure: retry as an OTLP exporter would.
+                        Ok(r) if matches!(r.status().as_u16(), 429 | 503) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Ok(r) => panic!("unexpected status {}", r.status()),
+                        // The server is gone: this request's fate is unknown.
+                        Err(_) => return,
                     }
-                    // The server is gone: this request's fate is unknown.
-                    _ => return,
                 }
             }
         }));

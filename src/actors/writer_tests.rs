@@ -246,3 +246,21 @@ fn sigkill_at_any_point_loses_no_acknowledged_write() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn an_old_active_segment_is_rotated_and_sealed_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageConfig {
+        dir: dir.path().to_path_buf(),
+        segment_max_age_secs: 1,
+        ..Default::default()
+    };
+    let store = HotStore::open(&storage, &IndexConfig::default()).unwrap();
+    let h = start_hot_writer(store.clone(), &storage);
+    h.write(spans(1, 2)).await.unwrap();
+    eventually("age-based seal", || {
+        store.sealed_ids().len() == 1 && store.unsealed_spans() == 0
+    })
+    .await;
+    assert_eq!(store.trace_sync(spans(1, 1)[0].trace_id).unwrap().len(), 2);
+}

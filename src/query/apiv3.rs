@@ -5,7 +5,6 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::otlp_json::resource_spans;
 use super::params::{bad, Params};
 use super::{clamp_limit, load_trace, load_traces, summarize, QueryState, TraceSummary};
 use crate::error::{Error, Result};
@@ -28,7 +27,7 @@ fn reply(r: Result<Value>) -> HttpResponse {
 }
 
 fn result(spans: &[Span]) -> Value {
-    json!({ "result": { "resourceSpans": resource_spans(spans) } })
+    json!({ "result": crate::otlp::json::traces_to_otlp_json(spans) })
 }
 
 /// `GET /api/v3/traces/{trace_id}`.

@@ -15,7 +15,6 @@ pub mod health;
 pub mod internal;
 pub mod jaeger;
 pub mod jaeger_json;
-pub mod otlp_json;
 pub mod params;
 pub mod skew;
 pub mod tags;

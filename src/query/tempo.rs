@@ -8,7 +8,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use prost::Message;
 use serde_json::{json, Value};
 
-use super::otlp_json::resource_spans;
 use super::params::{bad, Params};
 use super::{load_trace, QueryState};
 use crate::error::{Error, Result};
@@ -101,8 +100,9 @@ pub async fn get_trace_v2(
         };
         return protobuf(resp.encode_to_vec());
     }
-    HttpResponse::Ok()
-        .json(json!({ "trace": { "resourceSpans": resource_spans(&spans) }, "status": "complete" }))
+    HttpResponse::Ok().json(
+        json!({ "trace": crate::otlp::json::traces_to_otlp_json(&spans), "status": "complete" }),
+    )
 }
 
 /// The Tempo API level answered by `/api/status/buildinfo`. Grafana reads

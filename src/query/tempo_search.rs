@@ -5,7 +5,6 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::otlp_json::key_value;
 use super::params::{logfmt, Params};
 use super::tempo::{seconds, text_error};
 use super::traceql::{self, AttrScope, Query};
@@ -13,6 +12,7 @@ use super::traceql_eval::{lookup, TraceCtx};
 use super::{clamp_limit, load_traces, summarize, QueryState, FETCH_CONCURRENCY};
 use crate::error::{Error, Result};
 use crate::model::{KeyValue, SearchQuery, Span, TraceId};
+use crate::otlp::json::attribute_to_json as key_value;
 
 /// Most traces one search loads to check conditions the store cannot.
 pub const SEARCH_CANDIDATES: usize = 500;

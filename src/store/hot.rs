@@ -1,7 +1,8 @@
 //! The hot store: one active in-memory segment with its WAL, frozen
 //! segments waiting to be sealed, and sealed mmapped segments listed in the
 //! manifest. This file holds the lifecycle (open + recovery, commit,
-//! rotation, sealing, retention); `read.rs` holds the query side.
+//! rotation, sealing, retention); `recover.rs` holds open + recovery and
+//! `read.rs` the query side.
 //!
 //! Threading: `commit`/`rotate`/`reset_wal` are called only by the
 //! `HotWriter` actor's thread, `seal`/`enforce_retention` only by the
@@ -20,9 +21,8 @@ use super::format;
 use super::manifest::{self, Manifest, SegmentEntry};
 use super::segment::{self, SealedSegment};
 use super::wal::{self, WalWriter};
-use crate::config::{IndexConfig, StorageConfig};
-use crate::error::{Error, Result};
-use crate::metrics::{ActorStats, Counter};
+use crate::config::StorageConfig;
+use crate::error::Result;
 use crate::model::Span;
 
 /// Frozen segments allowed to wait for the sealer before writes are
@@ -61,187 +61,26 @@ pub struct SealInfo {
 pub struct HotStore {
     pub(crate) dir: PathBuf,
     pub(crate) storage: StorageConfig,
-    attribute_keys: Vec<String>,
+    pub(crate) attribute_keys: Vec<String>,
     pub(crate) state: RwLock<State>,
-    wal: Mutex<WalWriter>,
-    manifest_lock: Mutex<()>,
-    next_id: AtomicU64,
-    commits: AtomicU64,
+    pub(crate) wal: Mutex<WalWriter>,
+    pub(crate) manifest_lock: Mutex<()>,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) commits: AtomicU64,
 }
 
-fn seg_dir(dir: &Path) -> PathBuf {
+pub(crate) fn seg_dir(dir: &Path) -> PathBuf {
     dir.join("segments")
 }
-fn wal_dir(dir: &Path) -> PathBuf {
+pub(crate) fn wal_dir(dir: &Path) -> PathBuf {
     dir.join("wal")
 }
-fn wal_path(dir: &Path, id: u64) -> PathBuf {
+pub(crate) fn wal_path(dir: &Path, id: u64) -> PathBuf {
     wal_dir(dir).join(format!("{id:020}.wal"))
 }
 
-/// Ids of files in `dir` named `<id>.<ext>`.
-fn list_ids(dir: &Path, ext: &str) -> Result<Vec<u64>> {
-    let mut ids = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let name = e?.file_name();
-        let name = name.to_string_lossy();
-        if let Some(id) = name
-            .strip_suffix(ext)
-            .and_then(|s| s.strip_suffix('.'))
-            .and_then(|s| s.parse().ok())
-        {
-            ids.push(id);
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
-}
-
-/// Logs, counts and records a corrupt file, then moves it to quarantine/
-/// so it is never served (and kept for inspection).
-fn quarantine(dir: &Path, files: &[PathBuf], err: &Error) {
-    tracing::error!(files = ?files, error = %err, "corrupt hot-store file quarantined");
-    Counter::new(
-        "strand_store_corrupt_segments_total",
-        "corrupt segment or manifest files detected and quarantined",
-        &[],
-    )
-    .inc();
-    ActorStats::get("hot_store").record_error(err);
-    let q = dir.join("quarantine");
-    for f in files {
-        if let Some(name) = f.file_name() {
-            let to = q.join(format!(
-                "{}.{}",
-                name.to_string_lossy(),
-                crate::model::now_ns()
-            ));
-            if let Err(e) = fs::rename(f, &to) {
-                tracing::error!(file = %f.display(), error = %e, "could not move corrupt file to quarantine");
-            }
-        }
-    }
-}
-
 impl HotStore {
-    /// Opens (or creates) the store in `storage.dir`: loads the manifest,
-    /// verifies every segment (corrupt ones are quarantined, never served),
-    /// removes leftovers of interrupted seals, and replays the WALs.
-    pub fn open(storage: &StorageConfig, index: &IndexConfig) -> Result<Arc<HotStore>> {
-        let dir = storage.dir.clone();
-        for d in [
-            dir.clone(),
-            seg_dir(&dir),
-            wal_dir(&dir),
-            dir.join("quarantine"),
-        ] {
-            fs::create_dir_all(&d)?;
-        }
-        let sdir = seg_dir(&dir);
-        let on_disk = list_ids(&sdir, "arrow")?;
-        let (listed, mut rewrite) = match manifest::load(&dir) {
-            Ok(Some(m)) => (m.segments.iter().map(|s| s.id).collect::<Vec<_>>(), false),
-            Ok(None) => (Vec::new(), false),
-            Err(e @ Error::Corrupt(_)) => {
-                // Without a trustworthy list, adopt every segment that
-                // verifies on its own; WAL replay covers the rest.
-                quarantine(&dir, &[dir.join(manifest::FILE)], &e);
-                (on_disk.clone(), true)
-            }
-            Err(e) => return Err(e),
-        };
-        let mut sealed = BTreeMap::new();
-        for &id in &listed {
-            match SealedSegment::open(&sdir, id) {
-                Ok(s) => {
-                    sealed.insert(id, Arc::new(s));
-                }
-                Err(e) => {
-                    let files = [
-                        segment::data_path(&sdir, id),
-                        segment::index_path(&sdir, id),
-                    ];
-                    let files: Vec<PathBuf> = files.into_iter().filter(|p| p.exists()).collect();
-                    quarantine(&dir, &files, &e);
-                    rewrite = true;
-                }
-            }
-        }
-        // Unlisted files: a seal interrupted before its manifest update (its
-        // WAL is still here and is replayed), or temp files.
-        for e in fs::read_dir(&sdir)? {
-            let p = e?.path();
-            let id = p
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.split('.').next())
-                .and_then(|s| s.parse::<u64>().ok());
-            if id.is_none_or(|id| !sealed.contains_key(&id)) {
-                fs::remove_file(&p)?;
-            }
-        }
-        let mut max_id = sealed.keys().next_back().copied().unwrap_or(0);
-        let wal_ids = list_ids(&wal_dir(&dir), "wal")?;
-        let keys = index.attribute_keys.clone();
-        let mut frozen = Vec::new();
-        let mut active = None;
-        for (i, &id) in wal_ids.iter().enumerate() {
-            let p = wal_path(&dir, id);
-            if sealed.contains_key(&id) {
-                // Sealed and listed, but the WAL delete did not happen.
-                fs::remove_file(&p)?;
-                continue;
-            }
-            let r = wal::replay(&p)?;
-            if r.truncated_bytes > 0 {
-                tracing::warn!(wal = %p.display(), bytes = r.truncated_bytes, "truncated torn WAL tail (never acknowledged)");
-            }
-            max_id = max_id.max(id);
-            let seg = MemSegment::new(id, &keys);
-            seg.append([r.spans]);
-            if i + 1 == wal_ids.len() {
-                active = Some((Arc::new(seg), WalWriter::reopen(&p, storage.fsync)?));
-            } else if seg.is_empty() {
-                fs::remove_file(&p)?;
-            } else {
-                frozen.push(Arc::new(seg));
-            }
-        }
-        let (active, wal) = match active {
-            Some(a) => a,
-            None => {
-                max_id += 1;
-                (
-                    Arc::new(MemSegment::new(max_id, &keys)),
-                    WalWriter::create(&wal_path(&dir, max_id), storage.fsync)?,
-                )
-            }
-        };
-        format::sync_dir(&wal_dir(&dir))?;
-        format::sync_dir(&sdir)?;
-        let store = HotStore {
-            dir,
-            storage: storage.clone(),
-            attribute_keys: keys,
-            state: RwLock::new(State {
-                active,
-                frozen,
-                sealed,
-            }),
-            wal: Mutex::new(wal),
-            manifest_lock: Mutex::new(()),
-            next_id: AtomicU64::new(max_id + 1),
-            commits: AtomicU64::new(0),
-        };
-        if rewrite {
-            let _g = store.manifest_lock.lock();
-            store.write_manifest(&store.state.read().sealed)?;
-        }
-        Ok(Arc::new(store))
-    }
-
-    fn write_manifest(&self, sealed: &BTreeMap<u64, Arc<SealedSegment>>) -> Result<()> {
+    pub(crate) fn write_manifest(&self, sealed: &BTreeMap<u64, Arc<SealedSegment>>) -> Result<()> {
         let m = Manifest {
             segments: sealed
                 .values()

@@ -357,3 +357,44 @@ async fn agrees_with_the_memory_store() {
     assert_eq!(lo, t.iter().map(|s| s.start_ns).min().unwrap());
     assert_eq!(hi, t.iter().map(|s| s.end_ns).max().unwrap());
 }
+
+#[test]
+fn a_lost_manifest_adopts_verified_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.commit(vec![Batch::new(spans(1, 4, "a"))]).unwrap();
+    let seg = store.rotate().unwrap().unwrap();
+    store.seal(&seg).unwrap();
+    drop((store, seg));
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.sealed_ids().len(), 1);
+    assert_eq!(count(&store), 4);
+    drop(store);
+    assert_eq!(open(dir.path()).sealed_ids().len(), 1, "manifest rewritten");
+}
+
+#[test]
+fn too_many_frozen_segments_backlog_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = StorageConfig {
+        segment_max_spans: 2,
+        ..cfg(dir.path())
+    };
+    let store = HotStore::open(&c, &IndexConfig::default()).unwrap();
+    for t in 0..super::hot::MAX_FROZEN as u64 {
+        store.commit(vec![Batch::new(spans(t, 2, "a"))]).unwrap();
+        assert!(store.should_rotate());
+        assert!(store.rotate().unwrap().is_some());
+    }
+    store.commit(vec![Batch::new(spans(99, 2, "a"))]).unwrap();
+    assert!(
+        store.is_backlogged(),
+        "writes must be refused, not buffered"
+    );
+    assert!(store.rotate().unwrap().is_none(), "no fifth frozen segment");
+    let seg = store.frozen().remove(0);
+    store.seal(&seg).unwrap();
+    assert!(!store.is_backlogged());
+    assert_eq!(count(&store), 2 * (super::hot::MAX_FROZEN + 1));
+}

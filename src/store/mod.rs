@@ -11,7 +11,9 @@ mod hot_tests;
 pub mod manifest;
 pub mod memory;
 mod read;
+mod recover;
 pub mod remote;
+pub mod rows;
 pub mod schema;
 pub mod segment;
 #[cfg(test)]
@@ -21,6 +23,7 @@ pub mod wal;
 mod walcodec;
 
 pub use hot::HotStore;
+pub use recover::lock_data_dir;
 
 use async_trait::async_trait;
 

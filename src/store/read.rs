@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::active::MemSegment;
 use super::hot::HotStore;
 use super::memory::sort_hits;
-use super::schema::RowCache;
+use super::rows::RowCache;
 use super::segment::SealedSegment;
 use super::{Operation, ScanPage, SpanReader, TraceHit};
 use crate::error::{Error, Result};
@@ -115,17 +115,21 @@ impl HotStore {
                 let mut cache = RowCache::default();
                 for row in candidates(&plan, s.index.rows, from) {
                     let r = row as usize;
-                    let (span, ok) = if plan.exact && !need_span {
-                        (
-                            None,
-                            time_ok(q, s.columns.start_ns(r)?, s.columns.end_ns(r)?),
-                        )
+                    let ok = if plan.exact {
+                        time_ok(q, s.columns.start_ns(r)?, s.columns.end_ns(r)?)
                     } else {
-                        let span = s.columns.span(r, &mut cache)?;
-                        let ok = q.matches(&span);
-                        (Some(span), ok)
+                        // Verify on a partial decode; most candidates fail.
+                        q.matches(&s.columns.span_for_match(r, &mut cache)?)
                     };
-                    if ok && !f(row, s.columns.trace_id(r)?, s.columns.start_ns(r)?, span) {
+                    if !ok {
+                        continue;
+                    }
+                    let span = if need_span {
+                        Some(s.columns.span(r, &mut cache)?)
+                    } else {
+                        None
+                    };
+                    if !f(row, s.columns.trace_id(r)?, s.columns.start_ns(r)?, span) {
                         break;
                     }
                 }

@@ -19,7 +19,8 @@ use arrow::ipc::writer::FileWriter;
 use memmap2::Mmap;
 
 use super::format::{self, ChecksumWriter, FileKind};
-use super::schema::{self, Columns};
+use super::rows::Columns;
+use super::schema;
 use crate::error::{Error, Result};
 use crate::index::SegmentIndex;
 use crate::model::Span;
@@ -178,7 +179,7 @@ fn decode_ipc(buffer: &Buffer) -> std::result::Result<RecordBatch, String> {
 mod tests {
     use super::*;
     use crate::index::IndexBuilder;
-    use crate::store::schema::RowCache;
+    use crate::store::rows::RowCache;
     use crate::store::testutil::span;
     use proptest::prelude::*;
 

@@ -17,6 +17,12 @@ pub fn traces_to_otlp_json(spans: &[Span]) -> Value {
     json!({ "resourceSpans": resource_spans_to_json(&spans_to_proto(spans)) })
 }
 
+/// One model attribute as an OTLP/JSON KeyValue.
+pub fn attribute_to_json(kv: &crate::model::KeyValue) -> Value {
+    let v = crate::otlp::convert::value_to_proto(&kv.value);
+    json!({ "key": kv.key, "value": any_value(&v) })
+}
+
 pub fn request_to_json(req: &ExportTraceServiceRequest) -> Value {
     json!({ "resourceSpans": resource_spans_to_json(&req.resource_spans) })
 }

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Plots docs/bench/capacity.json (written by scripts/bench.sh) as PNG images
+referenced from docs/BENCHMARKS.md.
+
+Usage: python3 scripts/capacity-plot.py docs/bench/capacity.json docs/bench/
+Needs matplotlib (pip install -r scripts/requirements.txt).
+"""
+
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def subtitle(doc):
+    m = doc["machine"]
+    return f"{m['cpu']}, {m['nproc']} CPUs, {doc['date'][:10]}, commit {doc.get('commit', '?')}"
+
+
+def throughput(doc, out):
+    benches = doc["benches"]
+    if not benches:
+        return None
+    names = sorted(benches, key=lambda k: benches[k]["spans_per_sec"])
+    values = [benches[k]["spans_per_sec"] / 1e6 for k in names]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
+    bars = ax.barh(names, values, color=["#d62728" if n.startswith("export/") else "#1f77b4" for n in names])
+    ax.axvline(1.0, color="gray", linestyle="--", label="export goal: 1M spans/s")
+    for b, v in zip(bars, values):
+        ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:.2f}M", va="center")
+    ax.set_xscale("log")
+    ax.set_xlabel("million spans / second (one core, log scale)")
+    ax.set_title("CPU throughput per stage\n" + subtitle(doc), fontsize=9)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = os.path.join(out, "throughput.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def size(doc, out):
+    sizes = dict(doc.get("export_bytes_per_span", {}))
+    if not sizes:
+        return None
+    sizes["Tempo vParquet (reported)"] = 58.0
+    names = list(sizes)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.bar(names, [sizes[n] for n in names], color=["#2ca02c"] * (len(names) - 1) + ["#7f7f7f"])
+    ax.axhline(40, color="gray", linestyle="--", label="goal: 40 bytes/span")
+    for i, n in enumerate(names):
+        ax.text(i, sizes[n], f"{sizes[n]:.1f}", ha="center", va="bottom")
+    ax.set_ylabel("bytes / span")
+    ax.set_title("Parquet export size\n" + subtitle(doc), fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    path = os.path.join(out, "export-size.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def loadgen(doc, out):
+    runs = [r for r in doc.get("loadgen", []) if r.get("mode") == "ingest"]
+    if not runs:
+        return None
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for proto in sorted({r["protocol"] for r in runs}):
+        rs = sorted((r for r in runs if r["protocol"] == proto), key=lambda r: r.get("connections", 0))
+        conns = [r.get("connections", 0) for r in rs]
+        a1.plot(conns, [r["accepted_spans_per_sec"] / 1e3 for r in rs], marker="o", label=proto)
+        a2.plot(conns, [r["latency_ms"]["p50"] for r in rs], marker="o", label=f"{proto} p50")
+        a2.plot(conns, [r["latency_ms"]["p99"] for r in rs], marker="x", linestyle="--", label=f"{proto} p99")
+    a1.set_xlabel("connections")
+    a1.set_ylabel("thousand spans / s accepted")
+    a1.set_title("strand serve ingest (embedded)", fontsize=9)
+    a1.legend()
+    a2.set_xlabel("connections")
+    a2.set_ylabel("request latency, ms")
+    a2.set_title("request latency", fontsize=9)
+    a2.legend(fontsize=7)
+    fig.suptitle(subtitle(doc), fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out, "ingest-capacity.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    doc = json.load(open(sys.argv[1]))
+    out = sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    for f in (throughput, size, loadgen):
+        path = f(doc, out)
+        print(f"wrote {path}" if path else f"{f.__name__}: no data, skipped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+//! Sending pre-encoded OTLP requests over gRPC or HTTP, classifying each
+//! outcome the way OTLP exporters do: accepted (maybe partially), retryable
+//! (429/503, RESOURCE_EXHAUSTED/UNAVAILABLE...) or failed.
+//!
+//! gRPC goes through `tonic::client::Grpc` with a pass-through codec on the
+//! OTLP `TraceService/Export` path: the generated client would re-encode
+//! every request, which is the cost the pre-encoded pool avoids.
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
+use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+use crate::error::{Error, Result};
+use crate::otlp::proto::collector::trace::v1::ExportTraceServiceResponse;
+
+pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// What came of one attempt.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Accepted; the number of spans the server reported rejected.
+    Accepted {
+        rejected: u64,
+    },
+    /// Try again, after at least this long if the server said so.
+    Retry {
+        after: Option<Duration>,
+        why: String,
+    },
+    Failed(String),
+}
+
+#[derive(Clone, Default)]
+struct RawCodec;
+#[derive(Clone, Default)]
+struct RawEncoder;
+#[derive(Clone, Default)]
+struct ResponseDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ResponseDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for ResponseDecoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
+        ExportTraceServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+/// One connection's sender.
+pub enum Sender {
+    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
+}
+
+fn rejected(r: &ExportTraceServiceResponse) -> u64 {
+    r.partial_success
+        .as_ref()
+        .map(|p| p.rejected_spans.max(0) as u64)
+        .unwrap_or(0)
+}
+
+impl Sender {
+    /// Connects to an OTLP/gRPC endpoint (`http://host:4317`).
+    pub async fn grpc(url: &str) -> Result<Sender> {
+        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+            .map_err(|e| Error::InvalidArgument(format!("bad --grpc-url {url:?}: {e}")))?
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(30));
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot connect to {url}: {e}")))?;
+        Ok(Sender::Grpc(tonic::client::Grpc::new(channel)))
+    }
+
+    /// An OTLP/HTTP sender posting to `<base>/v1/traces`.
+    pub fn http(base: &str) -> Result<Sender> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| Error::Internal(format!("http client: {e}")))?;
+        let url = format!("{}/v1/traces", base.trim_end_matches('/'));
+        Ok(Sender::Http { client, url })
+    }
+
+    pub async fn send(&mut self, body: Bytes) -> Outcome {
+        match self {
+            Sender::Grpc(grpc) => {
+                if let Err(e) = grpc.ready().await {
+                    return Outcome::Retry {
+                        after: None,
+                        why: format!("connection not ready: {e}"),
+                    };
+                }
+                let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
+                match grpc.unary(tonic::Request::new(body), path, RawCodec).await {
+                    Ok(resp) => Outcome::Accepted {
+                        rejected: rejected(resp.get_ref()),
+                    },
+                    Err(s) => match s.code() {
+                        tonic::Code::ResourceExhausted
+                        | tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Aborted
+                        | tonic::Code::Cancelled => Outcome::Retry {
+                            after: None,
+                            why: format!("{:?}: {}", s.code(), s.message()),
+                        },
+                        c => Outcome::Failed(format!("{c:?}: {}", s.message())),
+                    },
+                }
+            }
+            Sender::Http { client, url } => {
+                let resp = client
+                    .post(url.as_str())
+                    .header("content-type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await;
+                let resp = match resp {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Outcome::Retry {
+                            after: None,
+                            why: format!("request: {e}"),
+                        }
+                    }
+                };
+                let status = resp.status().as_u16();
+                let after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let body = resp.bytes().await.unwrap_or_default();
+                match status {
+                    200..=299 => Outcome::Accepted {
+                        rejected: ExportTraceServiceResponse::decode(body)
+                            .map(|r| rejected(&r))
+                            .unwrap_or(0),
+                    },
+                    429 | 502 | 503 | 504 => Outcome::Retry {
+                        after,
+                        why: format!("HTTP {status}"),
+                    },
+                    _ => Outcome::Failed(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff from 50 ms to 2 s, or the server's Retry-After.
+pub fn backoff(attempt: u32, after: Option<Duration>) -> Duration {
+    let exp = Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)))
+        .min(Duration::from_secs(2));
+    after.map_or(exp, |a| a.max(exp))
+}
