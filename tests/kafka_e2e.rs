@@ -127,8 +127,12 @@ impl Load {
             .unwrap();
         (0..workers)
             .map(|w| {
-                let (load, url, client, service) =
-                    (self.clone(), url.clone(), client.clone(), service.to_string());
+                let (load, url, client, service) = (
+                    self.clone(),
+                    url.clone(),
+                    client.clone(),
+                    service.to_string(),
+                );
                 tokio::spawn(async move {
                     for seq in 0..per_worker {
                         let (trace, body) = request(&service, w, seq);
@@ -167,10 +171,25 @@ impl Load {
     }
 }
 
+/// GET with a few retries of transport errors: a loaded machine (2 cores
+/// running a broker and several strand processes) occasionally drops a
+/// connection; a status is always returned as is.
 async fn get_json(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.expect("query API reachable");
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
+    let mut attempt = 0;
+    loop {
+        match reqwest::get(url).await {
+            Ok(r) => {
+                let code = r.status().as_u16();
+                return (code, r.json().await.unwrap_or(Value::Null));
+            }
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                eprintln!("GET {url}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("query API unreachable at {url}: {e}"),
+        }
+    }
 }
 
 /// Span ids of a trace as served by the Jaeger API (empty when unknown).
@@ -302,7 +321,10 @@ async fn otel_sdk_trace_flows_ingest_to_writer_to_query() {
         .values()
         .map(|p| p["serviceName"].as_str().unwrap())
         .collect();
-    assert_eq!(services, HashSet::from([front_svc.as_str(), back_svc.as_str()]));
+    assert_eq!(
+        services,
+        HashSet::from([front_svc.as_str(), back_svc.as_str()])
+    );
     let search = format!(
         "{q}/api/traces?service={front_svc}&tags=%7B%22user_id%22%3A%22{user}%22%7D&limit=5"
     );
@@ -310,10 +332,17 @@ async fn otel_sdk_trace_flows_ingest_to_writer_to_query() {
     assert_eq!(code, 200, "{found}");
     assert_eq!(found["data"][0]["traceID"], trace_id.as_str(), "{found}");
     let (_, svcs) = get_json(&format!("{q}/api/services")).await;
-    assert!(svcs["data"].as_array().unwrap().iter().any(|s| s == front_svc.as_str()));
+    assert!(svcs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == front_svc.as_str()));
     // The ingest node serves health only, not the query API.
     assert_eq!(get_json(&format!("{}/healthz", ingest.query)).await.0, 200);
-    assert_eq!(get_json(&format!("{}/api/services", ingest.query)).await.0, 404);
+    assert_eq!(
+        get_json(&format!("{}/api/services", ingest.query)).await.0,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -345,8 +374,15 @@ async fn two_writers_split_partitions_and_the_query_node_sees_each_span_once() {
     let distinct: HashSet<&String> = found.iter().collect();
     assert_eq!(distinct.len(), found.len(), "a trace listed twice");
     assert_eq!(distinct, acked.iter().collect::<HashSet<_>>());
-    let (n1, n2) = (search_ids(&a, &svc).await.len(), search_ids(&b, &svc).await.len());
-    assert!(n1 < acked.len() && n2 < acked.len() && n1 + n2 >= acked.len(), "{n1} + {n2} vs {}", acked.len());
+    let (n1, n2) = (
+        search_ids(&a, &svc).await.len(),
+        search_ids(&b, &svc).await.len(),
+    );
+    assert!(
+        n1 < acked.len() && n2 < acked.len() && n1 + n2 >= acked.len(),
+        "{n1} + {n2} vs {}",
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -452,12 +488,14 @@ const INGEST_RSS_BOUND_KIB: u64 = 128 << 10;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broker_outage_gives_retryable_errors_bounded_memory_and_no_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(tokio::task::spawn_blocking({
-        let state = dir.path().join("broker");
-        move || PrivateBroker::start(&state)
-    })
-    .await
-    .unwrap());
+    let broker = Arc::new(
+        tokio::task::spawn_blocking({
+            let state = dir.path().join("broker");
+            move || PrivateBroker::start(&state)
+        })
+        .await
+        .unwrap(),
+    );
     let (k, _) = kafka_toml(
         &broker.addr,
         "outage",
@@ -487,7 +525,9 @@ async fn broker_outage_gives_retryable_errors_bounded_memory_and_no_loss() {
     assert!(flowing, "nothing flowed to the writer before the outage");
 
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || b.script("stop")).await.unwrap();
+    tokio::task::spawn_blocking(move || b.script("stop"))
+        .await
+        .unwrap();
     let down_since = Instant::now();
     let before = load.retryable.load(Ordering::SeqCst);
     // Each refused request takes up to a few delivery timeouts (3 s here).
@@ -499,7 +539,9 @@ async fn broker_outage_gives_retryable_errors_bounded_memory_and_no_loss() {
     // Stay down a while longer under load, then come back.
     tokio::time::sleep(Duration::from_secs(15).saturating_sub(down_since.elapsed())).await;
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || b.script("start")).await.unwrap();
+    tokio::task::spawn_blocking(move || b.script("start"))
+        .await
+        .unwrap();
     let at_restart = load.acked().len();
     let resumed = eventually(Duration::from_secs(60), async || {
         load.acked().len() >= at_restart + 100
@@ -547,10 +589,16 @@ async fn poison_message_goes_to_the_dead_letter_topic_through_the_writer() {
     let producer: FutureProducer = client.create().unwrap();
     let garbage = b"\x0a\xff\xff\xff not protobuf".to_vec();
     let (trace, good) = request(&unique("poison"), 0, 0);
-    for (key, value) in [(&b"bad"[..], &garbage), (&hex::decode(&trace).unwrap()[..], &good)] {
+    for (key, value) in [
+        (&b"bad"[..], &garbage),
+        (&hex::decode(&trace).unwrap()[..], &good),
+    ] {
         producer
             .send(
-                FutureRecord::to(&topic).partition(0).key(key).payload(value),
+                FutureRecord::to(&topic)
+                    .partition(0)
+                    .key(key)
+                    .payload(value),
                 Duration::from_secs(10),
             )
             .await
@@ -579,5 +627,9 @@ async fn poison_message_goes_to_the_dead_letter_topic_through_the_writer() {
     })
     .await
     .unwrap();
-    assert_eq!(dead.as_deref(), Some(&garbage[..]), "poison message in the DLQ");
+    assert_eq!(
+        dead.as_deref(),
+        Some(&garbage[..]),
+        "poison message in the DLQ"
+    );
 }
