@@ -104,7 +104,12 @@ fn spawn(config: &Path, dir: &Path, target: &str) -> Child {
         .append(true)
         .open(dir.join("strand.log"))
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_strand"))
+    // STRAND_BIN: a copy of the binary, for when other builds share the
+    // target directory and may replace it while tests run.
+    let bin = std::env::var_os("STRAND_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_strand")));
+    Command::new(bin)
         .arg("serve")
         .arg("--config")
         .arg(config)
