@@ -8,7 +8,8 @@
 #   scripts/kafka.sh status    exit 0 when it is running and answering
 #
 # Jars: ${STRAND_SERVICES_CACHE:-$HOME/.cache/strand}/kafka-<version>/libs
-# State (data, log, pid): <repo>/.services/kafka (gitignored)
+# State (data, log, pid): <repo>/.services/kafka (gitignored), or $KAFKA_STATE_DIR
+# (with KAFKA_PORT/KAFKA_CONTROLLER_PORT, a second private broker)
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
@@ -24,7 +25,7 @@ CACHE="${STRAND_SERVICES_CACHE:-$HOME/.cache/strand}/kafka-$KAFKA_VERSION"
 # Bump when the pom below changes, so caches from an older pom are refetched.
 INSTALL_REV=2
 LIBS="$CACHE/libs"
-STATE="$REPO/.services/kafka"
+STATE="${KAFKA_STATE_DIR:-$REPO/.services/kafka}"
 PIDFILE="$STATE/kafka.pid"
 LOGFILE="$STATE/kafka.log"
 

@@ -126,6 +126,10 @@ pub struct QueryConfig {
     pub default_limit: usize,
     /// Largest `limit` a search may ask for.
     pub max_limit: usize,
+    /// Base URLs of the nodes holding the data (writers in Kafka mode),
+    /// e.g. `["http://writer-1:16686"]`. A `--target query` node with peers
+    /// reads them over HTTP and merges; empty means the local store.
+    pub peers: Vec<String>,
 }
 
 impl Default for QueryConfig {
@@ -134,6 +138,7 @@ impl Default for QueryConfig {
             addr: "0.0.0.0:16686".into(),
             default_limit: 20,
             max_limit: 1500,
+            peers: Vec::new(),
         }
     }
 }
@@ -442,6 +447,18 @@ impl Config {
                 "must be between 1 and query.max_limit",
             ));
         }
+        for peer in &self.query.peers {
+            let host = peer
+                .strip_prefix("http://")
+                .or_else(|| peer.strip_prefix("https://"))
+                .unwrap_or_default();
+            if host.is_empty() || host.starts_with('/') || host.contains(char::is_whitespace) {
+                return Err(Error::config(
+                    "query.peers",
+                    format!("{peer:?} is not an http(s) base URL"),
+                ));
+            }
+        }
         if self.kafka.enabled && self.kafka.partitions < 1 {
             return Err(Error::config("kafka.partitions", "must be positive"));
         }
@@ -544,5 +561,9 @@ mod tests {
         assert!(e.to_string().contains("sampling.ratio"), "{e}");
         let e = Config::from_sources("[query]\naddr = \"nope\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("query.addr"), "{e}");
+        let c = Config::from_sources("[query]\npeers = [\"http://w1:16686\"]\n", &[]).unwrap();
+        assert_eq!(c.query.peers, vec!["http://w1:16686"]);
+        let e = Config::from_sources("[query]\npeers = [\"w1:16686\"]\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("query.peers"), "{e}");
     }
 }

@@ -136,11 +136,23 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     let ingests_here = matches!(target, Target::All | Target::Ingest);
 
     // Storage tiers: the hot store always (where data lives), Elasticsearch
-    // when enabled. `durable` is Ok only once every tier has the spans.
+    // when enabled; a query node with peers reads them instead of a local
+    // store. `durable` is Ok only once every tier has the spans.
     let mut writers: Vec<Arc<dyn SpanWriter>> = Vec::new();
     let mut readers: Vec<Arc<dyn SpanReader>> = Vec::new();
+    let remote = target == Target::Query && !cfg.query.peers.is_empty();
+    if remote {
+        for peer in &cfg.query.peers {
+            let r = crate::store::remote::RemoteReader::new(
+                peer,
+                crate::store::remote::DEFAULT_TIMEOUT,
+            )?;
+            readers.push(Arc::new(r));
+        }
+        tracing::info!(peers = ?cfg.query.peers, "reading from peers");
+    }
     let mut _dir_lock = None;
-    if stores_here {
+    if stores_here && !remote {
         _dir_lock = Some(crate::store::lock_data_dir(&cfg.storage.dir)?);
         let store = crate::store::HotStore::open(&cfg.storage, &cfg.index)?;
         readers.push(Arc::new(crate::store::offload::OffloadedHotStore(
@@ -152,33 +164,45 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
                 &cfg.storage,
             )));
         }
-        if cfg.elasticsearch.enabled {
-            // Not `connect`: start even while Elasticsearch is down, and
-            // answer queries from the hot store until it is back.
-            let es = crate::elasticsearch::EsStore::open(&cfg.elasticsearch)?;
-            readers.push(Arc::new(
-                crate::elasticsearch::fallible::SecondaryTier::new("elasticsearch", es),
-            ));
-            if target != Target::Query {
-                let w = crate::actors::es_writer::start_es_writer(
-                    &cfg.elasticsearch,
-                    &cfg.index,
-                    &cfg.storage.dir,
-                )?;
-                writers.push(Arc::new(w));
-            }
+    }
+    if stores_here && cfg.elasticsearch.enabled {
+        // Not `connect`: start even while Elasticsearch is down, and
+        // answer queries from the hot store until it is back.
+        let es = crate::elasticsearch::EsStore::open(&cfg.elasticsearch)?;
+        readers.push(Arc::new(
+            crate::elasticsearch::fallible::SecondaryTier::new("elasticsearch", es),
+        ));
+        if target != Target::Query {
+            let w = crate::actors::es_writer::start_es_writer(
+                &cfg.elasticsearch,
+                &cfg.index,
+                &cfg.storage.dir,
+            )?;
+            writers.push(Arc::new(w));
         }
     }
     let durable: Arc<dyn SpanWriter> = Arc::new(FanoutWriter(writers));
 
     let mut kafka_consumers = None;
-    let ingest_sink: Arc<dyn SpanWriter> = if cfg.kafka.enabled {
-        if matches!(target, Target::All | Target::Writer) {
-            kafka_consumers = Some(crate::actors::kafka_consumer::start_kafka_consumers(
-                &cfg.kafka,
-                durable.clone(),
-            )?);
-        }
+    if cfg.kafka.enabled && matches!(target, Target::All | Target::Writer) {
+        // A writer may start before any ingest node: create the topics
+        // its consumers subscribe to.
+        crate::kafka::admin::ensure_topic(&cfg.kafka, &cfg.kafka.topic, cfg.kafka.partitions)
+            .await?;
+        crate::kafka::admin::ensure_topic(
+            &cfg.kafka,
+            &crate::kafka::dlq_topic(&cfg.kafka.topic),
+            1,
+        )
+        .await?;
+        kafka_consumers = Some(crate::actors::kafka_consumer::start_kafka_consumers(
+            &cfg.kafka,
+            durable.clone(),
+        )?);
+    }
+    let ingest_sink: Arc<dyn SpanWriter> = if !ingests_here {
+        durable.clone()
+    } else if cfg.kafka.enabled {
         Arc::new(crate::kafka::producer::KafkaSink::connect(&cfg.kafka).await?)
     } else {
         durable.clone()
@@ -239,6 +263,14 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         tracing::info!(addr = %cfg.query.addr, "query service and UI listening");
     }
 
+    if !stores_here {
+        // An ingest node has no query API, but orchestration and tests
+        // still probe its health on query.addr.
+        let health = health_server(addr("query.addr", &cfg.query.addr)?, ready.clone())?;
+        servers.push(health.handle());
+        actix_web::rt::spawn(health);
+    }
+
     if demo && ingests_here {
         actix_web::rt::spawn(crate::loadgen::demo::run(cfg.ingest.http_addr.clone()));
     }
@@ -255,6 +287,35 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     drop(kafka_consumers);
     actix::System::current().stop();
     Ok(())
+}
+
+/// /healthz, /readyz and /metrics only (the ingest role).
+fn health_server(
+    at: SocketAddr,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let ready = web::Data::new(ready);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(ready.clone())
+            .route("/healthz", web::get().to(crate::query::health::healthz))
+            .route("/metrics", web::get().to(crate::query::health::metrics))
+            .route(
+                "/readyz",
+                web::get().to(|r: web::Data<Arc<AtomicBool>>| async move {
+                    if r.load(Ordering::Acquire) {
+                        actix_web::HttpResponse::Ok().body("ready")
+                    } else {
+                        actix_web::HttpResponse::ServiceUnavailable()
+                            .insert_header(("Retry-After", "1"))
+                            .body("not ready")
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    .bind(at)?
+    .run())
 }
 
 async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {

@@ -12,6 +12,7 @@
 pub mod apiv3;
 pub mod deps;
 pub mod health;
+pub mod internal;
 pub mod jaeger;
 pub mod jaeger_json;
 pub mod params;
@@ -104,6 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(record))
             .route(web::get().to(health::actors)),
     );
+    cfg.configure(internal::configure);
 }
 
 /// Counts requests and their latency per endpoint (the route pattern, so

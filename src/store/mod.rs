@@ -13,6 +13,7 @@ pub mod memory;
 pub mod offload;
 mod read;
 mod recover;
+pub mod remote;
 pub mod rows;
 pub mod schema;
 pub mod segment;

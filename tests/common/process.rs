@@ -28,17 +28,27 @@ impl Strand {
     /// Starts `strand serve` with its data under `dir` and `extra` TOML
     /// appended to the generated config; waits until /readyz answers 200.
     pub fn start(dir: &Path, extra: &str) -> Strand {
-        Strand::start_with_args(dir, extra, &[])
+        Strand::start_full(dir, &[], "", extra)
     }
 
     /// As [`Strand::start`], with more `strand serve` arguments (such as
     /// `--target query`).
     pub fn start_with_args(dir: &Path, extra: &str, args: &[&str]) -> Strand {
+        Strand::start_full(dir, args, "", extra)
+    }
+
+    /// As [`Strand::start`], as `strand serve --target <target>`, with
+    /// `query_extra` inside the `[query]` section (e.g. `peers = [...]`).
+    pub fn start_target(dir: &Path, target: &str, query_extra: &str, extra: &str) -> Strand {
+        Strand::start_full(dir, &["--target", target], query_extra, extra)
+    }
+
+    fn start_full(dir: &Path, args: &[&str], query_extra: &str, extra: &str) -> Strand {
         let ports = (free_port(), free_port(), free_port());
         let (g, h, q) = ports;
         let config_path = dir.join("strand.toml");
         std::fs::create_dir_all(dir).unwrap();
-        write_config(&config_path, ports, &dir.join("data"), extra);
+        write_config(&config_path, ports, &dir.join("data"), query_extra, extra);
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut s = Strand {
             child: spawn(&config_path, dir, &args),
@@ -80,10 +90,14 @@ impl Strand {
             if ureq_like_get(&url).is_some_and(|code| code == 200) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "strand did not become ready at {url} within 60 s"
-            );
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(self.dir.join("strand.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                panic!(
+                    "strand did not become ready at {url} within 60 s; log (newest first):\n{}",
+                    tail.join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -102,9 +116,15 @@ impl Drop for Strand {
     }
 }
 
-fn write_config(path: &Path, (g, h, q): (u16, u16, u16), storage: &Path, extra: &str) {
+fn write_config(
+    path: &Path,
+    (g, h, q): (u16, u16, u16),
+    storage: &Path,
+    query_extra: &str,
+    extra: &str,
+) {
     let config = format!(
-        "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n\n[storage]\ndir = {:?}\n{extra}\n",
+        "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n{query_extra}\n\n[storage]\ndir = {:?}\n{extra}\n",
         storage.display().to_string()
     );
     std::fs::write(path, config).unwrap();
@@ -116,7 +136,12 @@ fn spawn(config: &Path, dir: &Path, args: &[String]) -> Child {
         .append(true)
         .open(dir.join("strand.log"))
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_strand"))
+    // STRAND_BIN: a copy of the binary, for when other builds share the
+    // target directory and may replace it while tests run.
+    let bin = std::env::var_os("STRAND_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_strand")));
+    Command::new(bin)
         .arg("serve")
         .arg("--config")
         .arg(config)
