@@ -334,6 +334,28 @@ fn progress_bar(windows: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// Most time windows one export may walk: each is a scan pass, so a tiny
+/// window over a long range would keep a worker busy for ever.
+pub const MAX_WINDOWS: u64 = 100_000;
+
+/// Rejects windows under a second and ranges that split into more than
+/// [`MAX_WINDOWS`] windows.
+pub fn check_window(query: &SearchQuery, window_ns: u64) -> Result<()> {
+    if window_ns < 1_000_000_000 {
+        return Err(Error::InvalidArgument("window must be at least 1s".into()));
+    }
+    let span = query
+        .end_ns
+        .unwrap_or(0)
+        .saturating_sub(query.start_ns.unwrap_or(0));
+    if span / window_ns >= MAX_WINDOWS {
+        return Err(Error::InvalidArgument(format!(
+            "the range splits into more than {MAX_WINDOWS} windows: use a larger window or a shorter range"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,26 +390,4 @@ mod tests {
             "spans-20251126T180000Z-0002.parquet"
         );
     }
-}
-
-/// Most time windows one export may walk: each is a scan pass, so a tiny
-/// window over a long range would keep a worker busy for ever.
-pub const MAX_WINDOWS: u64 = 100_000;
-
-/// Rejects windows under a second and ranges that split into more than
-/// [`MAX_WINDOWS`] windows.
-pub fn check_window(query: &SearchQuery, window_ns: u64) -> Result<()> {
-    if window_ns < 1_000_000_000 {
-        return Err(Error::InvalidArgument("window must be at least 1s".into()));
-    }
-    let span = query
-        .end_ns
-        .unwrap_or(0)
-        .saturating_sub(query.start_ns.unwrap_or(0));
-    if span / window_ns >= MAX_WINDOWS {
-        return Err(Error::InvalidArgument(format!(
-            "the range splits into more than {MAX_WINDOWS} windows: use a larger window or a shorter range"
-        )));
-    }
-    Ok(())
 }
