@@ -268,46 +268,50 @@ pub fn spans_to_proto(spans: &[Span]) -> Vec<pt::ResourceSpans> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A span exercising every field and value kind; shared by the codec tests.
     pub(crate) fn sample_span(seed: u8) -> Span {
         Span {
             trace_id: TraceId([seed; 16]),
-            span_id: SpanId([seed.wrapping_add(1); 8]),
-            parent_span_id: Some(SpanId([9; 8])),
+            span_id: SpanId([seed + 1; 8]),
+            parent_span_id: Some(SpanId([0xab; 8])),
             trace_state: "k=v".into(),
             flags: 1,
             name: "GET /users".into(),
             kind: SpanKind::Server,
-            start_ns: 1_700_000_000_000_000_000,
+            start_ns: 1_700_000_000_000_000_123,
             end_ns: 1_700_000_000_050_000_000,
             attributes: vec![
-                KeyValue::new("http.status_code", AttrValue::Int(200)),
+                KeyValue::new("http.status_code", AttrValue::Int(i64::MIN)),
                 KeyValue::new("ratio", AttrValue::Double(0.5)),
+                KeyValue::new("inf", AttrValue::Double(f64::INFINITY)),
                 KeyValue::new(
                     "list",
                     AttrValue::Array(vec![AttrValue::Bool(true), AttrValue::Str("x".into())]),
                 ),
                 KeyValue::new(
                     "map",
-                    AttrValue::Map(vec![KeyValue::new("a", AttrValue::Bytes(vec![1, 2]))]),
+                    AttrValue::Map(vec![KeyValue::new("a", AttrValue::Bytes(vec![1, 2, 255]))]),
                 ),
+                KeyValue::new("empty", AttrValue::Empty),
             ],
             dropped_attributes_count: 2,
             events: vec![Event {
                 time_ns: 5,
                 name: "retry".into(),
                 attributes: vec![],
-                dropped_attributes_count: 0,
+                dropped_attributes_count: 1,
             }],
             dropped_events_count: 1,
             links: vec![Link {
                 trace_id: TraceId([3; 16]),
                 span_id: SpanId([4; 8]),
+                flags: 7,
                 ..Default::default()
             }],
-            dropped_links_count: 0,
+            dropped_links_count: 3,
             status: Status {
                 code: StatusCode::Error,
                 message: "boom".into(),

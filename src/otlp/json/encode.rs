@@ -152,70 +152,12 @@ fn any_value(v: &pc::AnyValue) -> Value {
 mod tests {
     use super::super::decode_request;
     use super::*;
-    use crate::model::*;
     use crate::otlp::convert::spans_from_proto;
-    use std::sync::Arc;
-
-    fn sample(seed: u8) -> Span {
-        Span {
-            trace_id: TraceId([seed; 16]),
-            span_id: SpanId([seed + 1; 8]),
-            parent_span_id: Some(SpanId([0xab; 8])),
-            trace_state: "k=v".into(),
-            flags: 1,
-            name: "GET /users".into(),
-            kind: SpanKind::Server,
-            start_ns: 1_700_000_000_000_000_123,
-            end_ns: 1_700_000_000_050_000_000,
-            attributes: vec![
-                KeyValue::new("http.status_code", AttrValue::Int(i64::MIN)),
-                KeyValue::new("ratio", AttrValue::Double(0.5)),
-                KeyValue::new("inf", AttrValue::Double(f64::INFINITY)),
-                KeyValue::new(
-                    "list",
-                    AttrValue::Array(vec![AttrValue::Bool(true), AttrValue::Str("x".into())]),
-                ),
-                KeyValue::new(
-                    "map",
-                    AttrValue::Map(vec![KeyValue::new("a", AttrValue::Bytes(vec![1, 2, 255]))]),
-                ),
-                KeyValue::new("empty", AttrValue::Empty),
-            ],
-            dropped_attributes_count: 2,
-            events: vec![Event {
-                time_ns: 5,
-                name: "retry".into(),
-                attributes: vec![],
-                dropped_attributes_count: 1,
-            }],
-            dropped_events_count: 1,
-            links: vec![Link {
-                trace_id: TraceId([3; 16]),
-                span_id: SpanId([4; 8]),
-                flags: 7,
-                ..Default::default()
-            }],
-            dropped_links_count: 3,
-            status: Status {
-                code: StatusCode::Error,
-                message: "boom".into(),
-            },
-            resource: Arc::new(Resource {
-                attributes: vec![KeyValue::new("service.name", AttrValue::Str("api".into()))],
-                dropped_attributes_count: 0,
-                schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
-            }),
-            scope: Arc::new(Scope {
-                name: "lib".into(),
-                version: "1.0".into(),
-                ..Default::default()
-            }),
-        }
-    }
+    use crate::otlp::convert::tests::sample_span;
 
     #[test]
     fn model_json_round_trip_keeps_every_field() {
-        let spans = vec![sample(1), sample(2)];
+        let spans = vec![sample_span(1), sample_span(2)];
         let v = traces_to_otlp_json(&spans);
         assert_eq!(
             v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"],
