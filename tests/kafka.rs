@@ -350,6 +350,78 @@ async fn poison_message_goes_to_the_dead_letter_topic_and_the_partition_moves_on
     stop(consumer).await;
 }
 
+/// Refuses for good (non-retryable) any write holding a span of `refused`.
+#[derive(Default)]
+struct RefusingSink {
+    inner: RecordingSink,
+    refused: Mutex<HashSet<SpanId>>,
+}
+
+#[async_trait]
+impl SpanWriter for RefusingSink {
+    async fn write(&self, spans: Vec<Span>) -> Result<()> {
+        let refuse = {
+            let refused = self.refused.lock();
+            spans.iter().any(|s| refused.contains(&s.span_id))
+        };
+        if refuse {
+            return Err(Error::TooLarge("over the test sink's budget".into()));
+        }
+        self.inner.write(spans).await
+    }
+}
+
+#[actix_rt::test]
+async fn a_message_the_sink_refuses_for_good_is_dead_lettered_and_the_rest_written() {
+    let cfg = config("refused");
+    let _ = KafkaSink::connect(&cfg).await.expect("create topics");
+    let raw: FutureProducer = raw_client(&cfg, "unused").create().unwrap();
+    let (before, bad, after) = (spans(5, 1, 2), spans(6, 1, 2), spans(7, 1, 2));
+    for batch in [&before, &bad, &after] {
+        raw.send(
+            FutureRecord::to(&cfg.topic)
+                .partition(0)
+                .key(&batch[0].trace_id.0[..])
+                .payload(&codec::encode(batch)),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produce");
+    }
+    let store = Arc::new(RefusingSink::default());
+    *store.refused.lock() = ids(&bad);
+    // One consumer batch holds all three, so the refusal hits the batch
+    // first and the loop must split it.
+    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    let want: HashSet<SpanId> = ids(&before).union(&ids(&after)).copied().collect();
+    wait_for(
+        "the spans on both sides of the refused message",
+        Duration::from_secs(60),
+        || store.inner.distinct() == want,
+    )
+    .await;
+    wait_all_committed(&cfg).await;
+    let (committed, _) = offsets(&cfg).await;
+    assert_eq!(
+        committed[0], 3,
+        "all three messages of partition 0 committed"
+    );
+
+    let dead = read_all(&cfg, &dlq_topic(&cfg.topic), 1, 1).await;
+    assert_eq!(dead.len(), 1, "one dead letter");
+    let (_, key, payload, headers) = &dead[0];
+    assert_eq!(key.as_deref(), Some(&bad[0].trace_id.0[..]));
+    let decoded = codec::decode(payload).expect("the refused message, unchanged");
+    assert_eq!(ids(&decoded), ids(&bad));
+    let reason = headers.get(DLQ_REASON_HEADER).expect("reason header");
+    assert!(reason.contains("budget"), "reason: {reason}");
+    assert_eq!(
+        headers.get("strand.source.offset").map(String::as_str),
+        Some("1")
+    );
+    stop(consumer).await;
+}
+
 #[actix_rt::test]
 async fn restarted_consumer_resumes_from_committed_offsets() {
     let cfg = config("restart");

@@ -484,6 +484,8 @@ fn rss_kib(pid: u32) -> u64 {
 /// Upper bound on the ingest process's resident memory through the outage.
 /// Measured peak: ≈ 22 MiB with `max_inflight_bytes` = 8 MiB.
 const INGEST_RSS_BOUND_KIB: u64 = 128 << 10;
+/// How long the broker stays stopped under load.
+const BROKER_DOWN: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broker_outage_gives_retryable_errors_bounded_memory_and_no_loss() {
@@ -536,8 +538,8 @@ async fn broker_outage_gives_retryable_errors_bounded_memory_and_no_loss() {
     })
     .await;
     assert!(refused, "no retryable errors while the broker was down");
-    // Stay down a while longer under load, then come back.
-    tokio::time::sleep(Duration::from_secs(15).saturating_sub(down_since.elapsed())).await;
+    // Stay down for the whole outage under load, then come back.
+    tokio::time::sleep(BROKER_DOWN.saturating_sub(down_since.elapsed())).await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.script("start"))
         .await

@@ -32,14 +32,26 @@ const LAG_INTERVAL: Duration = Duration::from_secs(2);
 struct Batch {
     /// Next offset to commit per partition (last offset + 1).
     next_offsets: BTreeMap<i32, i64>,
-    /// Payloads of decodable messages (decoded again when a write is retried).
-    payloads: Vec<Vec<u8>>,
+    /// Decodable messages, kept whole so a write can be retried, or split
+    /// and the offending message dead-lettered when the sink rejects it.
+    good: VecDeque<DeadLetter>,
     /// Their spans, decoded once; taken by the first write attempt.
     spans: Vec<Span>,
     dead: Vec<DeadLetter>,
     /// Dead letters already acknowledged by the broker.
     dead_sent: usize,
     messages: usize,
+}
+
+/// A message's origin and payload (the reason is filled in once it is dead).
+fn origin(m: &OwnedMessage, reason: String) -> DeadLetter {
+    DeadLetter {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().unwrap_or_default().to_vec(),
+        reason,
+    }
 }
 
 pub struct ConsumerLoop<'a> {
@@ -116,7 +128,7 @@ impl<'a> ConsumerLoop<'a> {
             m: LoopMetrics {
                 dead_letters: c(
                     "strand_kafka_dead_letters_total",
-                    "undecodable messages sent to the dead-letter topic",
+                    "messages sent to the dead-letter topic (undecodable, or refused by the sink)",
                 ),
                 sink_errors: c(
                     "strand_kafka_consumer_sink_errors_total",
@@ -233,17 +245,11 @@ impl<'a> ConsumerLoop<'a> {
         match codec::decode(payload) {
             Ok(spans) => {
                 batch.spans.extend(spans);
-                batch.payloads.push(payload.to_vec());
+                batch.good.push_back(origin(&m, String::new()));
             }
             Err(reason) => {
                 tracing::warn!(partition = m.partition(), offset = m.offset(), %reason, "undecodable kafka message; sending to dead-letter topic");
-                batch.dead.push(DeadLetter {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: payload.to_vec(),
-                    reason,
-                });
+                batch.dead.push(origin(&m, reason));
             }
         }
     }
@@ -301,25 +307,66 @@ impl<'a> ConsumerLoop<'a> {
     }
 
     fn try_write(&self, batch: &mut Batch) -> Result<()> {
-        while let Some(d) = batch.dead.get(batch.dead_sent) {
-            self.rt.block_on(self.dlq.send(d))?;
-            batch.dead_sent += 1;
-            self.m.dead_letters.inc();
-        }
+        self.send_dead_letters(batch)?;
         let mut spans = std::mem::take(&mut batch.spans);
         if spans.is_empty() {
             // A retry: the first attempt consumed the decoded spans.
-            for p in &batch.payloads {
+            for m in &batch.good {
                 // Decoded once already in `add`; cannot fail here.
-                spans.extend(codec::decode(p).unwrap_or_default());
+                spans.extend(codec::decode(&m.payload).unwrap_or_default());
             }
         }
         if spans.is_empty() {
             return Ok(());
         }
         let n = spans.len() as u64;
-        self.rt.block_on(self.sink.write(spans))?;
-        self.m.spans.add(n);
+        match self.rt.block_on(self.sink.write(spans)) {
+            Ok(()) => {
+                self.m.spans.add(n);
+                batch.good.clear();
+                Ok(())
+            }
+            Err(e) if e.is_retryable() => Err(e),
+            // The sink refused the batch for good (too large for a tier's
+            // budget, invalid for it): retrying would stall the partition,
+            // so write message by message and dead-letter the ones refused.
+            Err(e) => {
+                tracing::warn!(error = %e, messages = batch.good.len(), "sink refused a batch; writing its messages one by one");
+                self.write_each(batch)
+            }
+        }
+    }
+
+    fn send_dead_letters(&self, batch: &mut Batch) -> Result<()> {
+        while let Some(d) = batch.dead.get(batch.dead_sent) {
+            self.rt.block_on(self.dlq.send(d))?;
+            batch.dead_sent += 1;
+            self.m.dead_letters.inc();
+        }
+        Ok(())
+    }
+
+    /// Writes the batch's messages singly; a message the sink refuses with
+    /// a non-retryable error goes to the dead-letter topic with the reason.
+    /// Messages already written are dropped from the batch, so a retryable
+    /// failure part-way resumes where it stopped.
+    fn write_each(&self, batch: &mut Batch) -> Result<()> {
+        while let Some(m) = batch.good.front() {
+            let spans = codec::decode(&m.payload).unwrap_or_default();
+            let n = spans.len() as u64;
+            match self.rt.block_on(self.sink.write(spans)) {
+                Ok(()) => self.m.spans.add(n),
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(partition = m.partition, offset = m.offset, error = %e, "sink refused a kafka message; sending to dead-letter topic");
+                    let mut d = m.clone();
+                    d.reason = format!("refused by the sink: {e}");
+                    batch.dead.push(d);
+                }
+            }
+            batch.good.pop_front();
+            self.send_dead_letters(batch)?;
+        }
         Ok(())
     }
 

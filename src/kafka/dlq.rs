@@ -1,4 +1,5 @@
-//! The dead-letter producer: messages the consumer cannot decode go to
+//! The dead-letter producer: messages the consumer cannot decode, or that
+//! the sink refuses with a non-retryable error, go to
 //! `<topic>-dlq` unchanged, with the reason and their origin in headers,
 //! so they can be inspected and replayed while the partition moves on.
 
@@ -11,7 +12,7 @@ use super::{apply_user_settings, base_config, classify, dlq_topic, DLQ_REASON_HE
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
 
-/// One message that failed to decode.
+/// One consumed message with its origin; `reason` says why it is dead.
 #[derive(Clone, Debug)]
 pub struct DeadLetter {
     pub partition: i32,
