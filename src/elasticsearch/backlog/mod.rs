@@ -2,7 +2,9 @@
 //! append-only log of framed, checksummed records in segment files, and a
 //! checkpoint (the offset of the first record not yet indexed or
 //! dead-lettered) replaced atomically. Appends are fsynced before `write`
-//! returns; the checkpoint only moves forward once a batch is settled, so
+//! returns, with group commit: concurrent appends write under the lock and
+//! share one fsync outside it, and readers see only fsynced records; the
+//! checkpoint only moves forward once a batch is settled, so
 //! a crash replays at most one batch (harmless: document ids are
 //! idempotent). The log is bounded by a byte budget: past it, appends fail
 //! with `Overloaded` and the caller retries.
@@ -60,6 +62,9 @@ pub struct Backlog {
     max_bytes: u64,
     segment_bytes: u64,
     inner: Mutex<Inner>,
+    /// Log offset up to which everything is fsynced. Taken after `inner`
+    /// is released, never while holding it.
+    durable: Mutex<u64>,
     /// Holds the directory's exclusive lock for the backlog's lifetime.
     _lock: File,
 }
@@ -155,6 +160,7 @@ impl Backlog {
         };
         let end = segments.iter().next_back().map(|(b, l)| b + l).unwrap_or(0);
         checkpoint = checkpoint.clamp(segments.keys().next().copied().unwrap_or(0), end);
+        active.sync_data()?;
         let inner = Inner {
             segments,
             active,
@@ -167,6 +173,7 @@ impl Backlog {
             max_bytes,
             segment_bytes: segment_bytes.max(HEADER + 1),
             inner: Mutex::new(inner),
+            durable: Mutex::new(end),
             _lock: lock,
         };
         backlog.drop_settled_segments()?;
@@ -222,18 +229,40 @@ impl Backlog {
             .next_back()
             .ok_or_else(|| Error::Internal("backlog has no segment".into()))?;
         if len > HEADER && len + size > self.segment_bytes {
+            // Later group commits fsync only the active file: make the
+            // full one durable before leaving it.
+            g.active.sync_data()?;
             g.active = create_segment(&self.dir, end)?;
             g.segments.insert(end, HEADER);
         }
         let (&base_now, &len_now) = g.segments.iter().next_back().unwrap_or((&base, &len));
-        let res = g.active.write_all(&buf).and_then(|_| g.active.sync_data());
-        if let Err(e) = res {
+        if let Err(e) = g.active.write_all(&buf) {
             // Cut a partial write so the next append starts on a boundary.
             let _ = g.active.set_len(len_now);
             return Err(e.into());
         }
         g.segments.insert(base_now, len_now + size);
         g.pending_records += entries.len() as u64;
+        let written = g.end();
+        drop(g);
+        self.sync_to(written)
+    }
+
+    /// Returns once the log is fsynced up to `offset`. One caller fsyncs
+    /// everything written so far while the others wait for the lock and
+    /// then find their records already covered.
+    fn sync_to(&self, offset: u64) -> Result<()> {
+        let mut durable = self.durable.lock();
+        if *durable >= offset {
+            return Ok(());
+        }
+        let (file, end) = {
+            let g = self.inner.lock();
+            (g.active.try_clone()?, g.end())
+        };
+        // Older segments were fsynced when the active one replaced them.
+        file.sync_data()?;
+        *durable = end;
         Ok(())
     }
 
@@ -261,6 +290,9 @@ impl Backlog {
             let g = self.inner.lock();
             (g.segments.clone(), g.end())
         };
+        // Records not yet fsynced are not handed out: the checkpoint must
+        // never pass what a power loss could take back.
+        let end = end.min(*self.durable.lock());
         let mut batch = Batch {
             end: from,
             ..Default::default()
