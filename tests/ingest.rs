@@ -661,6 +661,45 @@ fn padded(trace: u8, kib: usize) -> ExportTraceServiceRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_bodies_are_charged_to_the_budget_before_they_are_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut cfg = Config::default();
+    cfg.ingest.max_request_bytes = 64 << 10;
+    cfg.ingest.max_inflight_bytes = 64 << 10;
+    cfg.ingest.max_attribute_value_bytes = 64 << 10;
+    let ing = start(cfg, Arc::new(TestSink::default()));
+
+    // A slow client declares a 40 KiB body and sends only half of it.
+    let body = padded(30, 40).encode_to_vec();
+    let mut slow = tokio::net::TcpStream::connect(ing.http).await.unwrap();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: strand\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&body[..body.len() / 2]).await.unwrap();
+
+    // Its declared bytes are already held: 30 KiB more do not fit.
+    eventually("a 429 while the slow body is in flight", async || {
+        (post_proto(ing.http, &padded(31, 30)).await.status == 429).then_some(())
+    })
+    .await;
+
+    // Once the slow body completes, it is stored and the budget is free.
+    slow.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&reply).contains("\r\n\r\n") {
+        let n = slow.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before a reply");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(post_proto(ing.http, &padded(31, 30)).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_retryable_and_recovers() {
     let mut cfg = Config::default();
     cfg.ingest.max_request_bytes = 64 << 10;

@@ -4,10 +4,11 @@
 //! success, a `google.rpc.Status` on error (OTLP/HTTP spec), with
 //! `Retry-After` on 429/503.
 //!
-//! The body is read and decompressed under `max_request_bytes` (the
-//! decompressed size is what counts, so a gzip bomb stops at the limit),
-//! then charged to the in-flight budget, decoded, and handed to the
-//! receiver.
+//! The in-flight budget is charged before the body is read (its declared
+//! length), then the body is read and decompressed under
+//! `max_request_bytes` (the decompressed size is what counts, so a gzip
+//! bomb stops at the limit), the charge is set to the real size, and the
+//! request is decoded and handed to the receiver.
 
 use actix::Addr;
 use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -172,17 +173,6 @@ async fn handle(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large(max));
     }
-    let raw = read_bounded(payload, max).await?;
-    // Inflation always leaves the async thread: a small body may inflate to
-    // the full limit.
-    let body = if gzip {
-        maybe_blocking(usize::MAX, move || gunzip_bounded(&raw, max)).await?
-    } else {
-        raw.to_vec()
-    };
-    TransportMetrics::get(Transport::Http)
-        .request_bytes
-        .add(body.len() as u64);
     let admission = state
         .admission
         .get_or_try_init(|| async {
@@ -193,7 +183,23 @@ async fn handle(
                 .map_err(|e| Error::Unavailable(format!("receiver: {e}")))
         })
         .await?;
-    let permit = admission.try_admit(body.len())?;
+    // Charged before the body is read, so memory held by bodies in flight
+    // stays within the budget: the declared length, or the limit when the
+    // body is chunked. Resized once the (inflated) size is known.
+    let mut permit = admission.try_admit(declared.map_or(max, |n| n as usize))?;
+    let raw = read_bounded(payload, max).await?;
+    admission.resize(&mut permit, raw.len())?;
+    // Inflation always leaves the async thread: a small body may inflate to
+    // the full limit.
+    let body = if gzip {
+        maybe_blocking(usize::MAX, move || gunzip_bounded(&raw, max)).await?
+    } else {
+        raw.to_vec()
+    };
+    admission.resize(&mut permit, body.len())?;
+    TransportMetrics::get(Transport::Http)
+        .request_bytes
+        .add(body.len() as u64);
     let request = maybe_blocking(body.len(), move || match enc {
         Encoding::Protobuf => decode_protobuf(&body),
         Encoding::Json => json::decode_request(&body),
