@@ -72,7 +72,9 @@ pub async fn serve_grpc_on(
     tonic::transport::Server::builder()
         .add_service(svc)
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            // Without TCP_NODELAY, Nagle's algorithm and the client's
+            // delayed ACK hold small reply frames for ~40 ms.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await
