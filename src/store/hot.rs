@@ -23,6 +23,7 @@ use super::segment::{self, SealedSegment};
 use super::wal::{self, WalWriter};
 use crate::config::StorageConfig;
 use crate::error::Result;
+use crate::metrics::Gauge;
 use crate::model::Span;
 
 /// Frozen segments allowed to wait for the sealer before writes are
@@ -108,7 +109,14 @@ impl HotStore {
                 })
                 .collect(),
         };
-        manifest::store(&self.dir, &m)
+        manifest::store(&self.dir, &m)?;
+        // Sealed size per span is what capacity planning divides by.
+        let gauge = |name, help| Gauge::new(name, help, &[]);
+        gauge("strand_store_sealed_spans", "spans in sealed segments")
+            .set(m.segments.iter().map(|s| u64::from(s.rows)).sum());
+        gauge("strand_store_sealed_bytes", "bytes of sealed segment files")
+            .set(m.segments.iter().map(|s| s.bytes).sum());
+        Ok(())
     }
 
     /// Appends batches to the WAL with one write and one fsync, then makes
