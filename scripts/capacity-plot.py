@@ -65,7 +65,8 @@ def size(doc, out):
 
 
 def loadgen(doc, out):
-    runs = [r for r in doc.get("loadgen", []) if r.get("mode") == "ingest"]
+    runs = [r for r in doc.get("loadgen", [])
+            if r.get("mode") == "ingest" and r.get("deployment", "embedded") == "embedded"]
     if not runs:
         return None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -91,6 +92,61 @@ def loadgen(doc, out):
     return path
 
 
+def deployments(doc, out):
+    """The best ingest run of each deployment: spans/s, and spans per
+    CPU-second the strand processes used (the per-core figure)."""
+    best = {}
+    for r in doc.get("loadgen", []):
+        if r.get("mode") != "ingest" or "deployment" not in r:
+            continue
+        d = r["deployment"]
+        if d not in best or r["accepted_spans_per_sec"] > best[d]["accepted_spans_per_sec"]:
+            best[d] = r
+    if not best:
+        return None
+    names = sorted(best)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    x = range(len(names))
+    wall = [best[n]["accepted_spans_per_sec"] / 1e3 for n in names]
+    core = [best[n].get("spans_per_server_cpu_sec", 0) / 1e3 for n in names]
+    ax.bar([i - 0.2 for i in x], wall, width=0.4, label="spans/s accepted (whole machine)")
+    ax.bar([i + 0.2 for i in x], core, width=0.4, label="spans per strand CPU-second (per core)")
+    for i in x:
+        ax.text(i - 0.2, wall[i], f"{wall[i]:.0f}k", ha="center", va="bottom", fontsize=8)
+        ax.text(i + 0.2, core[i], f"{core[i]:.0f}k", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(x))
+    ax.set_xticklabels([f"{n}\n{best[n]['protocol']} x{best[n]['connections']}" for n in names])
+    ax.set_ylabel("thousand spans")
+    ax.set_title("ingest capacity per deployment (best run)\n" + subtitle(doc), fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out, "deployments.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def tiers(doc, out):
+    sizes = {t["tier"]: t["bytes_per_span"] for t in doc.get("tiers", []) if t.get("spans")}
+    parquet = doc.get("export_bytes_per_span", {}).get("realistic")
+    if parquet:
+        sizes["parquet-export"] = parquet
+    if not sizes:
+        return None
+    names = list(sizes)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.bar(names, [sizes[n] for n in names], color="#9467bd")
+    for i, n in enumerate(names):
+        ax.text(i, sizes[n], f"{sizes[n]:.0f}", ha="center", va="bottom")
+    ax.set_ylabel("bytes / span")
+    ax.set_title("stored bytes per span, by tier\n" + subtitle(doc), fontsize=9)
+    fig.tight_layout()
+    path = os.path.join(out, "bytes-per-span.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -98,7 +154,7 @@ def main():
     doc = json.load(open(sys.argv[1]))
     out = sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    for f in (throughput, size, loadgen):
+    for f in (throughput, size, loadgen, deployments, tiers):
         path = f(doc, out)
         print(f"wrote {path}" if path else f"{f.__name__}: no data, skipped")
 
