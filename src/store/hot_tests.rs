@@ -249,6 +249,21 @@ async fn agrees_with_the_memory_store() {
             limit: 5,
             ..Default::default()
         },
+        // Small limits: the search stops before the older segments, which
+        // must not change the answer (segment time ranges overlap here).
+        SearchQuery {
+            limit: 1,
+            ..Default::default()
+        },
+        SearchQuery {
+            limit: 3,
+            ..Default::default()
+        },
+        SearchQuery {
+            service: Some("c".into()),
+            limit: 2,
+            ..Default::default()
+        },
         SearchQuery {
             service: Some("b".into()),
             operation: Some("op1".into()),

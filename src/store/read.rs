@@ -31,6 +31,23 @@ impl Seg {
             Seg::Sealed(s) => s.id,
         }
     }
+
+    fn time(&self) -> TimeRange {
+        match self {
+            Seg::Mem(m) => m.read().index.time,
+            Seg::Sealed(s) => s.index.time,
+        }
+    }
+}
+
+/// The `limit`-th newest start among `newest`, once there are that many.
+fn nth_newest(newest: &HashMap<TraceId, u64>, limit: usize) -> Option<u64> {
+    if limit == 0 || newest.len() < limit {
+        return None;
+    }
+    let mut starts: Vec<u64> = newest.values().copied().collect();
+    let (_, nth, _) = starts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+    Some(*nth)
 }
 
 /// Whether a span with these times passes the query's time and duration
@@ -204,14 +221,30 @@ impl HotStore {
     }
 
     /// Synchronous form of [`SpanReader::search`].
+    ///
+    /// Segments are visited newest first. Hits rank by each trace's newest
+    /// matching start, so once `limit` traces have a start later than any
+    /// span left unvisited can have, the answer is settled and the older
+    /// segments are skipped: a search costs what its newest matches cost,
+    /// not what the whole store holds.
     pub fn search_sync(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
         let mut newest: HashMap<TraceId, u64> = HashMap::new();
-        for seg in self.segments() {
-            Self::each_match(&seg, q, 0, false, &mut |_, t, start, _| {
+        let mut segs: Vec<(u64, Seg)> = self
+            .segments()
+            .into_iter()
+            .map(|s| (s.time().max_start, s))
+            .collect();
+        segs.sort_by(|a, b| b.0.cmp(&a.0));
+        for i in 0..segs.len() {
+            Self::each_match(&segs[i].1, q, 0, false, &mut |_, t, start, _| {
                 let e = newest.entry(t).or_insert(0);
                 *e = (*e).max(start);
                 true
             })?;
+            let rest = segs.get(i + 1).map_or(0, |(max_start, _)| *max_start);
+            if nth_newest(&newest, q.limit).is_some_and(|nth| nth > rest) {
+                break;
+            }
         }
         let mut hits: Vec<TraceHit> = newest
             .into_iter()
