@@ -4,10 +4,11 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{json, Value};
 
 use super::mapping::{attr_field_key, index_value, indexable_key, tag_field_name, ATTRS, TAGS};
-use super::span_json::{corrupt, span_from_json, span_to_json};
+use super::span_json::{corrupt, span_from_json, SpanJson};
 use super::{daily_index, format_rfc3339_nanos};
 use crate::error::{Error, Result};
 use crate::model::{Span, SpanId, StatusCode, TraceId};
@@ -25,10 +26,18 @@ pub fn status_text(code: StatusCode) -> &'static str {
     }
 }
 
-/// The document indexed for a span.
-pub fn to_document(span: &Span, allow_list: &HashSet<String>) -> Value {
-    let mut tags = Map::new();
-    let mut attrs = Map::new();
+/// The document indexed for a span, serialized straight into the `_bulk`
+/// body (no intermediate `Value` tree).
+pub struct Document<'a> {
+    span: &'a Span,
+    /// (field name, indexed text) of allow-listed keys, then of the rest.
+    tags: Vec<(String, String)>,
+    attrs: Vec<(String, String)>,
+}
+
+/// Builds the indexed fields of `span`'s document.
+pub fn document<'a>(span: &'a Span, allow_list: &HashSet<String>) -> Document<'a> {
+    let (mut tags, mut attrs) = (Vec::new(), Vec::new());
     // Each key is indexed with the value search compares: the span
     // attribute, else the resource attribute (see model::tag_matches).
     let mut seen = HashSet::new();
@@ -43,34 +52,58 @@ pub fn to_document(span: &Span, allow_list: &HashSet<String>) -> Value {
         let Some(v) = span.attr(&kv.key) else {
             continue;
         };
-        let text = Value::from(index_value(&v.as_text()));
-        if allow_list.contains(kv.key.as_str()) && indexable_key(&kv.key) {
-            tags.insert(tag_field_name(&kv.key), text);
+        let text = index_value(&v.as_text());
+        let tag = allow_list.contains(kv.key.as_str()) && indexable_key(&kv.key);
+        let field = if tag {
+            tag_field_name(&kv.key)
         } else {
-            attrs.insert(attr_field_key(&kv.key), text);
+            attr_field_key(&kv.key)
+        };
+        // Keys are unique here and both field namings are injective, so no
+        // field repeats within an object (Elasticsearch would refuse it).
+        if tag { &mut tags } else { &mut attrs }.push((field, text));
+    }
+    Document { span, tags, attrs }
+}
+
+/// The document as a `Value` (tests, and callers that inspect it).
+pub fn to_document(span: &Span, allow_list: &HashSet<String>) -> Value {
+    serde_json::to_value(document(span, allow_list)).unwrap_or(Value::Null)
+}
+
+/// Pairs serialized as one JSON object.
+struct Fields<'a>(&'a [(String, String)]);
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        ser.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let span = self.span;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("trace_id", &span.trace_id.to_hex())?;
+        m.serialize_entry("span_id", &span.span_id.to_hex())?;
+        if let Some(p) = span.parent_span_id {
+            m.serialize_entry("parent_span_id", &p.to_hex())?;
         }
+        m.serialize_entry("service", span.service_name())?;
+        m.serialize_entry("operation", &span.name)?;
+        m.serialize_entry("kind", span.kind.as_str())?;
+        m.serialize_entry("status", status_text(span.status.code))?;
+        m.serialize_entry("start_time", &format_rfc3339_nanos(span.start_ns))?;
+        m.serialize_entry("duration_ns", &span.duration_ns())?;
+        m.serialize_entry(TAGS, &Fields(&self.tags))?;
+        m.serialize_entry(ATTRS, &Fields(&self.attrs))?;
+        if !span.events.is_empty() {
+            let names: Vec<&str> = span.events.iter().map(|e| e.name.as_str()).collect();
+            m.serialize_entry("event_names", &names)?;
+        }
+        m.serialize_entry("span", &SpanJson(span))?;
+        m.end()
     }
-    let mut doc = json!({
-        "trace_id": span.trace_id.to_hex(),
-        "span_id": span.span_id.to_hex(),
-        "service": span.service_name(),
-        "operation": span.name,
-        "kind": span.kind.as_str(),
-        "status": status_text(span.status.code),
-        "start_time": format_rfc3339_nanos(span.start_ns),
-        "duration_ns": span.duration_ns(),
-        TAGS: tags,
-        ATTRS: attrs,
-        "span": span_to_json(span),
-    });
-    if let Some(p) = span.parent_span_id {
-        doc["parent_span_id"] = Value::from(p.to_hex());
-    }
-    if !span.events.is_empty() {
-        let names: Vec<&str> = span.events.iter().map(|e| e.name.as_str()).collect();
-        doc["event_names"] = json!(names);
-    }
-    doc
 }
 
 /// One `_bulk` entry (action line and document line, each ending in '\n').
@@ -90,7 +123,7 @@ pub fn bulk_entry(
     let mut out = serde_json::to_vec(&json!({ "index": meta }))
         .map_err(|e| Error::Internal(e.to_string()))?;
     out.push(b'\n');
-    serde_json::to_writer(&mut out, &to_document(span, allow_list))
+    serde_json::to_writer(&mut out, &document(span, allow_list))
         .map_err(|e| Error::Internal(e.to_string()))?;
     out.push(b'\n');
     Ok(out)

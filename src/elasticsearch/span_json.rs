@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::{
@@ -19,83 +20,161 @@ pub(super) fn corrupt(msg: impl Into<String>) -> Error {
 }
 
 // ---- Span → JSON ---------------------------------------------------------
+//
+// Serialized straight to the output (no intermediate `Value` tree): this
+// runs once per span on the ingest path when the Elasticsearch tier is on.
 
+/// The whole span, serialized as its `_source.span` form.
+pub struct SpanJson<'a>(pub &'a Span);
+
+/// The span as a `Value` (tests, and callers that edit the document).
 pub fn span_to_json(s: &Span) -> Value {
-    let mut v = json!({
-        "trace_id": s.trace_id.to_hex(),
-        "span_id": s.span_id.to_hex(),
-        "trace_state": s.trace_state,
-        "flags": s.flags,
-        "name": s.name,
-        "kind": s.kind as u8,
-        "start_ns": s.start_ns,
-        "end_ns": s.end_ns,
-        "attributes": kvs_to_json(&s.attributes),
-        "dropped_attributes_count": s.dropped_attributes_count,
-        "events": s.events.iter().map(|e| json!({
-            "time_ns": e.time_ns,
-            "name": e.name,
-            "attributes": kvs_to_json(&e.attributes),
-            "dropped_attributes_count": e.dropped_attributes_count,
-        })).collect::<Vec<_>>(),
-        "dropped_events_count": s.dropped_events_count,
-        "links": s.links.iter().map(|l| json!({
-            "trace_id": l.trace_id.to_hex(),
-            "span_id": l.span_id.to_hex(),
-            "trace_state": l.trace_state,
-            "attributes": kvs_to_json(&l.attributes),
-            "dropped_attributes_count": l.dropped_attributes_count,
-            "flags": l.flags,
-        })).collect::<Vec<_>>(),
-        "dropped_links_count": s.dropped_links_count,
-        "status": { "code": s.status.code as u8, "message": s.status.message },
-        "resource": {
-            "attributes": kvs_to_json(&s.resource.attributes),
-            "dropped_attributes_count": s.resource.dropped_attributes_count,
-            "schema_url": s.resource.schema_url,
-        },
-        "scope": {
-            "name": s.scope.name,
-            "version": s.scope.version,
-            "attributes": kvs_to_json(&s.scope.attributes),
-            "dropped_attributes_count": s.scope.dropped_attributes_count,
-            "schema_url": s.scope.schema_url,
-        },
-    });
-    if let Some(p) = s.parent_span_id {
-        v["parent_span_id"] = Value::from(p.to_hex());
-    }
-    v
+    serde_json::to_value(SpanJson(s)).unwrap_or(Value::Null)
 }
 
-fn kvs_to_json(kvs: &[KeyValue]) -> Value {
-    Value::Array(
-        kvs.iter()
-            .map(|kv| {
-                let mut o = value_to_json(&kv.value);
-                if let Value::Object(m) = &mut o {
-                    m.insert("k".into(), Value::from(kv.key.clone()));
-                }
-                o
-            })
-            .collect(),
-    )
+impl Serialize for SpanJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let s = self.0;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("trace_id", &s.trace_id.to_hex())?;
+        m.serialize_entry("span_id", &s.span_id.to_hex())?;
+        if let Some(p) = s.parent_span_id {
+            m.serialize_entry("parent_span_id", &p.to_hex())?;
+        }
+        m.serialize_entry("trace_state", &s.trace_state)?;
+        m.serialize_entry("flags", &s.flags)?;
+        m.serialize_entry("name", &s.name)?;
+        m.serialize_entry("kind", &(s.kind as u8))?;
+        m.serialize_entry("start_ns", &s.start_ns)?;
+        m.serialize_entry("end_ns", &s.end_ns)?;
+        m.serialize_entry("attributes", &Kvs(&s.attributes))?;
+        m.serialize_entry("dropped_attributes_count", &s.dropped_attributes_count)?;
+        m.serialize_entry("events", &Seq(&s.events, EventJson))?;
+        m.serialize_entry("dropped_events_count", &s.dropped_events_count)?;
+        m.serialize_entry("links", &Seq(&s.links, LinkJson))?;
+        m.serialize_entry("dropped_links_count", &s.dropped_links_count)?;
+        m.serialize_entry("status", &StatusJson(&s.status))?;
+        m.serialize_entry("resource", &ResourceJson(&s.resource))?;
+        m.serialize_entry("scope", &ScopeJson(&s.scope))?;
+        m.end()
+    }
+}
+
+/// A slice serialized as a sequence through a per-item wrapper.
+struct Seq<'a, T, W>(&'a [T], fn(&'a T) -> W);
+
+impl<'a, T, W: Serialize> Serialize for Seq<'a, T, W> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        ser.collect_seq(self.0.iter().map(self.1))
+    }
+}
+
+struct EventJson<'a>(&'a Event);
+
+impl Serialize for EventJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut m = ser.serialize_map(Some(4))?;
+        m.serialize_entry("time_ns", &e.time_ns)?;
+        m.serialize_entry("name", &e.name)?;
+        m.serialize_entry("attributes", &Kvs(&e.attributes))?;
+        m.serialize_entry("dropped_attributes_count", &e.dropped_attributes_count)?;
+        m.end()
+    }
+}
+
+struct LinkJson<'a>(&'a Link);
+
+impl Serialize for LinkJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let l = self.0;
+        let mut m = ser.serialize_map(Some(6))?;
+        m.serialize_entry("trace_id", &l.trace_id.to_hex())?;
+        m.serialize_entry("span_id", &l.span_id.to_hex())?;
+        m.serialize_entry("trace_state", &l.trace_state)?;
+        m.serialize_entry("attributes", &Kvs(&l.attributes))?;
+        m.serialize_entry("dropped_attributes_count", &l.dropped_attributes_count)?;
+        m.serialize_entry("flags", &l.flags)?;
+        m.end()
+    }
+}
+
+struct StatusJson<'a>(&'a Status);
+
+impl Serialize for StatusJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(2))?;
+        m.serialize_entry("code", &(self.0.code as u8))?;
+        m.serialize_entry("message", &self.0.message)?;
+        m.end()
+    }
+}
+
+struct ResourceJson<'a>(&'a Resource);
+
+impl Serialize for ResourceJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut m = ser.serialize_map(Some(3))?;
+        m.serialize_entry("attributes", &Kvs(&r.attributes))?;
+        m.serialize_entry("dropped_attributes_count", &r.dropped_attributes_count)?;
+        m.serialize_entry("schema_url", &r.schema_url)?;
+        m.end()
+    }
+}
+
+struct ScopeJson<'a>(&'a Scope);
+
+impl Serialize for ScopeJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let c = self.0;
+        let mut m = ser.serialize_map(Some(5))?;
+        m.serialize_entry("name", &c.name)?;
+        m.serialize_entry("version", &c.version)?;
+        m.serialize_entry("attributes", &Kvs(&c.attributes))?;
+        m.serialize_entry("dropped_attributes_count", &c.dropped_attributes_count)?;
+        m.serialize_entry("schema_url", &c.schema_url)?;
+        m.end()
+    }
+}
+
+/// Attributes: a sequence of typed values, each with its key under `k`.
+struct Kvs<'a>(&'a [KeyValue]);
+
+impl Serialize for Kvs<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        ser.collect_seq(self.0.iter().map(|kv| Typed(&kv.value, Some(&kv.key))))
+    }
 }
 
 /// A typed value: `{"s": ..}`, `{"b": ..}`, `{"i": ..}`, `{"d": ..}`,
-/// `{"y": base64}`, `{"a": [..]}`, `{"m": [kv..]}`, `{"e": null}`. Doubles
-/// that JSON cannot carry (NaN, ±inf) are written as strings.
-fn value_to_json(v: &AttrValue) -> Value {
-    match v {
-        AttrValue::Str(s) => json!({ "s": s }),
-        AttrValue::Bool(b) => json!({ "b": b }),
-        AttrValue::Int(i) => json!({ "i": i }),
-        AttrValue::Double(d) if d.is_finite() => json!({ "d": d }),
-        AttrValue::Double(d) => json!({ "d": d.to_string() }),
-        AttrValue::Bytes(b) => json!({ "y": base64::engine::general_purpose::STANDARD.encode(b) }),
-        AttrValue::Array(a) => json!({ "a": a.iter().map(value_to_json).collect::<Vec<_>>() }),
-        AttrValue::Map(m) => json!({ "m": kvs_to_json(m) }),
-        AttrValue::Empty => json!({ "e": null }),
+/// `{"y": base64}`, `{"a": [..]}`, `{"m": [kv..]}`, `{"e": null}`, plus
+/// `"k"` when it is an attribute. Doubles that JSON cannot carry (NaN,
+/// ±inf) are written as strings.
+struct Typed<'a>(&'a AttrValue, Option<&'a str>);
+
+impl Serialize for Typed<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(1 + usize::from(self.1.is_some())))?;
+        match self.0 {
+            AttrValue::Str(s) => m.serialize_entry("s", s)?,
+            AttrValue::Bool(b) => m.serialize_entry("b", b)?,
+            AttrValue::Int(i) => m.serialize_entry("i", i)?,
+            AttrValue::Double(d) if d.is_finite() => m.serialize_entry("d", d)?,
+            AttrValue::Double(d) => m.serialize_entry("d", &d.to_string())?,
+            AttrValue::Bytes(b) => {
+                m.serialize_entry("y", &base64::engine::general_purpose::STANDARD.encode(b))?
+            }
+            AttrValue::Array(a) => {
+                m.serialize_entry("a", &Seq(a, |v: &AttrValue| Typed(v, None)))?
+            }
+            AttrValue::Map(kvs) => m.serialize_entry("m", &Kvs(kvs))?,
+            AttrValue::Empty => m.serialize_entry("e", &())?,
+        }
+        if let Some(k) = self.1 {
+            m.serialize_entry("k", k)?;
+        }
+        m.end()
     }
 }
 
@@ -261,6 +340,7 @@ fn value_from_json(o: &Value) -> Result<AttrValue> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::json;
 
     /// A span that exercises every field and every value type.
     pub fn full_span(seed: u8) -> Span {

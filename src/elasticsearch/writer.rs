@@ -277,7 +277,15 @@ impl BulkFlusher {
     async fn request(&mut self, body: Vec<&[u8]>) -> Outcome {
         let n = body.len();
         let t0 = Instant::now();
-        let resp = self.client.bulk(BulkParts::None).body(body).send().await;
+        // Only what settles each item: the full per-item answer costs
+        // Elasticsearch and strand more than the documents themselves.
+        let resp = self
+            .client
+            .bulk(BulkParts::None)
+            .filter_path(&["errors", "items.*.status", "items.*.error"])
+            .body(body)
+            .send()
+            .await;
         let ms = t0.elapsed().as_millis() as u64;
         self.metrics.bulk_latency_ms_total.add(ms);
         self.metrics.bulk_last_latency_ms.set(ms);
