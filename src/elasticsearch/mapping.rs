@@ -130,6 +130,9 @@ pub fn index_template(cfg: &ElasticsearchConfig, attribute_keys: &[String]) -> V
             "settings": {
                 "number_of_shards": cfg.number_of_shards,
                 "number_of_replicas": cfg.number_of_replicas,
+                // Span documents are written once and read rarely: trade
+                // merge CPU for disk, the tier's largest cost.
+                "codec": "best_compression",
             },
             "mappings": mappings(attribute_keys),
         },
