@@ -11,6 +11,7 @@ use prost::Message;
 use rand::{Rng, SeedableRng};
 
 use strand::config::{IndexConfig, StorageConfig};
+use strand::index::IndexBuilder;
 use strand::model::*;
 use strand::otlp::convert;
 use strand::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
@@ -197,6 +198,25 @@ fn seal(c: &mut Criterion) {
     g.finish();
 }
 
+/// Index build alone: trace table, Bloom filter, postings and time bounds
+/// for one segment's spans (the part of append and seal that is indexing).
+fn index_build(c: &mut Criterion) {
+    const N: usize = 50_000;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let spans = gen(&mut rng, N, 1);
+    let keys = IndexConfig::default().attribute_keys;
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("index_build", |b| {
+        b.iter(|| {
+            let mut builder = IndexBuilder::new(&keys);
+            spans.iter().for_each(|s| builder.add(s));
+            black_box(builder.finish())
+        })
+    });
+    g.finish();
+}
+
 const PER: usize = 100_000;
 
 /// A store of `segments` sealed segments of `PER` spans, and some of its
@@ -265,6 +285,6 @@ fn query(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
-    targets = append, seal, query
+    targets = append, seal, index_build, query
 }
 criterion_main!(benches);

@@ -15,12 +15,10 @@ use super::{check_status, client, client_error, daily_indices, document, index_p
 use crate::config::{ElasticsearchConfig, IndexConfig};
 use crate::error::{Error, Result};
 use crate::model::{SearchQuery, Span, SpanKind, TraceId};
-use crate::store::{Operation, ScanPage, SpanReader, TraceHit};
+use crate::store::{Operation, ScanPage, SpanReader, TraceHit, MAX_TRACE_SPANS};
 
 /// Spans fetched per request when reading a whole trace.
 const TRACE_PAGE: usize = 1_000;
-/// A trace larger than this is refused rather than held in memory.
-pub const MAX_TRACE_SPANS: usize = 200_000;
 /// Largest page Elasticsearch serves without raising max_result_window.
 const MAX_PAGE: usize = 10_000;
 /// Distinct services or operations listed at most.

@@ -413,3 +413,24 @@ fn too_many_frozen_segments_backlog_the_store() {
     assert!(!store.is_backlogged());
     assert_eq!(count(&store), 2 * (super::hot::MAX_FROZEN + 1));
 }
+
+#[test]
+fn an_oversized_trace_is_refused_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // 20 spans sealed, 10 more in the active segment.
+    store.commit(vec![Batch::new(spans(9, 20, "a"))]).unwrap();
+    let seg = store.rotate().unwrap().unwrap();
+    store.seal(&seg).unwrap();
+    let more: Vec<Span> = (20..30).map(|i| span(9, i, "a", "op")).collect();
+    store.commit(vec![Batch::new(more)]).unwrap();
+    let id = spans(9, 1, "a")[0].trace_id;
+    assert_eq!(store.trace_capped(id, 30).unwrap().len(), 30);
+    for cap in [29, 15] {
+        let e = store.trace_capped(id, cap).unwrap_err();
+        assert!(
+            matches!(&e, crate::error::Error::TooLarge(m) if m.contains(&cap.to_string())),
+            "{e}"
+        );
+    }
+}

@@ -24,6 +24,10 @@ pub mod wal;
 mod walcodec;
 
 pub use hot::HotStore;
+
+/// A trace with more spans than this is refused (`TooLarge`) by every
+/// tier's trace fetch rather than held in memory whole.
+pub const MAX_TRACE_SPANS: usize = 200_000;
 pub use recover::lock_data_dir;
 
 use async_trait::async_trait;

@@ -12,7 +12,7 @@ use super::hot::HotStore;
 use super::memory::sort_hits;
 use super::rows::RowCache;
 use super::segment::SealedSegment;
-use super::{Operation, ScanPage, SpanReader, TraceHit};
+use super::{Operation, ScanPage, SpanReader, TraceHit, MAX_TRACE_SPANS};
 use crate::error::{Error, Result};
 use crate::index::{Plan, Postings, TimeRange};
 use crate::model::{SearchQuery, Span, SpanKind, TraceId};
@@ -196,22 +196,37 @@ impl HotStore {
 
     /// Synchronous form of [`SpanReader::trace`].
     pub fn trace_sync(&self, id: TraceId) -> Result<Vec<Span>> {
+        self.trace_capped(id, MAX_TRACE_SPANS)
+    }
+
+    /// The trace's spans, refused with `TooLarge` past `cap`; the check
+    /// comes before each segment's rows are decoded, so a huge trace costs
+    /// at most `cap` spans of memory.
+    pub(crate) fn trace_capped(&self, id: TraceId, cap: usize) -> Result<Vec<Span>> {
+        let too_large =
+            || Error::TooLarge(format!("trace {} has more than {cap} spans", id.to_hex()));
         let mut out = Vec::new();
         for seg in self.segments() {
             match seg {
                 Seg::Mem(m) => {
                     let g = m.read();
+                    let rows = g.index.trace_rows(&id);
+                    if out.len() + rows.len() > cap {
+                        return Err(too_large());
+                    }
                     out.extend(
-                        g.index
-                            .trace_rows(&id)
-                            .iter()
+                        rows.iter()
                             .filter_map(|&r| g.spans.get(r as usize))
                             .cloned(),
                     );
                 }
                 Seg::Sealed(s) => {
+                    let rows = s.index.trace_rows(&id);
+                    if out.len() + rows.len() > cap {
+                        return Err(too_large());
+                    }
                     let mut cache = RowCache::default();
-                    for &r in s.index.trace_rows(&id) {
+                    for &r in rows {
                         out.push(s.columns.span(r as usize, &mut cache)?);
                     }
                 }
