@@ -60,6 +60,7 @@ impl RemoteReader {
         );
         Err(match status.as_u16() {
             400 => Error::InvalidArgument(msg),
+            413 => Error::TooLarge(msg),
             429 => Error::Overloaded(msg),
             _ if status.is_server_error() => Error::Unavailable(msg),
             _ => Error::Internal(msg),
