@@ -19,6 +19,8 @@ use crate::store::{Operation, ScanPage, SpanReader, TraceHit, MAX_TRACE_SPANS};
 
 /// Spans fetched per request when reading a whole trace.
 const TRACE_PAGE: usize = 1_000;
+/// How a partial search answer (failed or timed-out shards) is reported.
+const PARTIAL: &str = "elasticsearch search partial";
 /// Largest page Elasticsearch serves without raising max_result_window.
 const MAX_PAGE: usize = 10_000;
 /// Distinct services or operations listed at most.
@@ -26,8 +28,9 @@ const MAX_BUCKETS: usize = 100_000;
 /// A window of at most this many days searches the named daily indices;
 /// longer ones use the pattern.
 const MAX_LISTED_DAYS: u64 = 60;
-/// Retries of a search that failed with 503 (50 ms, doubling).
-const SEARCH_RETRIES: usize = 4;
+/// Retries of a search that failed with 503 or answered partially (50 ms,
+/// doubling: about 3 s in all, enough for a search queue to drain).
+const SEARCH_RETRIES: usize = 6;
 
 pub struct EsStore {
     client: Elasticsearch,
@@ -104,7 +107,7 @@ impl EsStore {
         let mut delay = Duration::from_millis(50);
         for _ in 0..SEARCH_RETRIES {
             match self.search_once(indices, body.clone(), routing).await {
-                Err(Error::Unavailable(m)) if m.contains("HTTP 503") => {
+                Err(Error::Unavailable(m)) if m.contains("HTTP 503") || m.starts_with(PARTIAL) => {
                     tokio::time::sleep(delay).await
                 }
                 other => return other,
@@ -133,9 +136,12 @@ impl EsStore {
         }
         let resp = req.send().await.map_err(|e| client_error("search", e))?;
         let resp = check_status("search", resp).await?;
-        resp.json::<Value>()
+        let v = resp
+            .json::<Value>()
             .await
-            .map_err(|e| client_error("search response", e))
+            .map_err(|e| client_error("search response", e))?;
+        refuse_partial(&v)?;
+        Ok(v)
     }
 
     /// Pages through every composite bucket of `sources` under `query`.
@@ -189,6 +195,24 @@ fn decode_cursor(c: &str) -> Result<Value> {
         return Err(bad());
     }
     Ok(v)
+}
+
+/// A 200 can still be partial: shards that failed (e.g. a search queue
+/// full under indexing load) or timed out contribute nothing. Serving that
+/// as the answer would hide data, so it is an error (retried, then
+/// `Unavailable`).
+fn refuse_partial(v: &Value) -> Result<()> {
+    let failed = v["_shards"]["failed"].as_u64().unwrap_or(0);
+    if failed == 0 && v["timed_out"].as_bool() != Some(true) {
+        return Ok(());
+    }
+    let reason = v["_shards"]["failures"][0]["reason"].to_string();
+    Err(Error::Unavailable(format!(
+        "{PARTIAL}: {failed} of {} shards failed, timed_out={}: {}",
+        v["_shards"]["total"],
+        v["timed_out"],
+        reason.chars().take(300).collect::<String>()
+    )))
 }
 
 #[async_trait]
@@ -332,5 +356,27 @@ impl SpanReader for EsStore {
             _ => None,
         };
         Ok(ScanPage { spans, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_answers_are_errors_whole_ones_pass() {
+        let whole =
+            json!({"timed_out": false, "_shards": {"total": 2, "successful": 2, "failed": 0}});
+        assert!(refuse_partial(&whole).is_ok());
+        let failed = json!({"timed_out": false, "_shards": {"total": 2, "successful": 1, "failed": 1,
+            "failures": [{"reason": {"type": "es_rejected_execution_exception"}}]}});
+        let e = refuse_partial(&failed).unwrap_err();
+        assert!(
+            matches!(&e, Error::Unavailable(m) if m.starts_with(PARTIAL) && m.contains("es_rejected_execution_exception")),
+            "{e}"
+        );
+        let slow =
+            json!({"timed_out": true, "_shards": {"total": 1, "successful": 1, "failed": 0}});
+        assert!(matches!(refuse_partial(&slow), Err(Error::Unavailable(_))));
     }
 }
