@@ -249,7 +249,7 @@ impl HotStore {
             .into_iter()
             .map(|s| (s.time().max_start, s))
             .collect();
-        segs.sort_by(|a, b| b.0.cmp(&a.0));
+        segs.sort_by_key(|s| std::cmp::Reverse(s.0));
         for i in 0..segs.len() {
             Self::each_match(&segs[i].1, q, 0, false, &mut |_, t, start, _| {
                 let e = newest.entry(t).or_insert(0);
