@@ -16,6 +16,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save(fig, out, name):
+    fig.tight_layout()
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def subtitle(doc):
     m = doc["machine"]
     return f"{m['cpu']}, {m['nproc']} CPUs, {doc['date'][:10]}, commit {doc.get('commit', '?')}"
@@ -36,11 +44,7 @@ def throughput(doc, out):
     ax.set_xlabel("million spans / second (one core, log scale)")
     ax.set_title("CPU throughput per stage\n" + subtitle(doc), fontsize=9)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path = os.path.join(out, "throughput.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, out, "throughput.png")
 
 
 def size(doc, out):
@@ -57,11 +61,7 @@ def size(doc, out):
     ax.set_ylabel("bytes / span")
     ax.set_title("Parquet export size\n" + subtitle(doc), fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path = os.path.join(out, "export-size.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, out, "export-size.png")
 
 
 def loadgen(doc, out):
@@ -85,11 +85,7 @@ def loadgen(doc, out):
     a2.set_title("request latency", fontsize=9)
     a2.legend(fontsize=7)
     fig.suptitle(subtitle(doc), fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out, "ingest-capacity.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, out, "ingest-capacity.png")
 
 
 def deployments(doc, out):
@@ -119,11 +115,7 @@ def deployments(doc, out):
     ax.set_ylabel("thousand spans")
     ax.set_title("ingest capacity per deployment (best run)\n" + subtitle(doc), fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out, "deployments.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, out, "deployments.png")
 
 
 def tiers(doc, out):
@@ -140,11 +132,7 @@ def tiers(doc, out):
         ax.text(i, sizes[n], f"{sizes[n]:.0f}", ha="center", va="bottom")
     ax.set_ylabel("bytes / span")
     ax.set_title("stored bytes per span, by tier\n" + subtitle(doc), fontsize=9)
-    fig.tight_layout()
-    path = os.path.join(out, "bytes-per-span.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, out, "bytes-per-span.png")
 
 
 def main():
