@@ -6,13 +6,18 @@
 //! threads: a `BaseConsumer` blocks in `poll` and, when dropped, in its
 //! close (rust-rdkafka #509/#611), so the thread owns it for its whole life
 //! and shutdown joins that thread with a timeout. The thread is its own
-//! supervisor: a failed consumer is rebuilt with capped exponential backoff.
+//! supervisor: a failed (or stalled) consumer is rebuilt with capped
+//! exponential backoff. The old one is closed on a thread of its own, given
+//! `CLOSE_TIMEOUT`, then abandoned: a consumer that stalled may never finish
+//! closing, and must not stall its replacement too.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
@@ -24,19 +29,28 @@ use crate::store::SpanWriter;
 const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(200);
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Closing leaves the group; librdkafka gives pending commits up to the
+/// session timeout (10 s) when the coordinator is away.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running consumer. Dropping it asks the consumer to stop without
 /// waiting; [`KafkaConsumerHandle::shutdown`] also waits for it.
 pub struct KafkaConsumerHandle {
     stop: Arc<AtomicBool>,
-    state: Arc<GroupState>,
+    state: Current,
     thread: Option<JoinHandle<()>>,
 }
+
+/// The group state of the consumer running now. Each rebuilt consumer gets
+/// a fresh one, so callbacks from an abandoned one cannot touch it.
+type Current = Arc<Mutex<Arc<GroupState>>>;
 
 impl KafkaConsumerHandle {
     /// Partitions of the span topic this consumer owns right now.
     pub fn assigned_partitions(&self) -> Vec<i32> {
-        self.state.assigned.lock().iter().copied().collect()
+        let state = self.state.lock().clone();
+        let owned = state.assigned.lock().iter().copied().collect();
+        owned
     }
 
     /// Stops consuming (an unfinished batch stays uncommitted, to be
@@ -48,17 +62,11 @@ impl KafkaConsumerHandle {
         let Some(t) = self.thread.take() else {
             return true;
         };
-        let deadline = Instant::now() + timeout;
-        while !t.is_finished() {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    "kafka consumer did not stop in {timeout:?}; leaving its thread behind"
-                );
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let stopped = join_within(t, timeout);
+        if !stopped {
+            tracing::warn!("kafka consumer did not stop in {timeout:?}; leaving its thread behind");
         }
-        t.join().is_ok()
+        stopped
     }
 
     /// [`KafkaConsumerHandle::stop_blocking`] from async code.
@@ -89,7 +97,7 @@ pub fn start_kafka_consumers(
         ));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let state = Arc::new(GroupState::default());
+    let state = Current::default();
     let (cfg, stop2, state2) = (cfg.clone(), stop.clone(), state.clone());
     let thread = std::thread::Builder::new()
         .name("kafka-consumer".into())
@@ -102,6 +110,30 @@ pub fn start_kafka_consumers(
     })
 }
 
+/// Joins `t` if it finishes within `timeout`; whether it did (and did not
+/// panic).
+fn join_within(t: JoinHandle<()>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !t.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.join().is_ok()
+}
+
+/// Drops (closes) a consumer on its own thread, waiting up to `timeout`.
+fn close_bounded<T: Send + 'static>(consumer: T, timeout: Duration) {
+    let closing = std::thread::Builder::new()
+        .name("kafka-consumer-close".into())
+        .spawn(move || drop(consumer));
+    // Cannot spawn: leak it rather than block.
+    if closing.is_ok_and(|t| !join_within(t, timeout)) {
+        tracing::warn!("kafka consumer did not close in {timeout:?}; abandoning it");
+    }
+}
+
 /// Sleeps up to `d`, waking early when asked to stop.
 fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) {
     let end = Instant::now() + d;
@@ -110,12 +142,7 @@ fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) {
     }
 }
 
-fn supervise(
-    cfg: KafkaConfig,
-    sink: Arc<dyn SpanWriter>,
-    stop: Arc<AtomicBool>,
-    state: Arc<GroupState>,
-) {
+fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, stop: Arc<AtomicBool>, current: Current) {
     let stats = ActorStats::get(ACTOR);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -132,11 +159,15 @@ fn supervise(
     let mut backoff = RESTART_BACKOFF_MIN;
     while !stop.load(Ordering::Acquire) {
         let started = Instant::now();
+        let state = Arc::new(GroupState::default());
+        *current.lock() = state.clone();
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            ConsumerLoop::new(&cfg, sink.clone(), &stop, state.clone(), &rt)
-                .and_then(|mut l| l.run())
+            let mut l = ConsumerLoop::new(&cfg, sink.clone(), &stop, state, &rt)?;
+            let r = l.run();
+            close_bounded(l.into_consumer(), CLOSE_TIMEOUT);
+            r
         }));
-        state.assigned.lock().clear();
+        *current.lock() = Arc::default();
         let err = match run {
             Ok(Ok(())) => break,
             Ok(Err(e)) => e.to_string(),

@@ -1,16 +1,22 @@
 //! One consumer's read → write → commit loop, run on the consumer thread
 //! of `crate::actors::kafka_consumer` (which supervises and restarts it).
 //! Offsets are committed only after the batch's `write` returned Ok.
+//!
+//! Commits go through [`Committer`], so this thread never waits on the
+//! group coordinator. The loop watches for stalls (commits unconfirmed, or
+//! owned partitions with unread messages and nothing fetched) and returns
+//! an error so the supervisor rebuilds the consumer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::committer::Committer;
 use super::context::{cached_high_watermark, publish_lag, GroupState, SpanConsumerContext};
 use super::dlq::{DeadLetter, DeadLetterProducer};
 use super::{admin, apply_user_settings, base_config, classify, codec, dlq_topic};
@@ -26,6 +32,15 @@ pub const ACTOR: &str = "kafka_consumer";
 pub const POLL_SLICE: Duration = Duration::from_millis(100);
 const SINK_BACKOFF_MAX: Duration = Duration::from_secs(10);
 const LAG_INTERVAL: Duration = Duration::from_secs(2);
+/// No commit confirmed for this long (each one is deferred at most the
+/// session timeout, then bounded by `socket.timeout.ms`, 60 s): rebuild.
+const COMMIT_STALL: Duration = Duration::from_secs(90);
+/// Nothing fetched for this long although an owned partition has unread
+/// messages: rebuild.
+const FETCH_STALL: Duration = Duration::from_secs(60);
+/// How often an idle consumer asks the broker whether it is behind.
+const STALL_CHECK: Duration = Duration::from_secs(20);
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages read since the last commit, with what they decoded to.
 #[derive(Default)]
@@ -60,13 +75,17 @@ pub struct ConsumerLoop<'a> {
     stop: &'a AtomicBool,
     state: Arc<GroupState>,
     rt: &'a tokio::runtime::Runtime,
-    consumer: BaseConsumer<SpanConsumerContext>,
+    consumer: Arc<BaseConsumer<SpanConsumerContext>>,
+    committer: Committer,
     dlq: DeadLetterProducer,
     /// Messages polled while a write was being retried (partitions paused).
     pending: VecDeque<OwnedMessage>,
-    /// Offsets this consumer committed, per partition it still owns.
-    committed: BTreeMap<i32, i64>,
+    /// Offsets this consumer asked to commit, per partition it still owns.
+    requested: BTreeMap<i32, i64>,
     generation: u64,
+    /// When the broker last handed this consumer a message.
+    last_fetch: Instant,
+    last_stall_check: Instant,
     stats: Arc<ActorStats>,
     m: LoopMetrics,
 }
@@ -74,9 +93,6 @@ pub struct ConsumerLoop<'a> {
 struct LoopMetrics {
     dead_letters: Counter,
     sink_errors: Counter,
-    commits: Counter,
-    commit_errors: Counter,
-    commit_ms_sum: Counter,
     spans: Counter,
 }
 
@@ -99,6 +115,9 @@ impl<'a> ConsumerLoop<'a> {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000")
+            // A consumer abandoned by a rebuild (see `check_stalled`) is no
+            // longer polled: the group evicts it after this, not 5 minutes.
+            .set("max.poll.interval.ms", "60000")
             // Bounded prefetch: at most this many KiB queued per consumer.
             .set("queued.max.messages.kbytes", "32768");
         apply_user_settings(&mut c, cfg);
@@ -107,8 +126,8 @@ impl<'a> ConsumerLoop<'a> {
             state: state.clone(),
             stats: stats.clone(),
         };
-        let consumer: BaseConsumer<SpanConsumerContext> =
-            c.create_with_context(ctx).map_err(|e| classify(&e))?;
+        let consumer: Arc<BaseConsumer<SpanConsumerContext>> =
+            Arc::new(c.create_with_context(ctx).map_err(|e| classify(&e))?);
         consumer
             .subscribe(&[cfg.topic.as_str()])
             .map_err(|e| classify(&e))?;
@@ -120,10 +139,13 @@ impl<'a> ConsumerLoop<'a> {
             generation: state.generation.load(Ordering::Acquire),
             state,
             rt,
+            committer: Committer::start(consumer.clone(), &cfg.topic, stats.clone())?,
             consumer,
             dlq: DeadLetterProducer::new(cfg)?,
             pending: VecDeque::new(),
-            committed: BTreeMap::new(),
+            requested: BTreeMap::new(),
+            last_fetch: Instant::now(),
+            last_stall_check: Instant::now(),
             stats,
             m: LoopMetrics {
                 dead_letters: c(
@@ -133,15 +155,6 @@ impl<'a> ConsumerLoop<'a> {
                 sink_errors: c(
                     "strand_kafka_consumer_sink_errors_total",
                     "failed downstream writes (retried)",
-                ),
-                commits: c("strand_kafka_commits_total", "offset commits"),
-                commit_errors: c(
-                    "strand_kafka_commit_errors_total",
-                    "failed offset commits (messages are redelivered)",
-                ),
-                commit_ms_sum: c(
-                    "strand_kafka_commit_latency_ms_sum",
-                    "sum of offset commit latencies",
                 ),
                 spans: c(
                     "strand_kafka_consumed_spans_total",
@@ -163,8 +176,62 @@ impl<'a> ConsumerLoop<'a> {
             self.generation = g;
             self.pending.clear();
             let owned = self.state.assigned.lock().clone();
-            self.committed.retain(|p, _| owned.contains(p));
+            self.requested.retain(|p, _| owned.contains(p));
+            self.committer.confirmed().retain(|p, _| owned.contains(p));
+            // A new assignment starts fetching afresh.
+            self.last_fetch = Instant::now();
         }
+    }
+
+    /// The librdkafka handle, for closing (which may block: see
+    /// `crate::actors::kafka_consumer`). The committer thread holds the
+    /// other reference until its queued commits are done.
+    pub fn into_consumer(self) -> Arc<BaseConsumer<SpanConsumerContext>> {
+        self.consumer
+    }
+
+    /// An error when this consumer has stopped making progress.
+    fn check_stalled(&mut self) -> Result<()> {
+        let now = Instant::now();
+        self.committer.drain();
+        if let Some(d) = self.committer.stalled_for() {
+            if d > COMMIT_STALL {
+                return Err(Error::Unavailable(format!(
+                    "no offset commit confirmed for {}s; rebuilding the consumer",
+                    d.as_secs()
+                )));
+            }
+        }
+        if self.last_fetch.elapsed() < FETCH_STALL || self.last_stall_check.elapsed() < STALL_CHECK
+        {
+            return Ok(());
+        }
+        self.last_stall_check = now;
+        let Ok(positions) = self.consumer.position() else {
+            return Ok(());
+        };
+        for e in positions.elements_for_topic(&self.cfg.topic) {
+            let Offset::Offset(pos) = e.offset() else {
+                continue; // nothing fetched yet: no position to compare
+            };
+            // A network round trip, bounded; an unreachable broker is not
+            // a stall of this consumer (and one timeout is enough to wait).
+            let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(&self.cfg.topic, e.partition(), WATERMARK_TIMEOUT)
+            else {
+                return Ok(());
+            };
+            if high > pos {
+                return Err(Error::Unavailable(format!(
+                    "partition {} has {} unread messages but nothing was fetched for {}s; rebuilding the consumer",
+                    e.partition(),
+                    high - pos,
+                    self.last_fetch.elapsed().as_secs()
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn run(&mut self) -> Result<()> {
@@ -174,6 +241,7 @@ impl<'a> ConsumerLoop<'a> {
                 self.publish_lag();
                 lag_published = Instant::now();
             }
+            self.check_stalled()?;
             let batch = self.collect()?;
             if batch.messages > 0 {
                 self.flush(batch)?;
@@ -191,7 +259,10 @@ impl<'a> ConsumerLoop<'a> {
         self.check_rebalance();
         match polled {
             None => Ok(None),
-            Some(Ok(m)) => Ok(Some(m)),
+            Some(Ok(m)) => {
+                self.last_fetch = Instant::now();
+                Ok(Some(m))
+            }
             Some(Err(e)) => {
                 if let Some((code, reason)) = self.consumer.client().fatal_error() {
                     return Err(Error::Unavailable(format!(
@@ -370,10 +441,10 @@ impl<'a> ConsumerLoop<'a> {
         Ok(())
     }
 
-    fn publish_lag(&self) {
-        for (p, committed) in &self.committed {
-            if let Some(high) = cached_high_watermark(&self.consumer, &self.cfg.topic, *p) {
-                publish_lag(&self.cfg.topic, *p, high - committed);
+    fn publish_lag(&mut self) {
+        for (&p, &committed) in self.committer.confirmed().iter() {
+            if let Some(high) = cached_high_watermark(&self.consumer, &self.cfg.topic, p) {
+                publish_lag(&self.cfg.topic, p, high - committed);
             }
         }
     }
@@ -386,7 +457,7 @@ impl<'a> ConsumerLoop<'a> {
         for (p, next) in &batch.next_offsets {
             // After a rebalance rewinds a partition, a batch of re-read
             // messages must not move its committed offset backwards.
-            let behind = self.committed.get(p).is_some_and(|c| c >= next);
+            let behind = self.requested.get(p).is_some_and(|c| c >= next);
             if owned.contains(p) && !behind {
                 let _ = tpl.add_partition_offset(&self.cfg.topic, *p, Offset::Offset(*next));
             }
@@ -394,28 +465,19 @@ impl<'a> ConsumerLoop<'a> {
         if tpl.count() == 0 {
             return;
         }
-        let started = Instant::now();
-        match self.consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => {
-                for e in tpl.elements() {
-                    if let Offset::Offset(o) = e.offset() {
-                        self.committed.insert(e.partition(), o);
-                    }
-                }
-                self.m.commits.inc();
-                self.stats
-                    .messages_out
-                    .fetch_add(batch.messages as u64, Ordering::Relaxed);
-            }
-            Err(e) => {
-                // Not fatal: the messages are durable and will be redelivered.
-                self.m.commit_errors.inc();
-                self.stats.record_error(&e);
-                tracing::warn!(error = %e, "kafka offset commit failed");
-            }
+        let offsets: Vec<(i32, i64)> = tpl
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect();
+        if self.committer.send(tpl) {
+            self.requested.extend(offsets);
         }
-        self.m
-            .commit_ms_sum
-            .add(started.elapsed().as_millis() as u64);
+        self.stats
+            .messages_out
+            .fetch_add(batch.messages as u64, Ordering::Relaxed);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod codec;
+pub mod committer;
 pub mod consumer_loop;
 pub mod context;
 pub mod dlq;
