@@ -264,6 +264,17 @@ async fn spans_flow_producer_to_consumer_grouped_by_trace() {
         || strand::metrics::render().contains(&lag),
     )
     .await;
+    // The group state comes from librdkafka's statistics (every 5 s).
+    let in_group = format!(
+        "strand_kafka_consumer_in_group{{topic=\"{}\"}} 1",
+        cfg.topic
+    );
+    wait_for(
+        "group membership at /metrics",
+        Duration::from_secs(30),
+        || strand::metrics::render().contains(&in_group),
+    )
+    .await;
     let text = strand::metrics::render();
     for name in [
         "strand_kafka_produced_messages_total",

@@ -585,8 +585,9 @@ async fn broker_outage_gives_retryable_errors_bounded_memory_and_no_loss() {
         rss > 0 && rss < INGEST_RSS_BOUND_KIB,
         "ingest RSS peaked at {rss} KiB (bound {INGEST_RSS_BOUND_KIB} KiB)"
     );
+    let rebuilt = metric(&writer.query, "strand_actor_restarts_total").await;
     eprintln!(
-        "outage: {} traces acked, {} retryable replies, ingest peak RSS {} MiB",
+        "outage: {} traces acked, {} retryable replies, ingest peak RSS {} MiB, writer actor restarts {rebuilt}",
         acked.len(),
         load.retryable.load(Ordering::SeqCst),
         rss >> 10

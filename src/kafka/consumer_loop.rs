@@ -3,9 +3,10 @@
 //! Offsets are committed only after the batch's `write` returned Ok.
 //!
 //! Commits go through [`Committer`], so this thread never waits on the
-//! group coordinator. The loop watches for stalls (commits unconfirmed, or
-//! owned partitions with unread messages and nothing fetched) and returns
-//! an error so the supervisor rebuilds the consumer.
+//! group coordinator. The loop watches for stalls (commits unconfirmed, the
+//! group never rejoined, or owned partitions with unread messages and
+//! nothing fetched) and returns an error so the supervisor rebuilds the
+//! consumer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,10 @@ const LAG_INTERVAL: Duration = Duration::from_secs(2);
 /// No commit confirmed for this long (each one is deferred at most the
 /// session timeout, then bounded by `socket.timeout.ms`, 60 s): rebuild.
 const COMMIT_STALL: Duration = Duration::from_secs(90);
+/// Out of the group (join state not "steady") for this long: rebuild. A
+/// rebalance may legitimately wait up to the rebalance timeout (= the 60 s
+/// `max.poll.interval.ms`) for slow members.
+const GROUP_STALL: Duration = Duration::from_secs(90);
 /// Nothing fetched for this long although an owned partition has unread
 /// messages: rebuild.
 const FETCH_STALL: Duration = Duration::from_secs(60);
@@ -85,6 +90,7 @@ pub struct ConsumerLoop<'a> {
     generation: u64,
     /// When the broker last handed this consumer a message.
     last_fetch: Instant,
+    created: Instant,
     last_stall_check: Instant,
     stats: Arc<ActorStats>,
     m: LoopMetrics,
@@ -118,6 +124,8 @@ impl<'a> ConsumerLoop<'a> {
             // A consumer abandoned by a rebuild (see `check_stalled`) is no
             // longer polled: the group evicts it after this, not 5 minutes.
             .set("max.poll.interval.ms", "60000")
+            // Statistics carry the group join state the watchdog follows.
+            .set("statistics.interval.ms", "5000")
             // Bounded prefetch: at most this many KiB queued per consumer.
             .set("queued.max.messages.kbytes", "32768");
         apply_user_settings(&mut c, cfg);
@@ -145,6 +153,7 @@ impl<'a> ConsumerLoop<'a> {
             pending: VecDeque::new(),
             requested: BTreeMap::new(),
             last_fetch: Instant::now(),
+            created: Instant::now(),
             last_stall_check: Instant::now(),
             stats,
             m: LoopMetrics {
@@ -199,6 +208,17 @@ impl<'a> ConsumerLoop<'a> {
                 return Err(Error::Unavailable(format!(
                     "no offset commit confirmed for {}s; rebuilding the consumer",
                     d.as_secs()
+                )));
+            }
+        }
+        {
+            let g = self.state.group.lock();
+            let out_since = g.steady.unwrap_or(self.created);
+            if g.reported.is_some() && now.saturating_duration_since(out_since) > GROUP_STALL {
+                return Err(Error::Unavailable(format!(
+                    "consumer group not rejoined for {}s (join state {}); rebuilding the consumer",
+                    now.saturating_duration_since(out_since).as_secs(),
+                    g.join_state
                 )));
             }
         }

@@ -1,10 +1,13 @@
 //! The consumer's librdkafka context: counts rebalances (so the consumer
-//! loop notices that its positions were reset) and records the partitions
-//! it owns. Also the per-partition lag metric.
+//! loop notices that its positions were reset), records the partitions it
+//! owns, and follows the group join state from librdkafka's statistics (so
+//! the loop notices a consumer that never rejoins). Also the per-partition
+//! lag metric.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
@@ -22,6 +25,29 @@ pub struct GroupState {
     pub generation: AtomicU64,
     /// Partitions of the span topic this consumer owns now.
     pub assigned: Mutex<BTreeSet<i32>>,
+    pub group: Mutex<GroupHealth>,
+}
+
+/// The consumer group as librdkafka's last statistics showed it.
+#[derive(Default)]
+pub struct GroupHealth {
+    /// When statistics last arrived (None: never, e.g. turned off).
+    pub reported: Option<Instant>,
+    /// When the join state was last seen "steady" (member of the group,
+    /// assignment settled, possibly empty).
+    pub steady: Option<Instant>,
+    pub join_state: String,
+}
+
+/// The part of librdkafka's statistics JSON strand reads.
+#[derive(serde::Deserialize)]
+struct Stats {
+    cgrp: Option<CgrpStats>,
+}
+
+#[derive(serde::Deserialize)]
+struct CgrpStats {
+    join_state: String,
 }
 
 pub struct SpanConsumerContext {
@@ -31,6 +57,25 @@ pub struct SpanConsumerContext {
 }
 
 impl ClientContext for SpanConsumerContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Ok(Stats { cgrp: Some(cgrp) }) = serde_json::from_slice::<Stats>(statistics) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut g = self.state.group.lock();
+        g.reported = Some(now);
+        if cgrp.join_state == "steady" {
+            g.steady = Some(now);
+        }
+        Gauge::new(
+            "strand_kafka_consumer_in_group",
+            "1 while the consumer's group membership is settled (join state steady)",
+            &[("topic", self.topic.as_str())],
+        )
+        .set(u64::from(cgrp.join_state == "steady"));
+        g.join_state = cgrp.join_state;
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka consumer");
         self.stats.record_error(&format!("{error}: {reason}"));
