@@ -219,6 +219,10 @@ pub struct KafkaConfig {
     pub batch_max_messages: usize,
     /// Consumer: longest wait to fill a batch before writing what it has.
     pub batch_max_wait_ms: u64,
+    /// Consumer: rebuilt when it makes no progress for this long (no
+    /// offset commit confirmed, out of its group, or unread messages not
+    /// fetched).
+    pub stall_timeout_ms: u64,
     /// Passed to librdkafka unchanged (security.protocol, sasl.*, ssl.*).
     pub client: std::collections::BTreeMap<String, String>,
 }
@@ -238,6 +242,7 @@ impl Default for KafkaConfig {
             delivery_timeout_ms: 30_000,
             batch_max_messages: 1_000,
             batch_max_wait_ms: 200,
+            stall_timeout_ms: 90_000,
             client: Default::default(),
         }
     }
@@ -478,6 +483,12 @@ impl Config {
             return Err(Error::config(
                 "kafka.batch_max_messages",
                 "must be positive",
+            ));
+        }
+        if self.kafka.enabled && self.kafka.stall_timeout_ms < 1_000 {
+            return Err(Error::config(
+                "kafka.stall_timeout_ms",
+                "must be at least 1000",
             ));
         }
         if self.kafka.enabled && self.kafka.retention_hours == 0 {

@@ -679,3 +679,53 @@ async fn consumer_is_restarted_after_a_panicking_sink_and_loses_nothing() {
     wait_all_committed(&cfg).await;
     stop(consumer).await;
 }
+
+/// A consumer stuck outside its group is rebuilt by the stall watchdog and
+/// consumes everything once the group settles. The stuck group is real: a
+/// member that took the partitions and then stopped polling keeps the next
+/// rebalance waiting (up to its own `max.poll.interval.ms`).
+#[actix_rt::test]
+async fn consumer_stuck_outside_its_group_is_rebuilt_and_loses_nothing() {
+    let cfg = KafkaConfig {
+        stall_timeout_ms: 8_000,
+        ..config("stall")
+    };
+    let sink = KafkaSink::connect(&cfg).await.expect("connect");
+    let sent = spans(10, 10, 2);
+    sink.write(sent.clone()).await.unwrap();
+
+    let mut c = raw_client(&cfg, &cfg.group_id);
+    c.set("max.poll.interval.ms", "300000")
+        .set("session.timeout.ms", "30000");
+    let blocker: BaseConsumer = c.create().unwrap();
+    blocker.subscribe(&[cfg.topic.as_str()]).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    while blocker.assignment().map_or(0, |a| a.count()) == 0 {
+        assert!(Instant::now() < end, "the blocking member never joined");
+        blocker.poll(Duration::from_millis(100));
+    }
+
+    let store = Arc::new(RecordingSink::default());
+    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    wait_for(
+        "a rebuild of the stuck consumer",
+        Duration::from_secs(60),
+        || consumer.restarts() >= 1,
+    )
+    .await;
+    assert!(
+        store.spans.lock().is_empty(),
+        "consumed while the group could not settle"
+    );
+    // Closing the blocker leaves the group; the rebalance completes.
+    tokio::task::spawn_blocking(move || drop(blocker))
+        .await
+        .unwrap();
+    wait_for(
+        "every span once the group settled",
+        Duration::from_secs(90),
+        || store.distinct() == ids(&sent),
+    )
+    .await;
+    stop(consumer).await;
+}

@@ -12,7 +12,7 @@
 //! closing, and must not stall its replacement too.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,6 +38,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct KafkaConsumerHandle {
     stop: Arc<AtomicBool>,
     state: Current,
+    restarts: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -51,6 +52,12 @@ impl KafkaConsumerHandle {
         let state = self.state.lock().clone();
         let owned = state.assigned.lock().iter().copied().collect();
         owned
+    }
+
+    /// How many times this consumer was rebuilt (after an error, a panic
+    /// or a stall).
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     /// Stops consuming (an unfinished batch stays uncommitted, to be
@@ -96,16 +103,27 @@ pub fn start_kafka_consumers(
             "must be positive",
         ));
     }
+    if cfg.stall_timeout_ms < 1_000 {
+        return Err(Error::config(
+            "kafka.stall_timeout_ms",
+            "must be at least 1000",
+        ));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let state = Current::default();
+    let restarts = Arc::new(AtomicU64::new(0));
     let (cfg, stop2, state2) = (cfg.clone(), stop.clone(), state.clone());
     let thread = std::thread::Builder::new()
         .name("kafka-consumer".into())
-        .spawn(move || supervise(cfg, sink, stop2, state2))
+        .spawn({
+            let restarts = restarts.clone();
+            move || supervise(cfg, sink, stop2, state2, restarts)
+        })
         .map_err(|e| Error::Internal(format!("spawning kafka consumer thread: {e}")))?;
     Ok(KafkaConsumerHandle {
         stop,
         state,
+        restarts,
         thread: Some(thread),
     })
 }
@@ -142,7 +160,13 @@ fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) {
     }
 }
 
-fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, stop: Arc<AtomicBool>, current: Current) {
+fn supervise(
+    cfg: KafkaConfig,
+    sink: Arc<dyn SpanWriter>,
+    stop: Arc<AtomicBool>,
+    current: Current,
+    restarts: Arc<AtomicU64>,
+) {
     let stats = ActorStats::get(ACTOR);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -179,6 +203,7 @@ fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, stop: Arc<AtomicBool>,
         tracing::warn!(error = %err, ?backoff, "kafka consumer failed; restarting");
         stats.record_error(&err);
         stats.restarts.fetch_add(1, Ordering::Relaxed);
+        restarts.fetch_add(1, Ordering::Relaxed);
         if started.elapsed() > Duration::from_secs(60) {
             backoff = RESTART_BACKOFF_MIN;
         }

@@ -33,16 +33,12 @@ pub const ACTOR: &str = "kafka_consumer";
 pub const POLL_SLICE: Duration = Duration::from_millis(100);
 const SINK_BACKOFF_MAX: Duration = Duration::from_secs(10);
 const LAG_INTERVAL: Duration = Duration::from_secs(2);
-/// No commit confirmed for this long (each one is deferred at most the
-/// session timeout, then bounded by `socket.timeout.ms`, 60 s): rebuild.
-const COMMIT_STALL: Duration = Duration::from_secs(90);
-/// Out of the group (join state not "steady") for this long: rebuild. A
-/// rebalance may legitimately wait up to the rebalance timeout (= the 60 s
-/// `max.poll.interval.ms`) for slow members.
-const GROUP_STALL: Duration = Duration::from_secs(90);
-/// Nothing fetched for this long although an owned partition has unread
-/// messages: rebuild.
-const FETCH_STALL: Duration = Duration::from_secs(60);
+// `kafka.stall_timeout_ms` (90 s by default) bounds three kinds of
+// stall: no commit confirmed (each is deferred at most the session timeout,
+// then bounded by `socket.timeout.ms`, 60 s); out of the group (a rebalance
+// may wait up to the rebalance timeout, the 60 s `max.poll.interval.ms`,
+// for slow members); nothing fetched while an owned partition has unread
+// messages.
 /// How often an idle consumer asks the broker whether it is behind.
 const STALL_CHECK: Duration = Duration::from_secs(20);
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -202,9 +198,10 @@ impl<'a> ConsumerLoop<'a> {
     /// An error when this consumer has stopped making progress.
     fn check_stalled(&mut self) -> Result<()> {
         let now = Instant::now();
+        let stall = Duration::from_millis(self.cfg.stall_timeout_ms);
         self.committer.drain();
         if let Some(d) = self.committer.stalled_for() {
-            if d > COMMIT_STALL {
+            if d > stall {
                 return Err(Error::Unavailable(format!(
                     "no offset commit confirmed for {}s; rebuilding the consumer",
                     d.as_secs()
@@ -214,7 +211,7 @@ impl<'a> ConsumerLoop<'a> {
         {
             let g = self.state.group.lock();
             let out_since = g.steady.unwrap_or(self.created);
-            if g.reported.is_some() && now.saturating_duration_since(out_since) > GROUP_STALL {
+            if g.reported.is_some() && now.saturating_duration_since(out_since) > stall {
                 return Err(Error::Unavailable(format!(
                     "consumer group not rejoined for {}s (join state {}); rebuilding the consumer",
                     now.saturating_duration_since(out_since).as_secs(),
@@ -222,8 +219,7 @@ impl<'a> ConsumerLoop<'a> {
                 )));
             }
         }
-        if self.last_fetch.elapsed() < FETCH_STALL || self.last_stall_check.elapsed() < STALL_CHECK
-        {
+        if self.last_fetch.elapsed() < stall || self.last_stall_check.elapsed() < STALL_CHECK {
             return Ok(());
         }
         self.last_stall_check = now;

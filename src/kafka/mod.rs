@@ -106,5 +106,10 @@ mod tests {
         }
         let text = "[kafka]\nenabled = true\nbatch_max_messages = 0\n";
         assert!(crate::config::Config::from_sources(text, &[]).is_err());
+        let text = "[kafka]\nenabled = true\nstall_timeout_ms = 10\n";
+        match crate::config::Config::from_sources(text, &[]) {
+            Err(Error::Config { key, .. }) => assert_eq!(key, "kafka.stall_timeout_ms"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
     }
 }
