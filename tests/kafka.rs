@@ -253,28 +253,20 @@ async fn spans_flow_producer_to_consumer_grouped_by_trace() {
     })
     .await;
     wait_all_committed(&cfg).await;
-    // Lag is published every 2 s from the committed offsets.
-    let lag = format!(
-        "strand_kafka_consumer_lag{{topic=\"{}\",partition=\"0\"}} 0",
-        cfg.topic
-    );
-    wait_for(
-        "per-partition lag at /metrics",
-        Duration::from_secs(30),
-        || strand::metrics::render().contains(&lag),
-    )
-    .await;
-    // The group state comes from librdkafka's statistics (every 5 s).
-    let in_group = format!(
-        "strand_kafka_consumer_in_group{{topic=\"{}\"}} 1",
-        cfg.topic
-    );
-    wait_for(
-        "group membership at /metrics",
-        Duration::from_secs(30),
-        || strand::metrics::render().contains(&in_group),
-    )
-    .await;
+    // Lag is published every 2 s from the committed offsets; the group
+    // state comes from librdkafka's statistics (every 5 s).
+    let t = &cfg.topic;
+    for line in [
+        format!("strand_kafka_consumer_lag{{topic=\"{t}\",partition=\"0\"}} 0"),
+        format!("strand_kafka_consumer_in_group{{topic=\"{t}\"}} 1"),
+    ] {
+        wait_for(
+            &format!("`{line}` at /metrics"),
+            Duration::from_secs(30),
+            || strand::metrics::render().contains(&line),
+        )
+        .await;
+    }
     let text = strand::metrics::render();
     for name in [
         "strand_kafka_produced_messages_total",

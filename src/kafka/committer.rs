@@ -8,7 +8,7 @@
 //! commit to this committer, which commits synchronously and reports back;
 //! the consumer loop keeps polling and can see a commit that never returns.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,15 +52,7 @@ impl Committer {
                 // returns, the thread (and its consumer handle) is abandoned.
                 for tpl in rx {
                     let r = consumer.commit(&tpl, CommitMode::Sync);
-                    let offsets = tpl
-                        .elements_for_topic(&t)
-                        .iter()
-                        .filter_map(|e| match e.offset() {
-                            Offset::Offset(o) => Some((e.partition(), o)),
-                            _ => None,
-                        })
-                        .collect();
-                    if answer_tx.send((r, offsets)).is_err() {
+                    if answer_tx.send((r, offsets(&tpl, &t))).is_err() {
                         break;
                     }
                 }
@@ -76,21 +68,37 @@ impl Committer {
         })
     }
 
-    /// Queues a commit; false if it could not be queued (not fatal: the
-    /// messages are durable, and a later commit covers them).
-    pub fn send(&mut self, tpl: TopicPartitionList) -> bool {
-        let Some(tx) = &self.tx else { return false };
+    /// Queues a commit. One that cannot be queued is not fatal: the
+    /// messages are durable, and a later commit covers them.
+    pub fn send(&mut self, tpl: TopicPartitionList) {
+        let Some(tx) = &self.tx else { return };
+        let sent = offsets(&tpl, &self.topic);
         match tx.try_send(tpl) {
             Ok(()) => {
                 self.state.sent(Instant::now());
-                true
+                self.state.requested.extend(sent);
             }
             Err(TrySendError::Full(_)) => {
                 tracing::debug!(topic = %self.topic, "offset commits queued up; skipping one");
-                false
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+
+    /// Whether committing `next` for `partition` would not move it forward
+    /// (after a rebalance rewinds a partition, re-read messages must not
+    /// move its committed offset backwards).
+    pub fn covers(&self, partition: i32, next: i64) -> bool {
+        self.state
+            .requested
+            .get(&partition)
+            .is_some_and(|c| *c >= next)
+    }
+
+    /// Forgets partitions this consumer no longer owns.
+    pub fn retain_owned(&mut self, owned: &BTreeSet<i32>) {
+        self.state.requested.retain(|p, _| owned.contains(p));
+        self.state.confirmed.retain(|p, _| owned.contains(p));
     }
 
     /// Takes in the answers that arrived since the last call.
@@ -112,8 +120,8 @@ impl Committer {
     }
 
     /// Offsets the broker confirmed, per partition.
-    pub fn confirmed(&mut self) -> &mut BTreeMap<i32, i64> {
-        &mut self.state.confirmed
+    pub fn confirmed(&self) -> &BTreeMap<i32, i64> {
+        &self.state.confirmed
     }
 
     pub fn stalled_for(&self) -> Option<Duration> {
@@ -127,10 +135,23 @@ impl Drop for Committer {
     }
 }
 
+/// The committed offsets (last offset + 1) of `topic` in `tpl`.
+fn offsets(tpl: &TopicPartitionList, topic: &str) -> Vec<(i32, i64)> {
+    tpl.elements_for_topic(topic)
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Commits sent and their answers, which come back in the order sent.
 #[derive(Default)]
 struct Commits {
     sent: VecDeque<Instant>,
+    /// Offsets queued for commit, per partition.
+    requested: BTreeMap<i32, i64>,
     confirmed: BTreeMap<i32, i64>,
     /// Since when commits have been sent without any being confirmed.
     unconfirmed_since: Option<Instant>,

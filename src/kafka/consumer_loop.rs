@@ -81,8 +81,6 @@ pub struct ConsumerLoop<'a> {
     dlq: DeadLetterProducer,
     /// Messages polled while a write was being retried (partitions paused).
     pending: VecDeque<OwnedMessage>,
-    /// Offsets this consumer asked to commit, per partition it still owns.
-    requested: BTreeMap<i32, i64>,
     generation: u64,
     /// When the broker last handed this consumer a message.
     last_fetch: Instant,
@@ -125,11 +123,7 @@ impl<'a> ConsumerLoop<'a> {
             // Bounded prefetch: at most this many KiB queued per consumer.
             .set("queued.max.messages.kbytes", "32768");
         apply_user_settings(&mut c, cfg);
-        let ctx = SpanConsumerContext {
-            topic: cfg.topic.clone(),
-            state: state.clone(),
-            stats: stats.clone(),
-        };
+        let ctx = SpanConsumerContext::new(&cfg.topic, state.clone(), stats.clone());
         let consumer: Arc<BaseConsumer<SpanConsumerContext>> =
             Arc::new(c.create_with_context(ctx).map_err(|e| classify(&e))?);
         consumer
@@ -147,7 +141,6 @@ impl<'a> ConsumerLoop<'a> {
             consumer,
             dlq: DeadLetterProducer::new(cfg)?,
             pending: VecDeque::new(),
-            requested: BTreeMap::new(),
             last_fetch: Instant::now(),
             created: Instant::now(),
             last_stall_check: Instant::now(),
@@ -181,8 +174,7 @@ impl<'a> ConsumerLoop<'a> {
             self.generation = g;
             self.pending.clear();
             let owned = self.state.assigned.lock().clone();
-            self.requested.retain(|p, _| owned.contains(p));
-            self.committer.confirmed().retain(|p, _| owned.contains(p));
+            self.committer.retain_owned(&owned);
             // A new assignment starts fetching afresh.
             self.last_fetch = Instant::now();
         }
@@ -457,8 +449,8 @@ impl<'a> ConsumerLoop<'a> {
         Ok(())
     }
 
-    fn publish_lag(&mut self) {
-        for (&p, &committed) in self.committer.confirmed().iter() {
+    fn publish_lag(&self) {
+        for (&p, &committed) in self.committer.confirmed() {
             if let Some(high) = cached_high_watermark(&self.consumer, &self.cfg.topic, p) {
                 publish_lag(&self.cfg.topic, p, high - committed);
             }
@@ -471,27 +463,14 @@ impl<'a> ConsumerLoop<'a> {
         let owned = self.state.assigned.lock().clone();
         let mut tpl = TopicPartitionList::new();
         for (p, next) in &batch.next_offsets {
-            // After a rebalance rewinds a partition, a batch of re-read
-            // messages must not move its committed offset backwards.
-            let behind = self.requested.get(p).is_some_and(|c| c >= next);
-            if owned.contains(p) && !behind {
+            if owned.contains(p) && !self.committer.covers(*p, *next) {
                 let _ = tpl.add_partition_offset(&self.cfg.topic, *p, Offset::Offset(*next));
             }
         }
         if tpl.count() == 0 {
             return;
         }
-        let offsets: Vec<(i32, i64)> = tpl
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            })
-            .collect();
-        if self.committer.send(tpl) {
-            self.requested.extend(offsets);
-        }
+        self.committer.send(tpl);
         self.stats
             .messages_out
             .fetch_add(batch.messages as u64, Ordering::Relaxed);

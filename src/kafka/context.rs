@@ -54,6 +54,23 @@ pub struct SpanConsumerContext {
     pub topic: String,
     pub state: Arc<GroupState>,
     pub stats: Arc<ActorStats>,
+    /// `strand_kafka_consumer_in_group{topic}`.
+    pub in_group: Gauge,
+}
+
+impl SpanConsumerContext {
+    pub fn new(topic: &str, state: Arc<GroupState>, stats: Arc<ActorStats>) -> Self {
+        SpanConsumerContext {
+            topic: topic.to_string(),
+            state,
+            stats,
+            in_group: Gauge::new(
+                "strand_kafka_consumer_in_group",
+                "1 while the consumer's group membership is settled (join state steady)",
+                &[("topic", topic)],
+            ),
+        }
+    }
 }
 
 impl ClientContext for SpanConsumerContext {
@@ -62,18 +79,14 @@ impl ClientContext for SpanConsumerContext {
             return;
         };
         let now = Instant::now();
+        let steady = cgrp.join_state == "steady";
         let mut g = self.state.group.lock();
         g.reported = Some(now);
-        if cgrp.join_state == "steady" {
+        if steady {
             g.steady = Some(now);
         }
-        Gauge::new(
-            "strand_kafka_consumer_in_group",
-            "1 while the consumer's group membership is settled (join state steady)",
-            &[("topic", self.topic.as_str())],
-        )
-        .set(u64::from(cgrp.join_state == "steady"));
         g.join_state = cgrp.join_state;
+        self.in_group.set(u64::from(steady));
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
