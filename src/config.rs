@@ -37,6 +37,19 @@ pub struct IngestConfig {
     /// Shared secret required in `authorization: Bearer <key>` or
     /// `x-strand-api-key`; empty means no authentication.
     pub api_key: String,
+    /// Receiver workers (decode, validate, scrub, sample, convert run on
+    /// them) and OTLP/gRPC runtime threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl IngestConfig {
+    /// `workers`, with 0 resolved to the number of cores.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for IngestConfig {
@@ -48,6 +61,7 @@ impl Default for IngestConfig {
             max_inflight_bytes: 256 << 20,
             max_attribute_value_bytes: 64 << 10,
             api_key: String::new(),
+            workers: 0,
         }
     }
 }

@@ -80,9 +80,49 @@ impl Error {
 /// Seconds a client is told to wait before retrying a retryable error.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
+impl Error {
+    /// How long a client should wait before retrying, or `None` when a
+    /// retry cannot help. The one place retry hints are decided: every API
+    /// (OTLP gRPC and HTTP, Jaeger, api_v3, Tempo, health) asks here.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.is_retryable()
+            .then(|| std::time::Duration::from_secs(RETRY_AFTER_SECS))
+    }
+
+    /// Adds `Retry-After` to an HTTP response when a retry can help.
+    pub fn add_retry_after(&self, resp: &mut actix_web::HttpResponse) {
+        if let Some(d) = self.retry_after() {
+            resp.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(d.as_secs()),
+            );
+        }
+    }
+
+    /// An HTTP response with this error's status, `body` and retry hint.
+    pub fn http_response(&self, content_type: &str, body: Vec<u8>) -> actix_web::HttpResponse {
+        let mut resp = actix_web::HttpResponse::build(self.http_status())
+            .content_type(content_type)
+            .body(body);
+        self.add_retry_after(&mut resp);
+        resp
+    }
+}
+
+/// Retryable errors carry a `google.rpc.RetryInfo` detail, without which
+/// OTLP exporters do not retry RESOURCE_EXHAUSTED.
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        tonic::Status::new(e.grpc_code(), e.to_string())
+        use tonic_types::{ErrorDetails, StatusExt};
+        let (code, msg) = (e.grpc_code(), e.to_string());
+        match e.retry_after() {
+            Some(d) => tonic::Status::with_error_details(
+                code,
+                msg,
+                ErrorDetails::with_retry_info(Some(d)),
+            ),
+            None => tonic::Status::new(code, msg),
+        }
     }
 }
 
@@ -93,16 +133,13 @@ impl actix_web::ResponseError for Error {
 
     fn error_response(&self) -> actix_web::HttpResponse {
         let status = self.http_status();
-        let mut resp = actix_web::HttpResponse::build(status);
-        if self.is_retryable() {
-            resp.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
-        }
         // Jaeger's error envelope, understood by Jaeger UI and by OTLP/HTTP
         // clients (which only read the status code).
-        resp.json(serde_json::json!({
+        let body = serde_json::json!({
             "data": null, "total": 0, "limit": 0, "offset": 0,
             "errors": [{ "code": status.as_u16(), "msg": self.to_string() }]
-        }))
+        });
+        self.http_response("application/json", body.to_string().into_bytes())
     }
 }
 
@@ -116,8 +153,11 @@ mod tests {
         assert!(e.is_retryable());
         assert_eq!(e.grpc_code(), tonic::Code::ResourceExhausted);
         assert_eq!(e.http_status(), HttpStatus::TOO_MANY_REQUESTS);
+        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(1)));
+        let status = tonic::Status::from(e);
+        assert!(!status.details().is_empty(), "RetryInfo attached");
         let e = Error::InvalidArgument("bad".into());
-        assert!(!e.is_retryable());
+        assert!(!e.is_retryable() && e.retry_after().is_none());
         assert_eq!(tonic::Status::from(e).code(), tonic::Code::InvalidArgument);
     }
 }

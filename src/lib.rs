@@ -1,6 +1,15 @@
 //! strand: a distributed-tracing backend. See docs/ARCHITECTURE.md.
+//!
+//! In the order data flows: `ingest` (OTLP servers) → `actors` (the
+//! supervision tree, receiver pool, hot writer) → `pipeline` (validate,
+//! scrub, sample, meter) → `kafka` (optional buffer) → `tiers` (composed
+//! storage) → `store` + `index` (hot store), `elasticsearch` (search tier)
+//! → `query`, `ui`, `export` (reads). `model`, `error`, `config`,
+//! `metrics` and `backoff` are the shared vocabulary; `serve` is the
+//! composition root.
 
 pub mod actors;
+pub mod backoff;
 pub mod config;
 pub mod elasticsearch;
 pub mod error;
@@ -12,9 +21,9 @@ pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod otlp;
+pub mod pipeline;
 pub mod query;
-pub mod sampling;
-pub mod scrub;
 pub mod serve;
 pub mod store;
+pub mod tiers;
 pub mod ui;

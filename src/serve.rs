@@ -1,18 +1,21 @@
-//! `strand serve`: builds the supervision tree for the configured role and
-//! runs the OTLP receivers and the query service until SIGINT/SIGTERM.
+//! `strand serve`: the composition root. It builds the supervision tree
+//! for the configured role, binds the listeners, composes the storage tiers
+//! and runs until SIGINT/SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 use clap::{Args, ValueEnum};
+use tokio::sync::watch;
 
+use crate::actors::listener::{bind, watch_http, GrpcListener, StopListener};
+use crate::actors::tree::{Health, Policy, Root, StageHandle};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::tiered::{FanoutWriter, TieredReader};
-use crate::store::{SpanReader, SpanWriter};
+use crate::ingest::Intake;
+use crate::model::SpanWriter;
+use crate::tiers::Parts;
 
 /// Which part of the pipeline this process runs (as Tempo's `-target`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -115,11 +118,6 @@ pub fn init_logging() {
         .try_init();
 }
 
-fn addr(key: &str, s: &str) -> Result<SocketAddr> {
-    s.parse()
-        .map_err(|e| Error::config(key, format!("{s:?}: {e}")))
-}
-
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = args.load_config()?;
     if matches!(args.target, Target::Ingest | Target::Writer) && !cfg.kafka.enabled {
@@ -130,58 +128,59 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The composition root: binds every listener, starts each stage under
+/// the supervision tree, composes the storage tiers, then serves until
+/// SIGINT/SIGTERM.
 async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
-    let ready = Arc::new(AtomicBool::new(false));
+    let health = Health::default();
+    let root = Root::start(Policy::default(), health.clone());
     let stores_here = matches!(target, Target::All | Target::Writer | Target::Query);
     let ingests_here = matches!(target, Target::All | Target::Ingest);
-
-    // Storage tiers: the hot store always (where data lives), Elasticsearch
-    // when enabled; a query node with peers reads them instead of a local
-    // store. `durable` is Ok only once every tier has the spans.
-    let mut writers: Vec<Arc<dyn SpanWriter>> = Vec::new();
-    let mut readers: Vec<Arc<dyn SpanReader>> = Vec::new();
     let remote = target == Target::Query && !cfg.query.peers.is_empty();
-    if remote {
-        for peer in &cfg.query.peers {
-            let r = crate::store::remote::RemoteReader::new(
-                peer,
-                crate::store::remote::DEFAULT_TIMEOUT,
-            )?;
-            readers.push(Arc::new(r));
-        }
-        tracing::info!(peers = ?cfg.query.peers, "reading from peers");
-    }
+
+    // Listeners first: a taken port fails start-up, naming it.
+    let (grpc_listener, http_listener) = if ingests_here {
+        (
+            Some(bind("ingest.grpc_addr", &cfg.ingest.grpc_addr)?),
+            Some(bind("ingest.http_addr", &cfg.ingest.http_addr)?),
+        )
+    } else {
+        (None, None)
+    };
+    let query_listener = bind("query.addr", &cfg.query.addr)?;
+
+    // Storage: the hot store where data lives (a query node with peers
+    // reads them instead), Elasticsearch when enabled.
+    let mut parts = Parts::default();
     let mut _dir_lock = None;
     if stores_here && !remote {
         _dir_lock = Some(crate::store::lock_data_dir(&cfg.storage.dir)?);
         let store = crate::store::HotStore::open(&cfg.storage, &cfg.index)?;
-        readers.push(Arc::new(crate::store::offload::OffloadedHotStore(
-            store.clone(),
-        )));
         if target != Target::Query {
-            writers.push(Arc::new(crate::actors::writer::start_hot_writer(
-                store,
-                &cfg.storage,
-            )));
+            let w = crate::actors::writer::start_hot_writer(store.clone(), Some(&root));
+            parts.hot_writer = Some(Arc::new(w));
         }
+        parts.hot = Some(store);
+    }
+    if remote {
+        parts.peers = cfg.query.peers.clone();
+        tracing::info!(peers = ?cfg.query.peers, "reading from peers");
     }
     if stores_here && cfg.elasticsearch.enabled {
         // Not `connect`: start even while Elasticsearch is down, and
         // answer queries from the hot store until it is back.
-        let es = crate::elasticsearch::EsStore::open(&cfg.elasticsearch)?;
-        readers.push(Arc::new(
-            crate::elasticsearch::fallible::SecondaryTier::new("elasticsearch", es),
-        ));
+        parts.elasticsearch = Some(crate::elasticsearch::EsStore::open(&cfg.elasticsearch)?);
         if target != Target::Query {
-            let w = crate::actors::es_writer::start_es_writer(
+            let w = crate::elasticsearch::sink::start_es_writer(
                 &cfg.elasticsearch,
                 &cfg.index,
                 &cfg.storage.dir,
+                Some(&root),
             )?;
-            writers.push(Arc::new(w));
+            parts.elasticsearch_writer = Some(Arc::new(w));
         }
     }
-    let durable: Arc<dyn SpanWriter> = Arc::new(FanoutWriter(writers));
+    let tiers = crate::tiers::compose(parts)?;
 
     let mut kafka_consumers = None;
     if cfg.kafka.enabled && matches!(target, Target::All | Target::Writer) {
@@ -195,135 +194,102 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             1,
         )
         .await?;
-        kafka_consumers = Some(crate::actors::kafka_consumer::start_kafka_consumers(
+        kafka_consumers = Some(crate::kafka::consumer::start_kafka_consumers(
             &cfg.kafka,
-            durable.clone(),
+            tiers.durable.clone(),
+            Some(&root),
         )?);
     }
-    let ingest_sink: Arc<dyn SpanWriter> = if !ingests_here {
-        durable.clone()
-    } else if cfg.kafka.enabled {
-        Arc::new(crate::kafka::producer::KafkaSink::connect(&cfg.kafka).await?)
-    } else {
-        durable.clone()
-    };
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stopping_tx, stopping) = watch::channel(false);
     let mut servers = Vec::new();
-    if ingests_here {
-        let receiver = crate::ingest::start_receiver(&cfg, ingest_sink);
-        // gRPC gets its own multi-threaded runtime so protobuf decoding
-        // uses every core, independent of actix's per-thread arbiters.
-        let grpc_addr = addr("ingest.grpc_addr", &cfg.ingest.grpc_addr)?;
-        let (rx, icfg, r) = (stop_rx.clone(), cfg.ingest.clone(), receiver.clone());
-        let grpc = std::thread::Builder::new()
-            .name("otlp-grpc".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
-                rt.block_on(crate::ingest::serve_grpc(grpc_addr, r, icfg, wait_stop(rx)))
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            })?;
-        let http = crate::ingest::http_server(
-            addr("ingest.http_addr", &cfg.ingest.http_addr)?,
-            receiver,
-            cfg.ingest.clone(),
-        )?;
-        servers.push(http.handle());
-        actix_web::rt::spawn(http);
-        tracing::info!(grpc = %cfg.ingest.grpc_addr, http = %cfg.ingest.http_addr, "OTLP receivers listening");
-        std::mem::drop(grpc);
-    }
-
-    if stores_here {
-        let reader: Arc<dyn SpanReader> = match readers.len() {
-            1 => readers.remove(0),
-            _ => Arc::new(TieredReader(readers)),
+    let mut grpc = None;
+    if let (Some(grpc_listener), Some(http_listener)) = (grpc_listener, http_listener) {
+        let sink: Arc<dyn SpanWriter> = if cfg.kafka.enabled {
+            let producer = crate::kafka::producer::KafkaSink::connect(&cfg.kafka).await?;
+            StageHandle::new(Some(&root), "kafka", "kafka_producer").register(None);
+            Arc::new(producer)
+        } else {
+            tiers.durable.clone()
         };
-        let state = web::Data::new(crate::query::QueryState {
-            reader: reader.clone(),
-            cfg: cfg.query.clone(),
-            ready: ready.clone(),
-        });
-        let export_reader = web::Data::new(reader);
-        let query = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(export_reader.clone())
-                .configure(crate::query::configure)
-                .configure(crate::ui::configure)
-                .configure(crate::export::configure)
-        })
-        .bind(addr("query.addr", &cfg.query.addr)?)?
-        .run();
-        servers.push(query.handle());
-        actix_web::rt::spawn(query);
-        tracing::info!(addr = %cfg.query.addr, "query service and UI listening");
+        let intake = Intake::start(&cfg, sink, Some(&root));
+        let workers = cfg.ingest.worker_count();
+        grpc = Some(GrpcListener::start(
+            grpc_listener,
+            intake.clone(),
+            workers,
+            StageHandle::new(Some(&root), "ingest", "otlp_grpc"),
+        )?);
+        let http = crate::ingest::http_server_on(http_listener, intake, workers)?;
+        servers.push(http.handle());
+        watch_http(
+            http,
+            StageHandle::new(Some(&root), "ingest", "otlp_http"),
+            stopping.clone(),
+        );
+        tracing::info!(grpc = %cfg.ingest.grpc_addr, http = %cfg.ingest.http_addr, workers, "OTLP receivers listening");
     }
 
-    if !stores_here {
-        // An ingest node has no query API, but orchestration and tests
-        // still probe its health on query.addr.
-        let health = health_server(addr("query.addr", &cfg.query.addr)?, ready.clone())?;
-        servers.push(health.handle());
-        actix_web::rt::spawn(health);
-    }
+    let query = match &tiers.reader {
+        Some(reader) => {
+            let state = web::Data::new(crate::query::QueryState {
+                reader: reader.clone(),
+                cfg: cfg.query.clone(),
+                health: health.clone(),
+            });
+            let export_reader = web::Data::new(reader.clone());
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(export_reader.clone())
+                    .configure(crate::query::configure)
+                    .configure(crate::ui::configure)
+                    .configure(crate::export::configure)
+            })
+            .listen(query_listener)?
+            .run()
+        }
+        None => {
+            // An ingest node has no query API, but orchestration and tests
+            // still probe its health on query.addr.
+            let h = web::Data::new(health.clone());
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(h.clone())
+                    .configure(crate::query::health::configure)
+            })
+            .workers(1)
+            .listen(query_listener)?
+            .run()
+        }
+    };
+    servers.push(query.handle());
+    watch_http(
+        query,
+        StageHandle::new(Some(&root), "query", "query_http"),
+        stopping.clone(),
+    );
+    tracing::info!(addr = %cfg.query.addr, "query service listening");
 
     if demo && ingests_here {
         actix_web::rt::spawn(crate::loadgen::demo::run(cfg.ingest.http_addr.clone()));
     }
-    ready.store(true, Ordering::SeqCst);
+    health.set_started(true);
     tracing::info!(target = ?target, "strand is ready");
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    ready.store(false, Ordering::SeqCst);
-    let _ = stop_tx.send(true);
+    health.set_started(false);
+    stopping_tx.send_replace(true);
+    if let Some(g) = grpc {
+        g.do_send(StopListener);
+    }
     for s in servers {
         s.stop(true).await;
     }
     drop(kafka_consumers);
     actix::System::current().stop();
     Ok(())
-}
-
-/// /healthz, /readyz and /metrics only (the ingest role).
-fn health_server(
-    at: SocketAddr,
-    ready: Arc<AtomicBool>,
-) -> std::io::Result<actix_web::dev::Server> {
-    let ready = web::Data::new(ready);
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(ready.clone())
-            .route("/healthz", web::get().to(crate::query::health::healthz))
-            .route("/metrics", web::get().to(crate::query::health::metrics))
-            .route(
-                "/readyz",
-                web::get().to(|r: web::Data<Arc<AtomicBool>>| async move {
-                    if r.load(Ordering::Acquire) {
-                        actix_web::HttpResponse::Ok().body("ready")
-                    } else {
-                        actix_web::HttpResponse::ServiceUnavailable()
-                            .insert_header(("Retry-After", "1"))
-                            .body("not ready")
-                    }
-                }),
-            )
-    })
-    .workers(1)
-    .bind(at)?
-    .run())
-}
-
-async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -1,36 +1,36 @@
-//! `OtlpReceiver`: the actor both OTLP servers hand decoded requests to. It
-//! validates, scrubs and samples them (crate::ingest::pipeline), writes the
-//! result to the sink, and replies only once `sink.write` returned, i.e.
-//! once the spans are durable. The request's in-flight byte permit travels
-//! inside the message and is released when the reply is decided.
+//! The receiver pool: `ingest.workers` `ReceiverWorker` actors, each on an
+//! arbiter thread of its own (`receiver-N`), so decoding aside, the
+//! per-request work — validate, scrub, sample, convert
+//! (`crate::pipeline`) — runs on as many threads as the machine has cores.
+//! A worker writes the result to the sink and replies only once
+//! `sink.write` returned, i.e. once the spans are durable; the request's
+//! in-flight hold travels inside the message and is released when the
+//! reply is decided.
 //!
-//! Supervised: a terminal sink error (`Internal`, `Corrupt`) stops the actor
-//! after replying, and the `Supervisor` restarts it with its state (budget,
-//! sampler) intact, after a capped backoff (`restart_backoff`). Requests in
-//! flight at that moment are answered UNAVAILABLE / 503 and retried by the
-//! client.
+//! Supervised: a terminal sink error (`Internal`, `Corrupt`) stops the
+//! worker after replying; its `Supervisor` restarts it with its state
+//! intact after the stage's backoff, and the tree hears of it. Requests in
+//! flight on that worker are answered UNAVAILABLE / 503 and retried by the
+//! client; the other workers go on.
 
 use actix::prelude::*;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::supervise::{pause_then, RestartBackoff};
+use super::tree::{RestartStage, Root, StageHandle};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ingest::admission::{Admission, InflightPermit};
-use crate::ingest::pipeline::{Processed, Processor};
-use crate::ingest::{Transport, TransportMetrics};
-use crate::metrics::ActorStats;
+use crate::model::SpanWriter;
 use crate::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
-use crate::store::SpanWriter;
+use crate::pipeline::{Processed, Processor, Transport, TransportMetrics};
 
-/// Messages waiting beyond this make senders wait (the byte budget is the
-/// real bound; this only caps the queue's length).
+/// Messages waiting per worker beyond this make senders wait (the byte
+/// budget is the real bound; this only caps the queue's length).
 pub const MAILBOX_CAPACITY: usize = 1024;
 
-/// Requests with more spans than this are processed on the blocking pool,
-/// so a 16 MiB request never stalls the actor's thread.
-const BLOCKING_SPANS: usize = 1024;
+/// Held until the outcome of a request is known (its in-flight bytes).
+pub type Hold = Box<dyn Send>;
 
 /// Command: validate, scrub, sample and durably write one request.
 #[derive(Message)]
@@ -39,7 +39,7 @@ pub struct ExportTraces {
     pub request: ExportTraceServiceRequest,
     pub transport: Transport,
     /// Released when the outcome is known (the data is durable or failed).
-    pub permit: Option<InflightPermit>,
+    pub hold: Option<Hold>,
 }
 
 /// What the client is told (OTLP partial success).
@@ -51,98 +51,63 @@ pub struct ExportOutcome {
     pub message: String,
 }
 
-/// Query: the receiver's shared in-flight budget (servers ask once).
-#[derive(Message)]
-#[rtype(result = "Arc<Admission>")]
-pub struct GetAdmission;
-
-pub struct OtlpReceiver {
+pub struct ReceiverWorker {
     processor: Arc<Processor>,
     sink: Arc<dyn SpanWriter>,
-    admission: Arc<Admission>,
-    stats: Arc<ActorStats>,
-    /// Consecutive terminal sink failures (reset by a successful write).
-    failures: u32,
+    stage: StageHandle,
+    backoff: RestartBackoff,
 }
 
-impl OtlpReceiver {
-    pub fn new(cfg: &Config, sink: Arc<dyn SpanWriter>) -> OtlpReceiver {
-        OtlpReceiver {
-            processor: Arc::new(Processor::new(cfg)),
-            sink,
-            admission: Admission::new(cfg.ingest.max_inflight_bytes),
-            stats: ActorStats::get("receiver"),
-            failures: 0,
-        }
-    }
-}
-
-/// Starts the supervised receiver (call inside an actix System).
-pub fn start_receiver(cfg: &Config, sink: Arc<dyn SpanWriter>) -> Addr<OtlpReceiver> {
-    let receiver = OtlpReceiver::new(cfg, sink);
-    Supervisor::start(move |_| receiver)
-}
-
-impl Actor for OtlpReceiver {
+impl Actor for ReceiverWorker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        if self.failures > 0 {
-            // Restarted after a failure: hold the mailbox (senders wait)
-            // for a capped backoff before touching the sink again.
-            ctx.wait(actix::fut::wrap_future(tokio::time::sleep(
-                restart_backoff(self.failures),
-            )));
+        // Restarted after a failure: hold the mailbox (senders wait) for
+        // the backoff before touching the sink again.
+        if let Some(delay) = self.backoff.take_pending() {
+            pause_then(ctx, delay, |act: &mut Self, _| act.stage.up());
         }
     }
 }
 
-impl Supervised for OtlpReceiver {
+impl Supervised for ReceiverWorker {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        let d = self.backoff.arm();
         tracing::warn!(
-            "receiver restarting after: {}",
-            self.stats.last_error.lock()
+            worker = %self.stage.name,
+            delay_ms = d.as_millis() as u64,
+            "receiver worker restarting after: {}",
+            self.stage.stats.last_error.lock()
         );
     }
 }
 
-impl Handler<GetAdmission> for OtlpReceiver {
-    type Result = MessageResult<GetAdmission>;
+impl Handler<RestartStage> for ReceiverWorker {
+    type Result = ();
 
-    fn handle(&mut self, _: GetAdmission, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.admission.clone())
+    fn handle(&mut self, _: RestartStage, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }
 
-impl Handler<ExportTraces> for OtlpReceiver {
+impl Handler<ExportTraces> for ReceiverWorker {
     type Result = ResponseActFuture<Self, Result<ExportOutcome>>;
 
     fn handle(&mut self, msg: ExportTraces, _: &mut Self::Context) -> Self::Result {
-        self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-        let depth = DepthGuard::new(self.stats.clone());
+        let stats = self.stage.stats.clone();
+        stats.messages_in.fetch_add(1, Ordering::Relaxed);
+        let depth = DepthGuard::new(stats);
         let processor = self.processor.clone();
         let sink = self.sink.clone();
         let ExportTraces {
             request,
             transport,
-            permit,
+            hold,
         } = msg;
         let work = async move {
-            let n: usize = request
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum();
-            let processed: Processed = if n > BLOCKING_SPANS {
-                tokio::task::spawn_blocking(move || processor.process(request))
-                    .await
-                    .map_err(|e| Error::Internal(format!("ingest pipeline task failed: {e}")))?
-            } else {
-                processor.process(request)
-            };
+            // On this worker's own thread: the pool is what spreads it.
+            let processed: Processed = processor.process(request);
             let m = TransportMetrics::get(transport);
             m.spans_received.add(processed.received);
             m.spans_rejected.add(processed.rejected);
@@ -152,7 +117,7 @@ impl Handler<ExportTraces> for OtlpReceiver {
             }
             m.spans_accepted.add(accepted);
             // Durable: the bytes leave the budget now.
-            drop(permit);
+            drop(hold);
             Ok(ExportOutcome {
                 accepted,
                 rejected: processed.rejected,
@@ -163,16 +128,19 @@ impl Handler<ExportTraces> for OtlpReceiver {
             work.into_actor(self)
                 .map(move |res: Result<ExportOutcome>, act, ctx| {
                     drop(depth);
-                    act.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+                    act.stage
+                        .stats
+                        .messages_out
+                        .fetch_add(1, Ordering::Relaxed);
                     match &res {
-                        Ok(_) => act.failures = 0,
+                        Ok(_) => act.backoff.succeeded(),
                         Err(e) => {
-                            act.stats.record_error(e);
+                            act.stage.stats.record_error(e);
                             if matches!(e, Error::Internal(_) | Error::Corrupt(_)) {
                                 tracing::error!(
-                                    "receiver stopping after a terminal sink error: {e}"
+                                    "receiver worker stopping after a terminal sink error: {e}"
                                 );
-                                act.failures = act.failures.saturating_add(1);
+                                act.stage.failed(e);
                                 ctx.stop();
                             }
                         }
@@ -185,10 +153,10 @@ impl Handler<ExportTraces> for OtlpReceiver {
 
 /// Counts a request as in progress (`queue_depth`) until it is answered or
 /// dropped with a stopping actor.
-struct DepthGuard(Arc<ActorStats>);
+struct DepthGuard(Arc<crate::metrics::ActorStats>);
 
 impl DepthGuard {
-    fn new(stats: Arc<ActorStats>) -> DepthGuard {
+    fn new(stats: Arc<crate::metrics::ActorStats>) -> DepthGuard {
         stats.queue_depth.fetch_add(1, Ordering::Relaxed);
         DepthGuard(stats)
     }
@@ -200,23 +168,60 @@ impl Drop for DepthGuard {
     }
 }
 
-/// Pause before serving again after the n-th consecutive terminal failure:
-/// 100 ms doubling, capped at 5 s, so a broken sink is not hammered.
-pub fn restart_backoff(failures: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1 << failures.saturating_sub(1).min(6));
-    Duration::from_millis(ms.min(5_000))
+/// The handle the OTLP servers send requests through: round-robin over
+/// the workers. Cheap to clone.
+#[derive(Clone)]
+pub struct ReceiverPool {
+    workers: Arc<Vec<Addr<ReceiverWorker>>>,
+    next: Arc<AtomicUsize>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl ReceiverPool {
+    /// Starts `cfg.ingest.worker_count()` workers, each on its own arbiter,
+    /// registered under the root's `ingest` group (or detached without a
+    /// root, for tests of the servers alone). Call inside an actix System.
+    pub fn start(cfg: &Config, sink: Arc<dyn SpanWriter>, root: Option<&Addr<Root>>) -> Self {
+        let processor = Arc::new(Processor::new(cfg));
+        let n = cfg.ingest.worker_count().max(1);
+        let workers = (0..n)
+            .map(|i| {
+                let name = format!("receiver-{i}");
+                let arbiter = Arbiter::new();
+                let thread = name.clone();
+                arbiter.spawn_fn(move || super::name_thread(&thread));
+                let stage = StageHandle::new(root, "ingest", name);
+                let (processor, sink) = (processor.clone(), sink.clone());
+                let worker = ReceiverWorker {
+                    processor,
+                    sink,
+                    stage: stage.clone(),
+                    backoff: RestartBackoff::default(),
+                };
+                let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| worker);
+                stage.register(Some(addr.clone().recipient()));
+                addr
+            })
+            .collect();
+        ReceiverPool {
+            workers: Arc::new(workers),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
 
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(restart_backoff(1), Duration::from_millis(100));
-        assert_eq!(restart_backoff(2), Duration::from_millis(200));
-        assert_eq!(restart_backoff(6), Duration::from_millis(3_200));
-        assert_eq!(restart_backoff(7), Duration::from_secs(5));
-        assert_eq!(restart_backoff(u32::MAX), Duration::from_secs(5));
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Hands a request to the next worker and waits for the durable reply.
+    pub async fn export(&self, msg: ExportTraces) -> Result<ExportOutcome> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        self.workers[i]
+            .send(msg)
+            .await
+            .map_err(|e| Error::Unavailable(format!("receiver unavailable: {e}")))?
     }
 }

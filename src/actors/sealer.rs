@@ -1,8 +1,11 @@
 //! `SegmentSealer`: turns frozen in-memory segments into sealed segment
 //! files (Arrow IPC + index, fsync, manifest swap, WAL delete) and applies
-//! retention. It runs on a `SyncArbiter` thread because all of that is
-//! blocking file I/O. `RetentionJanitor` is the timer that asks it to
-//! enforce retention.
+//! retention. It runs on a `SyncArbiter` thread (`sealer`) because all of
+//! that is blocking file I/O; a `SyncArbiter` makes a fresh actor when one
+//! stops, which is how a group restart reaches it. `RetentionJanitor` is
+//! the timer that asks it to enforce retention. Both are stages of the
+//! `storage` group: a failed seal or retention pass is reported to the tree
+//! (and retried by the writer's tick).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::tree::{RestartStage, StageHandle};
 use crate::error::Result;
 use crate::metrics::{ActorStats, Counter};
 use crate::store::active::MemSegment;
@@ -35,16 +39,18 @@ pub struct EnforceRetention {
 
 pub struct SegmentSealer {
     store: Arc<HotStore>,
+    stage: StageHandle,
     stats: Arc<ActorStats>,
     sealed: Counter,
     expired: Counter,
 }
 
 impl SegmentSealer {
-    pub fn new(store: Arc<HotStore>) -> SegmentSealer {
+    pub fn new(store: Arc<HotStore>, stage: StageHandle) -> SegmentSealer {
         SegmentSealer {
             store,
-            stats: ActorStats::get("segment_sealer"),
+            stats: stage.stats.clone(),
+            stage,
             sealed: Counter::new(
                 "strand_store_segments_sealed_total",
                 "segments sealed to disk",
@@ -83,7 +89,7 @@ impl Handler<SealSegment> for SegmentSealer {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(segment = msg.segment.id, error = %e, "sealing failed; will retry");
-                self.stats.record_error(e);
+                self.stage.failed(e);
             }
         }
         res.map(|o| o.map(SegmentSealed))
@@ -103,26 +109,51 @@ impl Handler<EnforceRetention> for SegmentSealer {
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "retention failed");
-                self.stats.record_error(e);
+                self.stage.failed(e);
             }
         }
         res
     }
 }
 
-pub fn start_sealer(store: Arc<HotStore>) -> Addr<SegmentSealer> {
-    SyncArbiter::start(1, move || SegmentSealer::new(store.clone()))
+impl Handler<RestartStage> for SegmentSealer {
+    type Result = ();
+
+    fn handle(&mut self, _: RestartStage, ctx: &mut Self::Context) {
+        ctx.stop(); // the SyncArbiter builds a fresh sealer
+    }
+}
+
+/// Starts the sealer on its own thread and lists it in the tree.
+pub fn start_sealer(store: Arc<HotStore>, stage: StageHandle) -> Addr<SegmentSealer> {
+    let s = stage.clone();
+    let addr = SyncArbiter::start_with_thread_builder(
+        1,
+        || std::thread::Builder::new().name("sealer".into()),
+        move || SegmentSealer::new(store.clone(), s.clone()),
+    );
+    stage.register(Some(addr.clone().recipient()));
+    addr
 }
 
 /// Periodically asks the sealer to enforce retention.
 pub struct RetentionJanitor {
     sealer: Addr<SegmentSealer>,
     interval: Duration,
+    stage: StageHandle,
 }
 
 impl RetentionJanitor {
-    pub fn new(sealer: Addr<SegmentSealer>, interval: Duration) -> RetentionJanitor {
-        RetentionJanitor { sealer, interval }
+    pub fn new(
+        sealer: Addr<SegmentSealer>,
+        interval: Duration,
+        stage: StageHandle,
+    ) -> RetentionJanitor {
+        RetentionJanitor {
+            sealer,
+            interval,
+            stage,
+        }
     }
 }
 
@@ -135,6 +166,20 @@ impl Actor for RetentionJanitor {
                 now_ns: crate::model::now_ns(),
             });
         });
+    }
+}
+
+impl Supervised for RetentionJanitor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.stage.up();
+    }
+}
+
+impl Handler<RestartStage> for RetentionJanitor {
+    type Result = ();
+
+    fn handle(&mut self, _: RestartStage, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
@@ -160,7 +205,7 @@ mod tests {
             )])
             .unwrap();
         let seg = store.rotate().unwrap().unwrap();
-        let sealer = start_sealer(store.clone());
+        let sealer = start_sealer(store.clone(), StageHandle::new(None, "storage", "sealer_test"));
         let first = sealer
             .send(SealSegment {
                 segment: seg.clone(),

@@ -7,8 +7,10 @@
 //! share fsyncs instead of each paying for one.
 //!
 //! On an I/O error the writer fails the pending acks with `Unavailable`,
-//! records the error and stops; its `Supervisor` restarts it after a capped
-//! exponential backoff (see `supervise.rs`), and recovery starts a fresh WAL.
+//! reports the failure to the tree and stops; its `Supervisor` restarts it
+//! after a capped exponential backoff (see `supervise.rs`), and recovery
+//! starts a fresh WAL. The root may also restart it with its group
+//! (`RestartStage`), which takes the same path.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,14 +21,13 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use super::sealer::{start_sealer, RetentionJanitor, SealSegment, SegmentSealed, SegmentSealer};
-use super::supervise::{pause_then, Backoff};
-use crate::config::StorageConfig;
+use super::supervise::{pause_then, RestartBackoff};
+use super::tree::{RestartStage, Root, StageHandle};
 use crate::error::{Error, Result};
 use crate::metrics::ActorStats;
-use crate::model::Span;
+use crate::model::{Span, SpanWriter};
 use crate::store::active::MemSegment;
 use crate::store::hot::{Batch, HotStore};
-use crate::store::SpanWriter;
 
 /// Mailbox bound: beyond this many queued batches writers get `Overloaded`.
 pub const MAILBOX: usize = 1024;
@@ -57,8 +58,9 @@ pub struct HotWriter {
     pending: Vec<WriteSpans>,
     flush_scheduled: bool,
     stats: Arc<ActorStats>,
+    stage: StageHandle,
     up: Arc<AtomicBool>,
-    backoff: Backoff,
+    backoff: RestartBackoff,
     /// Frozen segments with a seal request in flight.
     sealing: Vec<u64>,
 }
@@ -78,7 +80,7 @@ impl HotWriter {
         // Down before anyone hears of the failure, so a retry that follows
         // the error sees Unavailable rather than queueing behind a restart.
         self.up.store(false, Ordering::SeqCst);
-        self.stats.record_error(&e);
+        self.stage.failed(&e);
         self.fail_pending(&e);
         ctx.stop();
     }
@@ -170,6 +172,7 @@ impl HotWriter {
             Ok(_) => {
                 tracing::info!("hot writer recovered with a fresh WAL");
                 self.up.store(true, Ordering::SeqCst);
+                self.stage.up();
             }
             Err(e) => self.crash(e, ctx),
         }
@@ -198,8 +201,20 @@ impl Supervised for HotWriter {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.flush_scheduled = false;
         self.sealing.clear();
-        let d = self.backoff.on_restart(&self.stats);
+        let d = self.backoff.arm();
         tracing::warn!(delay_ms = d.as_millis() as u64, "hot writer restarting");
+    }
+}
+
+impl Handler<RestartStage> for HotWriter {
+    type Result = ();
+
+    /// The group restarts: fail what is pending (clients retry) and come
+    /// back through the same recovery as after an I/O error.
+    fn handle(&mut self, _: RestartStage, ctx: &mut Context<Self>) {
+        self.up.store(false, Ordering::SeqCst);
+        self.fail_pending(&Error::Unavailable("storage group restarting".into()));
+        ctx.stop();
     }
 }
 
@@ -321,25 +336,29 @@ impl SpanWriter for HotWriterHandle {
 }
 
 /// Starts the sealer, the retention janitor and the supervised writer on
-/// its own Arbiter. Must be called from inside a running actix System.
-pub fn start_hot_writer(store: Arc<HotStore>, storage: &StorageConfig) -> HotWriterHandle {
-    start_with_backoff(
-        store,
-        storage,
-        Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
-    )
+/// its own arbiter (`hot-writer`), each a stage of the `storage` group.
+/// Must be called from inside a running actix System.
+pub fn start_hot_writer(store: Arc<HotStore>, root: Option<&Addr<Root>>) -> HotWriterHandle {
+    start_with_backoff(store, root, RestartBackoff::default())
 }
 
 pub(crate) fn start_with_backoff(
     store: Arc<HotStore>,
-    _storage: &StorageConfig,
-    backoff: Backoff,
+    root: Option<&Addr<Root>>,
+    backoff: RestartBackoff,
 ) -> HotWriterHandle {
-    let sealer = start_sealer(store.clone());
-    RetentionJanitor::new(sealer.clone(), RETENTION_EVERY).start();
-    let stats = ActorStats::get("hot_writer");
+    let sealer = start_sealer(store.clone(), StageHandle::new(root, "storage", "segment_sealer"));
+    let janitor = StageHandle::new(root, "storage", "retention_janitor");
+    let janitor_addr = Supervisor::start({
+        let (sealer, janitor) = (sealer.clone(), janitor.clone());
+        move |_| RetentionJanitor::new(sealer, RETENTION_EVERY, janitor)
+    });
+    janitor.register(Some(janitor_addr.recipient()));
+    let stage = StageHandle::new(root, "storage", "hot_writer");
+    let stats = stage.stats.clone();
     let up = Arc::new(AtomicBool::new(true));
     let arbiter = Arbiter::new();
+    arbiter.spawn_fn(|| super::name_thread("hot-writer"));
     let writer = {
         let (store, stats, up) = (store.clone(), stats.clone(), up.clone());
         HotWriter {
@@ -348,12 +367,14 @@ pub(crate) fn start_with_backoff(
             pending: Vec::new(),
             flush_scheduled: false,
             stats,
+            stage: stage.clone(),
             up,
             backoff,
             sealing: Vec::new(),
         }
     };
     let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| writer);
+    stage.register(Some(addr.clone().recipient()));
     HotWriterHandle {
         addr,
         up,

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::config::IndexConfig;
 use crate::store::testutil::span;
-use crate::store::SpanReader;
+use crate::config::StorageConfig;
+use crate::model::SpanReader;
 
 fn spans(trace: u64, n: u64) -> Vec<Span> {
     (0..n).map(|i| span(trace, i, "svc", "op")).collect()
@@ -33,8 +34,8 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 #[actix_rt::test]
 async fn concurrent_small_writes_share_fsyncs_and_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, storage) = setup(dir.path(), 1_000_000);
-    let h = start_hot_writer(store.clone(), &storage);
+    let (store, _) = setup(dir.path(), 1_000_000);
+    let h = start_hot_writer(store.clone(), None);
     let stats = ActorStats::get("hot_writer");
     let out_before = stats.messages_out.load(Ordering::Relaxed);
     let n = 300u64;
@@ -67,8 +68,8 @@ async fn concurrent_small_writes_share_fsyncs_and_survive_restart() {
 #[actix_rt::test]
 async fn full_segments_are_sealed_in_the_background_and_on_demand() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, storage) = setup(dir.path(), 10);
-    let h = start_hot_writer(store.clone(), &storage);
+    let (store, _) = setup(dir.path(), 10);
+    let h = start_hot_writer(store.clone(), None);
     for t in 0..5 {
         h.write(spans(t, 6)).await.unwrap();
     }
@@ -90,13 +91,16 @@ async fn full_segments_are_sealed_in_the_background_and_on_demand() {
 #[actix_rt::test]
 async fn io_failure_stops_the_writer_and_it_restarts_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, storage) = setup(dir.path(), 1_000_000);
+    let (store, _) = setup(dir.path(), 1_000_000);
     let stats = ActorStats::get("hot_writer");
     let restarts = stats.restarts.load(Ordering::Relaxed);
     let h = start_with_backoff(
         store.clone(),
-        &storage,
-        Backoff::new(Duration::from_millis(300), Duration::from_secs(2)),
+        None,
+        RestartBackoff::new(crate::backoff::Backoff::new(
+            Duration::from_millis(300),
+            Duration::from_secs(2),
+        )),
     );
     h.write(spans(1, 3)).await.unwrap();
 
@@ -161,8 +165,8 @@ fn sigkill_child() {
         .unwrap_or(0);
     let sys = actix::System::new();
     sys.block_on(async move {
-        let (store, storage) = setup(std::path::Path::new(&dir), 40);
-        let h = start_hot_writer(store, &storage);
+        let (store, _) = setup(std::path::Path::new(&dir), 40);
+        let h = start_hot_writer(store, None);
         let tasks = (0..4u64).map(|w| {
             let h = h.clone();
             async move {
@@ -256,7 +260,7 @@ async fn an_old_active_segment_is_rotated_and_sealed_by_age() {
         ..Default::default()
     };
     let store = HotStore::open(&storage, &IndexConfig::default()).unwrap();
-    let h = start_hot_writer(store.clone(), &storage);
+    let h = start_hot_writer(store.clone(), None);
     h.write(spans(1, 2)).await.unwrap();
     eventually("age-based seal", || {
         store.sealed_ids().len() == 1 && store.unsealed_spans() == 0

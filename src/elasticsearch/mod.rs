@@ -7,17 +7,18 @@
 //! - [`writer`]: drains the backlog with `_bulk`, retries, dead-letters.
 //! - [`reader`]: [`reader::EsStore`], the `SpanReader` over the indices.
 //! - [`janitor`]: deletes daily indices past the retention window.
-//! - [`fallible`]: keeps queries answering from the hot store while
-//!   Elasticsearch is unreachable.
+//! - [`retry`]: what is retried and what is not, decided once for the sink.
+//! - [`sink`]: the writer and janitor stages of the supervision tree.
 
 pub mod backlog;
 pub mod deadletter;
 pub mod document;
-pub mod fallible;
 pub mod janitor;
 pub mod mapping;
 pub mod query;
 pub mod reader;
+pub mod retry;
+pub mod sink;
 pub mod span_json;
 pub mod writer;
 pub mod writer_metrics;
@@ -32,6 +33,7 @@ use crate::config::ElasticsearchConfig;
 use crate::error::{Error, Result};
 
 pub use reader::EsStore;
+pub(crate) use retry::{check_status, client_error};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 const SECS_PER_DAY: u64 = 86_400;
@@ -46,34 +48,6 @@ pub fn client(cfg: &ElasticsearchConfig) -> Result<Elasticsearch> {
         .build()
         .map_err(|e| Error::config("elasticsearch.url", e.to_string()))?;
     Ok(Elasticsearch::new(transport))
-}
-
-/// Maps a client error: transport failures (refused, timeout) are
-/// `Unavailable`, so callers retry.
-pub(crate) fn client_error(what: &str, e: elasticsearch::Error) -> Error {
-    Error::Unavailable(format!("elasticsearch {what}: {e}"))
-}
-
-/// Turns a non-2xx response into an error: 429/5xx are retryable, other 4xx
-/// are the request's fault.
-pub(crate) async fn check_status(
-    what: &str,
-    resp: elasticsearch::http::response::Response,
-) -> Result<elasticsearch::http::response::Response> {
-    let status = resp.status_code();
-    if status.is_success() {
-        return Ok(resp);
-    }
-    let body = resp.text().await.unwrap_or_default();
-    let body: String = body.chars().take(2_000).collect();
-    let msg = format!("elasticsearch {what}: HTTP {}: {body}", status.as_u16());
-    Err(if status.as_u16() == 429 || status.is_server_error() {
-        Error::Unavailable(msg)
-    } else if status.as_u16() == 404 {
-        Error::NotFound(msg)
-    } else {
-        Error::InvalidArgument(msg)
-    })
 }
 
 /// Every span index of a prefix.

@@ -13,9 +13,10 @@ use serde_json::{json, Value};
 use super::query::{compile, MAX_DATE_NANOS};
 use super::{check_status, client, client_error, daily_indices, document, index_pattern, mapping};
 use crate::config::{ElasticsearchConfig, IndexConfig};
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::model::{SearchQuery, Span, SpanKind, TraceId};
-use crate::store::{Operation, ScanPage, SpanReader, TraceHit, MAX_TRACE_SPANS};
+use crate::model::{Operation, ScanPage, SpanReader, TraceHit, MAX_TRACE_SPANS};
 
 /// Spans fetched per request when reading a whole trace.
 const TRACE_PAGE: usize = 1_000;
@@ -104,15 +105,14 @@ impl EsStore {
         body: Value,
         routing: Option<&str>,
     ) -> Result<Value> {
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         for _ in 0..SEARCH_RETRIES {
             match self.search_once(indices, body.clone(), routing).await {
                 Err(Error::Unavailable(m)) if m.contains("HTTP 503") || m.starts_with(PARTIAL) => {
-                    tokio::time::sleep(delay).await
+                    tokio::time::sleep(backoff.next_delay()).await
                 }
                 other => return other,
             }
-            delay *= 2;
         }
         self.search_once(indices, body, routing).await
     }
@@ -259,7 +259,7 @@ impl SpanReader for EsStore {
             return Ok(Vec::new());
         };
         // One hit per trace: its newest matching span; traces ordered by
-        // it, ties by trace id (as store::memory::sort_hits does).
+        // it, ties by trace id (as model::sort_hits does).
         let body = json!({
             "size": q.limit.min(MAX_PAGE),
             "_source": false,

@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 use super::backlog::{Backlog, Batch, Pending};
 use super::deadletter::{DeadLetter, DeadLetterFile};
+use super::retry::{item_retryable, request_retryable};
 use super::writer_metrics::WriterMetrics;
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::metrics::ActorStats;
 use crate::model::now_ns;
@@ -30,30 +32,6 @@ pub struct FlushLimits {
     pub max_docs: usize,
     pub max_bytes: usize,
     pub max_delay: Duration,
-}
-
-/// Capped exponential backoff.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(max: Duration) -> Self {
-        Backoff {
-            next: BACKOFF_START,
-            max,
-        }
-    }
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-    pub fn reset(&mut self) {
-        self.next = BACKOFF_START;
-    }
 }
 
 /// What one flusher step did.
@@ -78,17 +56,6 @@ struct BulkItem {
     status: u16,
     #[serde(default)]
     error: Option<Value>,
-}
-
-/// Whether a whole-request status means "try again later" rather than
-/// "this request is wrong". Auth and not-found point at configuration, not
-/// at the data, so the data is kept.
-fn request_retryable(status: u16) -> bool {
-    matches!(status, 401 | 403 | 404 | 408 | 429) || status >= 500
-}
-
-fn item_retryable(status: u16) -> bool {
-    status == 429 || status >= 500
 }
 
 enum Outcome {
@@ -210,7 +177,7 @@ impl BulkFlusher {
     async fn send(&mut self, entries: &[&[u8]]) -> Result<()> {
         let mut todo: Vec<usize> = (0..entries.len()).collect();
         let mut rounds = 0u32;
-        let mut backoff = Backoff::new(BACKOFF_MAX);
+        let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
         loop {
             let body: Vec<&[u8]> = todo.iter().map(|&i| entries[i]).collect();
             match self.request(body).await {
@@ -370,16 +337,5 @@ mod tests {
         }
         assert!(!request_retryable(400));
         assert!(request_retryable(401));
-    }
-
-    #[test]
-    fn backoff_is_capped() {
-        let mut b = Backoff::new(Duration::from_secs(1));
-        let delays: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
-        assert_eq!(delays[0], BACKOFF_START);
-        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(*delays.last().unwrap(), Duration::from_secs(1));
-        b.reset();
-        assert_eq!(b.next_delay(), BACKOFF_START);
     }
 }

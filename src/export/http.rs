@@ -19,7 +19,7 @@ use super::timeparse::{parse_duration, parse_tags_param};
 use super::{build_query, check_zstd_level};
 use crate::error::{Error, Result};
 use crate::model::now_ns;
-use crate::store::SpanReader;
+use crate::model::SpanReader;
 
 /// Spans sorted together per row group in the HTTP stream.
 pub const HTTP_MAX_CHUNK_SPANS: usize = 128 * 1024;

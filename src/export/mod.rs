@@ -27,7 +27,7 @@ pub use self::scan::{Chunk, ExportPlan};
 use self::timeparse::{format_time, parse_duration, parse_tag, parse_time};
 use crate::error::{Error, Result};
 use crate::model::{now_ns, SearchQuery};
-use crate::store::SpanReader;
+use crate::model::SpanReader;
 
 /// Default spans per output file: the in-memory sort buffer, at roughly
 /// 1 KB of memory per span.

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::error::Result;
 use crate::model::{SearchQuery, Span};
-use crate::store::SpanReader;
+use crate::model::SpanReader;
 
 /// What to export and how to cut it.
 #[derive(Clone, Debug)]

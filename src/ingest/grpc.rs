@@ -14,10 +14,8 @@
 //! RESOURCE_EXHAUSTED, and resending an oversize or corrupt request cannot
 //! succeed.
 
-use actix::Addr;
 use bytes::{Buf, Bytes};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -25,49 +23,26 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder};
 use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
-use tonic_types::{ErrorDetails, StatusExt};
 
-use super::admission::{check_api_key, Admission};
-use super::{
-    decode_protobuf, export, maybe_blocking, outcome_label, response_for, Transport,
-    TransportMetrics,
-};
-use crate::actors::receiver::{ExportOutcome, GetAdmission, OtlpReceiver};
-use crate::config::IngestConfig;
-use crate::error::{Error, Result, RETRY_AFTER_SECS};
+use super::admission::check_api_key;
+use super::{decode_protobuf, maybe_blocking, outcome_label, response_for, Intake};
+use crate::actors::receiver::ExportOutcome;
+use crate::error::{Error, Result};
 use crate::otlp::proto::collector::trace::v1::ExportTraceServiceResponse;
+use crate::pipeline::{Transport, TransportMetrics};
 
 pub const SERVICE_NAME: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// Binds `addr` and serves until `shutdown` resolves.
-pub async fn serve_grpc(
-    addr: SocketAddr,
-    receiver: Addr<OtlpReceiver>,
-    cfg: IngestConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    serve_grpc_on(listener, receiver, cfg, shutdown).await
-}
-
-/// Serves on an already bound listener (tests bind port 0).
+/// Serves on a bound listener until `shutdown` resolves (`strand serve`
+/// binds at start-up, so a taken port fails there; tests bind port 0).
 pub async fn serve_grpc_on(
     listener: tokio::net::TcpListener,
-    receiver: Addr<OtlpReceiver>,
-    cfg: IngestConfig,
+    intake: Intake,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let admission = receiver
-        .send(GetAdmission)
-        .await
-        .map_err(|e| Error::Unavailable(format!("receiver: {e}")))?;
     let svc = TraceGrpcService {
-        shared: Arc::new(Shared {
-            receiver,
-            admission,
-            cfg,
-        }),
+        shared: Arc::new(intake),
     };
     tonic::transport::Server::builder()
         .add_service(svc)
@@ -81,27 +56,10 @@ pub async fn serve_grpc_on(
         .map_err(|e| Error::Unavailable(format!("gRPC server: {e}")))
 }
 
-/// Maps an error to a gRPC status; retryable ones carry a
-/// `google.rpc.RetryInfo` detail, without which OTLP exporters do not
-/// retry RESOURCE_EXHAUSTED.
-pub fn status_from_error(e: &Error) -> Status {
-    let (code, msg) = (e.grpc_code(), e.to_string());
-    if e.is_retryable() {
-        let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_SECS)));
-        Status::with_error_details(code, msg, details)
-    } else {
-        Status::new(code, msg)
-    }
-}
+type Shared = Intake;
 
-struct Shared {
-    receiver: Addr<OtlpReceiver>,
-    admission: Arc<Admission>,
-    cfg: IngestConfig,
-}
-
-impl Shared {
-    async fn export(&self, req: tonic::Request<Bytes>) -> Result<ExportOutcome> {
+impl Intake {
+    async fn export_grpc(&self, req: tonic::Request<Bytes>) -> Result<ExportOutcome> {
         let md = req.metadata();
         let auth = md.get("authorization").map(|v| v.as_bytes());
         check_api_key(
@@ -115,7 +73,7 @@ impl Shared {
             .add(body.len() as u64);
         let permit = self.admission.try_admit(body.len())?;
         let request = maybe_blocking(body.len(), move || decode_protobuf(&body)).await?;
-        export(&self.receiver, request, Transport::Grpc, permit).await
+        self.export(request, Transport::Grpc, permit).await
     }
 }
 
@@ -138,11 +96,11 @@ impl UnaryService<Bytes> for ExportSvc {
         let shared = self.0.clone();
         Box::pin(async move {
             let start = Instant::now();
-            let res = shared.export(request).await;
+            let res = shared.export_grpc(request).await;
             TransportMetrics::get(Transport::Grpc).finish(start.elapsed(), outcome_label(&res));
             match res {
                 Ok(o) => Ok(tonic::Response::new(response_for(&o))),
-                Err(e) => Err(status_from_error(&e)),
+                Err(e) => Err(Status::from(e)),
             }
         })
     }

@@ -10,7 +10,6 @@
 //! bomb stops at the limit), the charge is set to the real size, and the
 //! request is decoded and handed to the receiver.
 
-use actix::Addr;
 use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -18,59 +17,39 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use prost::Message as _;
 use std::io::Read as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::OnceCell;
 
-use super::admission::{check_api_key, Admission};
-use super::{
-    decode_protobuf, export, maybe_blocking, outcome_label, response_for, Transport,
-    TransportMetrics,
-};
-use crate::actors::receiver::{ExportOutcome, GetAdmission, OtlpReceiver};
-use crate::config::IngestConfig;
-use crate::error::{Error, Result, RETRY_AFTER_SECS};
+use super::admission::check_api_key;
+use super::{decode_protobuf, maybe_blocking, outcome_label, response_for, Intake};
+use crate::actors::receiver::ExportOutcome;
+use crate::error::{Error, Result};
 use crate::otlp::json;
+use crate::pipeline::{Transport, TransportMetrics};
 
 pub const TRACES_PATH: &str = "/v1/traces";
 
-/// Binds `addr`; the returned server runs when awaited (or spawned).
-pub fn http_server(
-    addr: SocketAddr,
-    receiver: Addr<OtlpReceiver>,
-    cfg: IngestConfig,
-) -> Result<actix_web::dev::Server> {
-    http_server_on(std::net::TcpListener::bind(addr)?, receiver, cfg)
-}
-
-/// Serves on an already bound listener (tests bind port 0).
+/// Serves on a bound listener (`strand serve` binds at start-up, so a
+/// taken port fails there; tests bind port 0). `workers` actix-web worker
+/// threads accept and read bodies. The server runs when awaited (or
+/// spawned).
 pub fn http_server_on(
     listener: std::net::TcpListener,
-    receiver: Addr<OtlpReceiver>,
-    cfg: IngestConfig,
+    intake: Intake,
+    workers: usize,
 ) -> Result<actix_web::dev::Server> {
-    let state = web::Data::new(HttpState {
-        receiver,
-        cfg,
-        admission: OnceCell::new(),
-    });
+    let state = web::Data::new(intake);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .route(TRACES_PATH, web::post().to(export_traces))
     })
+    .workers(workers.max(1))
     .listen(listener)?
     .run();
     Ok(server)
 }
 
-struct HttpState {
-    receiver: Addr<OtlpReceiver>,
-    cfg: IngestConfig,
-    /// The receiver's budget, fetched on first use (`http_server` is sync).
-    admission: OnceCell<Arc<Admission>>,
-}
+type HttpState = Intake;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Encoding {
@@ -173,16 +152,7 @@ async fn handle(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large(max));
     }
-    let admission = state
-        .admission
-        .get_or_try_init(|| async {
-            state
-                .receiver
-                .send(GetAdmission)
-                .await
-                .map_err(|e| Error::Unavailable(format!("receiver: {e}")))
-        })
-        .await?;
+    let admission = &state.admission;
     // Charged before the body is read, so memory held by bodies in flight
     // stays within the budget: the declared length, or the limit when the
     // body is chunked. Resized once the (inflated) size is known.
@@ -205,7 +175,7 @@ async fn handle(
         Encoding::Json => json::decode_request(&body),
     })
     .await?;
-    export(&state.receiver, request, Transport::Http, permit).await
+    state.export(request, Transport::Http, permit).await
 }
 
 fn too_large(max: usize) -> Error {
@@ -243,13 +213,7 @@ pub fn gunzip_bounded(raw: &[u8], max: usize) -> Result<Vec<u8>> {
 
 fn error_response(enc: Encoding, e: &Error) -> HttpResponse {
     let mut resp = status_body(enc, e.http_status(), e.grpc_code(), &e.to_string());
-    if e.is_retryable() {
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&RETRY_AFTER_SECS.to_string())
-        {
-            resp.headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, v);
-        }
-    }
+    e.add_retry_after(&mut resp);
     resp
 }
 

@@ -1,143 +1,66 @@
 //! OTLP ingest: the gRPC (:4317) and HTTP (:4318) servers in front of the
-//! `OtlpReceiver` actor. The servers authenticate, bound and decode
-//! requests, take bytes from the shared in-flight budget, and await the
-//! receiver's reply, which comes only once the spans are durable.
-//! docs/INGEST.md lists every answer.
+//! receiver pool (`crate::actors::receiver`). The servers authenticate,
+//! bound and decode requests, take bytes from the shared in-flight budget,
+//! and await a worker's reply, which comes only once the spans are
+//! durable. docs/INGEST.md lists every answer.
 
 pub mod admission;
 pub mod grpc;
 pub mod http;
-pub mod pipeline;
+
+use std::sync::Arc;
 
 use actix::Addr;
-use std::sync::OnceLock;
-use std::time::Duration;
 
-pub use crate::actors::receiver::{start_receiver, ExportOutcome, OtlpReceiver};
-pub use grpc::{serve_grpc, serve_grpc_on};
-pub use http::{http_server, http_server_on};
+pub use crate::actors::receiver::ExportOutcome;
+pub use grpc::serve_grpc_on;
+pub use http::http_server_on;
 
-use crate::actors::receiver::ExportTraces;
+use crate::actors::receiver::{ExportTraces, ReceiverPool};
+use crate::actors::tree::Root;
+use crate::config::{Config, IngestConfig};
 use crate::error::{Error, Result};
-use crate::metrics::Counter;
+use crate::model::SpanWriter;
 use crate::otlp::proto::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use admission::InflightPermit;
+use crate::pipeline::Transport;
+use admission::{Admission, InflightPermit};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Grpc,
-    Http,
+/// What both OTLP servers share: the receiver pool, the in-flight byte
+/// budget and the ingest config. Cheap to clone.
+#[derive(Clone)]
+pub struct Intake {
+    pub pool: ReceiverPool,
+    pub admission: Arc<Admission>,
+    pub cfg: Arc<IngestConfig>,
 }
 
-impl Transport {
-    pub fn label(self) -> &'static str {
-        match self {
-            Transport::Grpc => "grpc",
-            Transport::Http => "http",
+impl Intake {
+    /// Starts the receiver pool writing to `sink` (under the root's
+    /// `ingest` group when given). Call inside an actix System.
+    pub fn start(cfg: &Config, sink: Arc<dyn SpanWriter>, root: Option<&Addr<Root>>) -> Intake {
+        Intake {
+            pool: ReceiverPool::start(cfg, sink, root),
+            admission: Admission::new(cfg.ingest.max_inflight_bytes),
+            cfg: Arc::new(cfg.ingest.clone()),
         }
     }
-}
 
-const LATENCY_BUCKETS: [(f64, &str); 11] = [
-    (0.005, "0.005"),
-    (0.01, "0.01"),
-    (0.025, "0.025"),
-    (0.05, "0.05"),
-    (0.1, "0.1"),
-    (0.25, "0.25"),
-    (0.5, "0.5"),
-    (1.0, "1"),
-    (2.5, "2.5"),
-    (5.0, "5"),
-    (f64::INFINITY, "+Inf"),
-];
-
-/// Per-transport ingest metrics, looked up once.
-pub struct TransportMetrics {
-    pub spans_received: Counter,
-    pub spans_accepted: Counter,
-    pub spans_rejected: Counter,
-    pub request_bytes: Counter,
-    latency_buckets: Vec<Counter>,
-    latency_sum_us: Counter,
-    latency_count: Counter,
-    transport: Transport,
-}
-
-impl TransportMetrics {
-    pub fn get(t: Transport) -> &'static TransportMetrics {
-        static GRPC: OnceLock<TransportMetrics> = OnceLock::new();
-        static HTTP: OnceLock<TransportMetrics> = OnceLock::new();
-        let cell = match t {
-            Transport::Grpc => &GRPC,
-            Transport::Http => &HTTP,
-        };
-        cell.get_or_init(|| {
-            let l = [("transport", t.label())];
-            TransportMetrics {
-                spans_received: Counter::new(
-                    "strand_ingest_spans_received_total",
-                    "spans in export requests",
-                    &l,
-                ),
-                spans_accepted: Counter::new(
-                    "strand_ingest_spans_accepted_total",
-                    "spans accepted (durable or sampled out)",
-                    &l,
-                ),
-                spans_rejected: Counter::new(
-                    "strand_ingest_spans_rejected_total",
-                    "spans rejected by validation",
-                    &l,
-                ),
-                request_bytes: Counter::new(
-                    "strand_ingest_request_bytes_total",
-                    "decompressed request bytes received",
-                    &l,
-                ),
-                latency_buckets: LATENCY_BUCKETS
-                    .iter()
-                    .map(|(_, le)| {
-                        Counter::new(
-                            "strand_ingest_export_duration_seconds_bucket",
-                            "export requests answered within `le` seconds (cumulative)",
-                            &[("transport", t.label()), ("le", le)],
-                        )
-                    })
-                    .collect(),
-                latency_sum_us: Counter::new(
-                    "strand_ingest_export_duration_us_sum",
-                    "total export latency, microseconds",
-                    &l,
-                ),
-                latency_count: Counter::new(
-                    "strand_ingest_export_duration_count",
-                    "export requests answered",
-                    &l,
-                ),
-                transport: t,
-            }
-        })
-    }
-
-    /// Records one answered request: its latency and outcome.
-    pub fn finish(&self, elapsed: Duration, outcome: &str) {
-        let secs = elapsed.as_secs_f64();
-        for ((le, _), c) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            if secs <= *le {
-                c.inc();
-            }
-        }
-        self.latency_sum_us.add(elapsed.as_micros() as u64);
-        self.latency_count.inc();
-        Counter::new(
-            "strand_ingest_requests_total",
-            "export requests by transport and outcome",
-            &[("transport", self.transport.label()), ("outcome", outcome)],
-        )
-        .inc();
+    /// Hands a decoded request to a worker and waits for the durable reply.
+    pub async fn export(
+        &self,
+        request: ExportTraceServiceRequest,
+        transport: Transport,
+        permit: InflightPermit,
+    ) -> Result<ExportOutcome> {
+        self.pool
+            .export(ExportTraces {
+                request,
+                transport,
+                hold: Some(Box::new(permit)),
+            })
+            .await
     }
 }
 
@@ -154,24 +77,6 @@ pub fn outcome_label(r: &Result<ExportOutcome>) -> &'static str {
             _ => "internal",
         },
     }
-}
-
-/// Hands a decoded request to the receiver and waits for the durable reply.
-pub async fn export(
-    receiver: &Addr<OtlpReceiver>,
-    request: ExportTraceServiceRequest,
-    transport: Transport,
-    permit: InflightPermit,
-) -> Result<ExportOutcome> {
-    let msg = ExportTraces {
-        request,
-        transport,
-        permit: Some(permit),
-    };
-    receiver
-        .send(msg)
-        .await
-        .map_err(|e| Error::Unavailable(format!("receiver unavailable: {e}")))?
 }
 
 /// The OTLP response: `partial_success` only when something was rejected

@@ -34,6 +34,8 @@ pub struct Committer {
     state: Commits,
     m: CommitMetrics,
     stats: Arc<ActorStats>,
+    /// The commit thread ended (it panicked): the consumer must be rebuilt.
+    dead: bool,
 }
 
 impl Committer {
@@ -65,6 +67,7 @@ impl Committer {
             state: Commits::default(),
             m: CommitMetrics::new(topic),
             stats,
+            dead: false,
         })
     }
 
@@ -81,8 +84,14 @@ impl Committer {
             Err(TrySendError::Full(_)) => {
                 tracing::debug!(topic = %self.topic, "offset commits queued up; skipping one");
             }
-            Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Disconnected(_)) => self.dead = true,
         }
+    }
+
+    /// Whether the commit thread is gone; the consumer that owns this
+    /// committer is then rebuilt, and a new committer with it.
+    pub fn is_dead(&self) -> bool {
+        self.dead
     }
 
     /// Whether committing `next` for `partition` would not move it forward

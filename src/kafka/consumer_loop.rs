@@ -1,5 +1,5 @@
-//! One consumer's read → write → commit loop, run on the consumer thread
-//! of `crate::actors::kafka_consumer` (which supervises and restarts it).
+//! One consumer's read → write → commit loop, run on the thread of the
+//! `KafkaConsumer` actor (`super::consumer`, which rebuilds it on failure).
 //! Offsets are committed only after the batch's `write` returned Ok.
 //!
 //! Commits go through [`Committer`], so this thread never waits on the
@@ -21,11 +21,11 @@ use super::committer::Committer;
 use super::context::{cached_high_watermark, publish_lag, GroupState, SpanConsumerContext};
 use super::dlq::{DeadLetter, DeadLetterProducer};
 use super::{admin, apply_user_settings, base_config, classify, codec, dlq_topic};
+use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
 use crate::metrics::{ActorStats, Counter};
-use crate::model::Span;
-use crate::store::SpanWriter;
+use crate::model::{Span, SpanWriter};
 
 /// The actor name under which consumer state is reported.
 pub const ACTOR: &str = "kafka_consumer";
@@ -74,6 +74,8 @@ pub struct ConsumerLoop<'a> {
     cfg: &'a KafkaConfig,
     sink: Arc<dyn SpanWriter>,
     stop: &'a AtomicBool,
+    /// Set by a group restart: leave the loop so the consumer is rebuilt.
+    rebuild: &'a AtomicBool,
     state: Arc<GroupState>,
     rt: &'a tokio::runtime::Runtime,
     consumer: Arc<BaseConsumer<SpanConsumerContext>>,
@@ -101,6 +103,7 @@ impl<'a> ConsumerLoop<'a> {
         cfg: &'a KafkaConfig,
         sink: Arc<dyn SpanWriter>,
         stop: &'a AtomicBool,
+        rebuild: &'a AtomicBool,
         state: Arc<GroupState>,
         rt: &'a tokio::runtime::Runtime,
     ) -> Result<Self> {
@@ -134,6 +137,7 @@ impl<'a> ConsumerLoop<'a> {
             cfg,
             sink,
             stop,
+            rebuild,
             generation: state.generation.load(Ordering::Acquire),
             state,
             rt,
@@ -181,7 +185,7 @@ impl<'a> ConsumerLoop<'a> {
     }
 
     /// The librdkafka handle, for closing (which may block: see
-    /// `crate::actors::kafka_consumer`). The committer thread holds the
+    /// `super::consumer`). The committer thread holds the
     /// other reference until its queued commits are done.
     pub fn into_consumer(self) -> Arc<BaseConsumer<SpanConsumerContext>> {
         self.consumer
@@ -191,6 +195,14 @@ impl<'a> ConsumerLoop<'a> {
     fn check_stalled(&mut self) -> Result<()> {
         let now = Instant::now();
         let stall = Duration::from_millis(self.cfg.stall_timeout_ms);
+        if self.rebuild.swap(false, Ordering::AcqRel) {
+            return Err(Error::Unavailable(
+                "restart requested by the kafka group".into(),
+            ));
+        }
+        if self.committer.is_dead() {
+            return Err(Error::Internal("the offset commit thread ended".into()));
+        }
         self.committer.drain();
         if let Some(d) = self.committer.stalled_for() {
             if d > stall {
@@ -336,7 +348,7 @@ impl<'a> ConsumerLoop<'a> {
     /// Makes the batch durable (dead letters, then the sink write), retrying
     /// with backoff while partitions are paused, then commits its offsets.
     fn flush(&mut self, mut batch: Batch) -> Result<()> {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), SINK_BACKOFF_MAX);
         let mut paused = false;
         loop {
             match self.try_write(&mut batch) {
@@ -344,13 +356,14 @@ impl<'a> ConsumerLoop<'a> {
                 Err(e) => {
                     self.m.sink_errors.inc();
                     self.stats.record_error(&e);
-                    tracing::warn!(error = %e, ?backoff, "kafka consumer write failed; retrying without committing");
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, ?delay, "kafka consumer write failed; retrying without committing");
                     // Pausing keeps this consumer in the group (poll still
                     // serves heartbeats and rebalances) without reading on.
                     if let Ok(tpl) = self.consumer.assignment() {
                         paused |= self.consumer.pause(&tpl).is_ok();
                     }
-                    let end = Instant::now() + backoff;
+                    let end = Instant::now() + delay;
                     while Instant::now() < end {
                         if self.stopping() {
                             return Ok(()); // uncommitted: redelivered later
@@ -359,7 +372,6 @@ impl<'a> ConsumerLoop<'a> {
                             self.pending.push_back(m);
                         }
                     }
-                    backoff = (backoff * 2).min(SINK_BACKOFF_MAX);
                 }
             }
         }

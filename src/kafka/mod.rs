@@ -2,13 +2,16 @@
 //!
 //! Receivers write validated spans through [`producer::KafkaSink`] (a
 //! `SpanWriter` whose `write` returns once the broker has every message);
-//! `crate::actors::kafka_consumer` reads them back in a consumer group and
-//! commits offsets only after the downstream writers made them durable.
-//! The message unit is described in [`codec`] and docs/KAFKA.md.
+//! the [`consumer`] stage reads them back in a consumer group
+//! ([`consumer_loop`], offsets committed by [`committer`] only after the
+//! downstream writers made them durable, group state in [`context`],
+//! undecodable or refused messages to the [`dlq`]). The message unit is
+//! described in [`codec`] and docs/KAFKA.md.
 
 pub mod admin;
 pub mod codec;
 pub mod committer;
+pub mod consumer;
 pub mod consumer_loop;
 pub mod context;
 pub mod dlq;

@@ -15,7 +15,7 @@ use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
 use crate::metrics::{Counter, Gauge};
 use crate::model::Span;
-use crate::store::SpanWriter;
+use crate::model::SpanWriter;
 
 struct Metrics {
     messages: Counter,

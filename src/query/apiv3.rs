@@ -11,12 +11,8 @@ use crate::error::{Error, Result};
 use crate::model::{now_ns, SearchQuery, Span, SpanKind, TraceId};
 
 pub fn v3_error(e: &Error) -> HttpResponse {
-    let status = e.http_status();
-    let mut resp = HttpResponse::build(status);
-    if e.is_retryable() {
-        resp.insert_header(("Retry-After", crate::error::RETRY_AFTER_SECS.to_string()));
-    }
-    resp.json(json!({ "error": { "httpCode": status.as_u16(), "message": e.to_string() } }))
+    let body = json!({ "error": { "httpCode": e.http_status().as_u16(), "message": e.to_string() } });
+    e.http_response("application/json", body.to_string().into_bytes())
 }
 
 fn reply(r: Result<Value>) -> HttpResponse {
@@ -34,7 +30,7 @@ fn result(spans: &[Span]) -> Value {
 pub async fn get_trace(path: web::Path<String>, state: web::Data<QueryState>) -> HttpResponse {
     reply(
         async {
-            let id = super::jaeger::parse_trace_id("trace_id", &path)?;
+            let id = super::params::parse_trace_id("trace_id", &path)?;
             let spans = load_trace(state.reader.as_ref(), id).await?;
             if spans.is_empty() {
                 return Err(Error::NotFound(format!("trace {id}")));

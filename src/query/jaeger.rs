@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::jaeger_json::render_adjusted;
-use super::params::{bad, Params};
+use super::params::{bad, parse_trace_id, Params};
 use super::{clamp_limit, load_trace, load_traces, QueryState};
 use crate::error::{Error, Result};
 use crate::model::{now_ns, SearchQuery, SpanKind, TraceId};
@@ -22,28 +22,13 @@ pub fn envelope(data: Value, total: usize, errors: Value) -> HttpResponse {
         .json(json!({ "data": data, "total": total, "limit": 0, "offset": 0, "errors": errors }))
 }
 
-pub fn parse_trace_id(key: &str, raw: &str) -> Result<TraceId> {
-    TraceId::from_hex(raw)
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| bad(key, raw, "a trace id (1 to 32 hex digits, not all zero)"))
-}
-
-fn wants_protobuf(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all(actix_web::http::header::ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/protobuf") || v.contains("application/x-protobuf"))
-}
-
-/// `GET /api/traces/{traceID}`; Tempo's protobuf format when asked for.
+/// `GET /api/traces/{traceID}` as Jaeger JSON (`query::trace_v1` sends
+/// Tempo's protobuf requests elsewhere).
 pub async fn get_trace(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<QueryState>,
 ) -> Result<HttpResponse> {
-    if wants_protobuf(&req) {
-        return Ok(super::tempo::get_trace_v1_protobuf(&path, &state).await);
-    }
     let id = parse_trace_id("traceID", &path)?;
     let raw = Params::parse(req.query_string())?.bool("raw")?;
     let spans = load_trace(state.reader.as_ref(), id).await?;

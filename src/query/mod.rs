@@ -24,7 +24,6 @@ pub mod traceql;
 pub mod traceql_eval;
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,14 +35,15 @@ use futures::stream::{self, StreamExt};
 
 use crate::error::{Error, Result};
 use crate::metrics::Counter;
-use crate::model::{Span, SpanId, TraceId};
-use crate::store::SpanReader;
+use crate::actors::tree::Health;
+use crate::model::{dedup_spans, Span, SpanId, SpanReader, TraceId};
 
 /// Shared state of the query handlers (registered as `web::Data`).
 pub struct QueryState {
     pub reader: Arc<dyn SpanReader>,
     pub cfg: crate::config::QueryConfig,
-    pub ready: Arc<AtomicBool>,
+    /// Readiness and the supervision tree's state.
+    pub health: Health,
 }
 
 /// Traces fetched at once when a handler loads several (search results,
@@ -56,7 +56,7 @@ pub const FETCH_CONCURRENCY: usize = 8;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let routes: Vec<(&str, Route)> = vec![
         // Jaeger v1 (the Jaeger UI's API)
-        ("/api/traces/{traceID}", web::get().to(jaeger::get_trace)),
+        ("/api/traces/{traceID}", web::get().to(trace_v1)),
         ("/api/traces", web::get().to(jaeger::find_traces)),
         ("/api/services", web::get().to(jaeger::services)),
         (
@@ -137,18 +137,25 @@ async fn record(
     res
 }
 
-/// Drops copies of the same span (at-least-once redelivery, or a span held
-/// by several tiers): identity is (span id, start time). Sorted by start.
-pub fn dedup(mut spans: Vec<Span>) -> Vec<Span> {
-    let mut seen: HashSet<(SpanId, u64)> = HashSet::with_capacity(spans.len());
-    spans.retain(|s| seen.insert((s.span_id, s.start_ns)));
-    spans.sort_by(|a, b| a.start_ns.cmp(&b.start_ns).then(a.span_id.cmp(&b.span_id)));
-    spans
+/// `GET /api/traces/{traceID}`: Jaeger JSON, or Tempo's protobuf trace
+/// when the client asks for protobuf (Grafana's Tempo data source does).
+async fn trace_v1(
+    req: actix_web::HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<QueryState>,
+) -> Result<actix_web::HttpResponse> {
+    if params::wants_protobuf(&req) {
+        return Ok(tempo::get_trace_v1_protobuf(&path, &state).await);
+    }
+    jaeger::get_trace(req, path, state).await
 }
 
-/// One trace, deduplicated; empty if unknown.
+/// One trace, deduplicated (`model::dedup_spans`) and sorted by start;
+/// empty if unknown.
 pub async fn load_trace(reader: &dyn SpanReader, id: TraceId) -> Result<Vec<Span>> {
-    Ok(dedup(reader.trace(id).await?))
+    let mut spans = reader.trace(id).await?;
+    dedup_spans(&mut spans);
+    Ok(spans)
 }
 
 /// Several traces, in the order given, skipping unknown ones and ones over
@@ -280,15 +287,6 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::span;
     use super::*;
-
-    #[test]
-    fn dedup_keeps_one_copy_per_span_id_and_start() {
-        let a = span(1, 1, None, "a", "x", 10, 5);
-        let mut b = a.clone();
-        b.start_ns = 11; // same id, other start: a different span (id reuse), kept
-        let spans = dedup(vec![a.clone(), b.clone(), a.clone()]);
-        assert_eq!(spans, vec![a, b]);
-    }
 
     #[test]
     fn root_prefers_parentless_then_orphans() {

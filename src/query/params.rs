@@ -3,6 +3,7 @@
 //! Every failure names the parameter, so a 400 tells the caller what to fix.
 
 use crate::error::{Error, Result};
+use crate::model::TraceId;
 
 /// The decoded query string, keeping repeated keys (`traceID=a&traceID=b`).
 #[derive(Debug, Default)]
@@ -65,6 +66,21 @@ impl Params {
             Some(v) => Err(bad(key, v, "true or false")),
         }
     }
+}
+
+/// A trace id parameter (hex, Jaeger and Tempo alike).
+pub fn parse_trace_id(key: &str, raw: &str) -> Result<TraceId> {
+    TraceId::from_hex(raw)
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| bad(key, raw, "a trace id (1 to 32 hex digits, not all zero)"))
+}
+
+/// Whether the client asked for protobuf (Tempo clients do).
+pub fn wants_protobuf(req: &actix_web::HttpRequest) -> bool {
+    req.headers()
+        .get_all(actix_web::http::header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/protobuf") || v.contains("application/x-protobuf"))
 }
 
 /// The error for a parameter that does not parse.

@@ -43,9 +43,7 @@ pub struct TraceByIdResponse {
 }
 
 pub fn text_error(e: &Error) -> HttpResponse {
-    HttpResponse::build(e.http_status())
-        .content_type("text/plain; charset=utf-8")
-        .body(e.to_string())
+    e.http_response("text/plain; charset=utf-8", e.to_string().into_bytes())
 }
 
 fn protobuf(body: Vec<u8>) -> HttpResponse {
@@ -55,7 +53,7 @@ fn protobuf(body: Vec<u8>) -> HttpResponse {
 }
 
 async fn fetch(raw_id: &str, state: &QueryState) -> Result<Vec<Span>> {
-    let id = super::jaeger::parse_trace_id("traceID", raw_id)?;
+    let id = super::params::parse_trace_id("traceID", raw_id)?;
     let spans = load_trace(state.reader.as_ref(), id).await?;
     if spans.is_empty() {
         return Err(Error::NotFound(format!("trace {id}")));

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use super::hot::{Batch, HotStore};
-use super::memory::MemoryStore;
+use crate::tiers::memory::MemoryStore;
 use super::testutil::span;
-use super::{SpanReader, SpanWriter};
+use crate::model::{SpanReader, SpanWriter};
 use crate::config::{IndexConfig, StorageConfig};
 use crate::metrics::{ActorStats, Counter};
 use crate::model::*;

@@ -9,13 +9,14 @@ use async_trait::async_trait;
 
 use super::active::MemSegment;
 use super::hot::HotStore;
-use super::memory::sort_hits;
 use super::rows::RowCache;
 use super::segment::SealedSegment;
-use super::{Operation, ScanPage, SpanReader, TraceHit, MAX_TRACE_SPANS};
 use crate::error::{Error, Result};
 use crate::index::{Plan, Postings, TimeRange};
-use crate::model::{SearchQuery, Span, SpanKind, TraceId};
+use crate::model::{
+    sort_hits, Operation, ScanPage, SearchQuery, Span, SpanKind, SpanReader, TraceHit, TraceId,
+    MAX_TRACE_SPANS,
+};
 
 /// A segment of either kind, in id order (= write order).
 #[derive(Clone)]

@@ -1,9 +1,11 @@
-//! The Elasticsearch writer. `EsWriterHandle::write` makes spans durable in
-//! the on-disk backlog and returns, so indexing never blocks ingest; the
-//! supervised `EsWriter` actor installs the index template, drains the
-//! backlog with `_bulk` (see `elasticsearch::writer`), and runs the
-//! retention janitor. A failed drain loop stops the actor and its
-//! supervisor restarts it after a capped backoff.
+//! The Elasticsearch sink's stages, both in the tree's `search` group.
+//! `EsWriterHandle::write` makes spans durable in the on-disk backlog and
+//! returns, so indexing never blocks ingest; the supervised `EsWriter`
+//! actor installs the index template and drains the backlog with `_bulk`
+//! (see `elasticsearch::writer`). A failed drain loop is reported to the
+//! tree, stops the actor, and its supervisor restarts it after a capped
+//! backoff; it restarts itself only (a group restart must not drop a bulk
+//! in flight). `EsJanitor` deletes daily indices past retention.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,12 +20,13 @@ use tokio::sync::{watch, Notify};
 use crate::config::{ElasticsearchConfig, IndexConfig};
 use crate::elasticsearch::backlog::{Backlog, Pending, DEFAULT_SEGMENT_BYTES};
 use crate::elasticsearch::deadletter::DeadLetterFile;
-use crate::elasticsearch::writer::{Backoff, BulkFlusher, FlushLimits, Step};
+use crate::actors::tree::{RestartStage, Root, StageHandle};
+use crate::backoff::Backoff;
+use crate::elasticsearch::writer::{BulkFlusher, FlushLimits, Step};
 use crate::elasticsearch::{client, document, janitor, mapping};
 use crate::error::{Error, Result};
 use crate::metrics::{ActorStats, Counter};
-use crate::model::{now_ns, Span};
-use crate::store::SpanWriter;
+use crate::model::{now_ns, Span, SpanWriter};
 
 pub const ACTOR_NAME: &str = "es_writer";
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -53,6 +56,7 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     stopped: watch::Sender<bool>,
     stats: Arc<ActorStats>,
+    stage: StageHandle,
 }
 
 impl Shared {
@@ -79,6 +83,7 @@ pub fn start_es_writer(
     cfg: &ElasticsearchConfig,
     index: &IndexConfig,
     data_dir: &Path,
+    root: Option<&Addr<Root>>,
 ) -> Result<EsWriterHandle> {
     cfg.validate()?;
     let backlog = Arc::new(Backlog::open(
@@ -88,7 +93,8 @@ pub fn start_es_writer(
     )?);
     let dead_letter_path = data_dir.join("dead-letter.jsonl");
     let dead = DeadLetterFile::open(&dead_letter_path)?;
-    let stats = ActorStats::get(ACTOR_NAME);
+    let stage = StageHandle::new(root, "search", ACTOR_NAME);
+    let stats = stage.stats.clone();
     let limits = FlushLimits {
         max_docs: cfg.bulk_max_docs,
         max_bytes: cfg.bulk_max_bytes,
@@ -101,18 +107,29 @@ pub fn start_es_writer(
         shutdown: watch::channel(false).0,
         stopped: watch::channel(false).0,
         stats,
+        stage: stage.clone(),
     });
     let actor_shared = shared.clone();
     let (cfg_owned, keys) = (cfg.clone(), index.attribute_keys.clone());
+    let janitor = StageHandle::new(root, "search", "es_janitor");
+    let janitor_addr = Supervisor::start({
+        let (client, cfg, janitor) = (es, cfg.clone(), janitor.clone());
+        move |_| EsJanitor {
+            client,
+            cfg,
+            stage: janitor,
+        }
+    });
+    janitor.register(Some(janitor_addr.recipient()));
     let addr = Supervisor::start(move |_| EsWriter {
-        client: es,
         flusher: Some(flusher),
         shared: actor_shared,
         cfg: cfg_owned,
         attribute_keys: keys,
-        restart_backoff: Backoff::new(RESTART_BACKOFF_MAX),
+        restart_backoff: Backoff::new(Duration::from_millis(100), RESTART_BACKOFF_MAX),
         restart_delay: Duration::ZERO,
     });
+    stage.register(None);
     let encoder = Encoder {
         prefix: cfg.index_prefix.clone(),
         allow_list: index.attribute_keys.iter().cloned().collect(),
@@ -195,7 +212,6 @@ impl SpanWriter for EsWriterHandle {
 }
 
 pub struct EsWriter {
-    client: elasticsearch::Elasticsearch,
     /// Taken by the running drain loop, returned when it fails.
     flusher: Option<BulkFlusher>,
     shared: Arc<Shared>,
@@ -215,20 +231,14 @@ impl Actor for EsWriter {
             self.shared.stopped.send_replace(true);
             return;
         }
-        ctx.run_later(self.restart_delay, |act, ctx| act.spawn_drain(ctx));
-        self.spawn_janitor(ctx);
-        let every = Duration::from_secs(self.cfg.janitor_interval_secs);
-        ctx.run_interval(every, |act, ctx| act.spawn_janitor(ctx));
+        ctx.run_later(self.restart_delay, |act, ctx| {
+            act.shared.stage.up();
+            act.spawn_drain(ctx)
+        });
     }
 }
 
-impl Supervised for EsWriter {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        if !self.shared.shutting_down() {
-            self.shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
+impl Supervised for EsWriter {}
 
 impl EsWriter {
     fn spawn_drain(&mut self, ctx: &mut Context<Self>) {
@@ -252,7 +262,7 @@ impl EsWriter {
                         Ok(()) => drop(flusher), // shut down: release the backlog
                         Err(e) => {
                             tracing::error!(error = %e, "elasticsearch writer failed; restarting");
-                            act.shared.stats.record_error(&e);
+                            act.shared.stage.failed(&e);
                             act.flusher = Some(flusher);
                             if ran_for > RESTART_BACKOFF_MAX * 2 {
                                 act.restart_backoff.reset();
@@ -265,22 +275,54 @@ impl EsWriter {
         );
     }
 
-    fn spawn_janitor(&mut self, ctx: &mut Context<Self>) {
-        if self.shared.shutting_down() {
-            return;
-        }
+}
+
+/// Deletes daily indices past `retention_days`, every
+/// `janitor_interval_secs`. A failed pass is reported and tried again at
+/// the next interval.
+pub struct EsJanitor {
+    client: elasticsearch::Elasticsearch,
+    cfg: ElasticsearchConfig,
+    stage: StageHandle,
+}
+
+impl EsJanitor {
+    fn pass(&mut self, ctx: &mut Context<Self>) {
         let client = self.client.clone();
         let (prefix, days) = (self.cfg.index_prefix.clone(), self.cfg.retention_days);
-        let stats = self.shared.stats.clone();
+        let stage = self.stage.clone();
         ctx.spawn(
             async move {
-                if let Err(e) = janitor::run_once(&client, &prefix, days, now_ns()).await {
-                    tracing::warn!(error = %e, "elasticsearch janitor pass failed");
-                    stats.record_error(&e);
+                match janitor::run_once(&client, &prefix, days, now_ns()).await {
+                    Ok(_) => stage.up(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "elasticsearch janitor pass failed");
+                        stage.failed(&e);
+                    }
                 }
             }
             .into_actor(self),
         );
+    }
+}
+
+impl Actor for EsJanitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.pass(ctx);
+        let every = Duration::from_secs(self.cfg.janitor_interval_secs);
+        ctx.run_interval(every, |act, ctx| act.pass(ctx));
+    }
+}
+
+impl Supervised for EsJanitor {}
+
+impl Handler<RestartStage> for EsJanitor {
+    type Result = ();
+
+    fn handle(&mut self, _: RestartStage, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
@@ -308,7 +350,7 @@ async fn drain(
 ) -> Result<()> {
     // Nothing is indexed before the template is in place, or Elasticsearch
     // would guess the mapping of the first daily index.
-    let mut backoff = Backoff::new(RESTART_BACKOFF_MAX);
+    let mut backoff = Backoff::new(Duration::from_millis(100), RESTART_BACKOFF_MAX);
     loop {
         match mapping::install(flusher.client(), cfg, keys).await {
             Ok(()) => break,
@@ -365,7 +407,7 @@ mod tests {
             ..Default::default()
         };
         let index = IndexConfig::default();
-        let w = start_es_writer(&cfg, &index, dir.path()).unwrap();
+        let w = start_es_writer(&cfg, &index, dir.path(), None).unwrap();
         let mut accepted = 0;
         let err = loop {
             match w.write(spans(3)).await {
@@ -383,7 +425,7 @@ mod tests {
         assert!(pending.bytes <= cfg.backlog_max_bytes);
         w.shutdown().await;
         drop(w);
-        let w = start_es_writer(&cfg, &index, dir.path()).unwrap();
+        let w = start_es_writer(&cfg, &index, dir.path(), None).unwrap();
         assert_eq!(w.pending(), pending, "acknowledged spans survive a restart");
         w.shutdown().await;
     }

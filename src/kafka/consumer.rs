@@ -1,15 +1,18 @@
-//! Kafka consumer actors: read spans from the topic in a consumer group,
-//! write them downstream, and commit offsets only after the write returned
-//! Ok (at-least-once; the offsets travel with the batch).
+//! The Kafka consumer stage: a `KafkaConsumer` actor that owns one
+//! consumer thread (`kafka-consumer`). On it a [`ConsumerLoop`] reads spans
+//! from the topic in a consumer group, writes them downstream, and commits
+//! offsets only after the write returned Ok (at-least-once; the offsets
+//! travel with the batch, commits go through the loop's `Committer`).
 //!
-//! rdkafka is polled on a dedicated thread per consumer, never on the async
-//! threads: a `BaseConsumer` blocks in `poll` and, when dropped, in its
-//! close (rust-rdkafka #509/#611), so the thread owns it for its whole life
-//! and shutdown joins that thread with a timeout. The thread is its own
-//! supervisor: a failed (or stalled) consumer is rebuilt with capped
-//! exponential backoff. The old one is closed on a thread of its own, given
-//! `CLOSE_TIMEOUT`, then abandoned: a consumer that stalled may never finish
-//! closing, and must not stall its replacement too.
+//! rdkafka is polled on that dedicated thread, never on the async threads:
+//! a `BaseConsumer` blocks in `poll` and, when dropped, in its close
+//! (rust-rdkafka #509/#611). The thread rebuilds a consumer that failed,
+//! panicked or stalled — with its committer — after the stage's backoff,
+//! and reports each rebuild to the `kafka` group of the tree; a group
+//! restart (`RestartStage`) asks it to rebuild too. The old consumer is
+//! closed on a thread of its own, given `CLOSE_TIMEOUT`, then abandoned: a
+//! consumer that stalled may never finish closing, and must not stall its
+//! replacement too.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,14 +20,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use actix::prelude::*;
 use parking_lot::Mutex;
 
+use super::consumer_loop::{ConsumerLoop, ACTOR, POLL_SLICE};
+use super::context::GroupState;
+use crate::actors::tree::{RestartStage, Root, StageHandle};
+use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
-use crate::kafka::consumer_loop::{ConsumerLoop, ACTOR, POLL_SLICE};
-use crate::kafka::context::GroupState;
-use crate::metrics::ActorStats;
-use crate::store::SpanWriter;
+use crate::model::SpanWriter;
 
 const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(200);
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -33,40 +38,74 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// session timeout (10 s) when the coordinator is away.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A running consumer. Dropping it asks the consumer to stop without
-/// waiting; [`KafkaConsumerHandle::shutdown`] also waits for it.
-pub struct KafkaConsumerHandle {
-    stop: Arc<AtomicBool>,
-    state: Current,
-    restarts: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
-}
-
 /// The group state of the consumer running now. Each rebuilt consumer gets
 /// a fresh one, so callbacks from an abandoned one cannot touch it.
 type Current = Arc<Mutex<Arc<GroupState>>>;
 
+/// What the actor, its thread and the handle share.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    rebuild: AtomicBool,
+    state: Current,
+    restarts: AtomicU64,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The actor owning the consumer thread.
+pub struct KafkaConsumer {
+    shared: Arc<Shared>,
+}
+
+impl Actor for KafkaConsumer {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.shared.stop.store(true, Ordering::Release);
+    }
+}
+
+impl Handler<RestartStage> for KafkaConsumer {
+    type Result = ();
+
+    fn handle(&mut self, _: RestartStage, _: &mut Context<Self>) {
+        self.shared.rebuild.store(true, Ordering::Release);
+    }
+}
+
+/// A running consumer. Dropping it asks the consumer to stop without
+/// waiting; [`KafkaConsumerHandle::shutdown`] also waits for it.
+pub struct KafkaConsumerHandle {
+    shared: Arc<Shared>,
+    addr: Addr<KafkaConsumer>,
+}
+
 impl KafkaConsumerHandle {
     /// Partitions of the span topic this consumer owns right now.
     pub fn assigned_partitions(&self) -> Vec<i32> {
-        let state = self.state.lock().clone();
+        let state = self.shared.state.lock().clone();
         let owned = state.assigned.lock().iter().copied().collect();
         owned
     }
 
-    /// How many times this consumer was rebuilt (after an error, a panic
-    /// or a stall).
+    /// How many times this consumer was rebuilt (after an error, a panic,
+    /// a stall or a group restart).
     pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
+        self.shared.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Asks for a rebuild, as a restart of the `kafka` group does.
+    pub fn restart(&self) {
+        self.addr.do_send(RestartStage);
     }
 
     /// Stops consuming (an unfinished batch stays uncommitted, to be
     /// redelivered), leaves the group, and waits up to `timeout` for the
     /// consumer thread. Returns whether it finished in time. Blocks: call
     /// it off the async threads, or use [`KafkaConsumerHandle::shutdown`].
-    pub fn stop_blocking(mut self, timeout: Duration) -> bool {
-        self.stop.store(true, Ordering::Release);
-        let Some(t) = self.thread.take() else {
+    pub fn stop_blocking(self, timeout: Duration) -> bool {
+        self.shared.stop.store(true, Ordering::Release);
+        let Some(t) = self.shared.thread.lock().take() else {
             return true;
         };
         let stopped = join_within(t, timeout);
@@ -86,16 +125,19 @@ impl KafkaConsumerHandle {
 
 impl Drop for KafkaConsumerHandle {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.shared.stop.store(true, Ordering::Release);
     }
 }
 
 /// Starts one consumer of `cfg.topic` in group `cfg.group_id`, writing to
-/// `sink`. Run several (in one process or many) to spread partitions.
+/// `sink`, as a stage of the root's `kafka` group (detached without a
+/// root). Run several (in one process or many) to spread partitions.
 /// Returns at once; the broker may still be down (the consumer retries).
+/// Call inside an actix System.
 pub fn start_kafka_consumers(
     cfg: &KafkaConfig,
     sink: Arc<dyn SpanWriter>,
+    root: Option<&Addr<Root>>,
 ) -> Result<KafkaConsumerHandle> {
     if cfg.batch_max_messages == 0 {
         return Err(Error::config(
@@ -109,23 +151,22 @@ pub fn start_kafka_consumers(
             "must be at least 1000",
         ));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let state = Current::default();
-    let restarts = Arc::new(AtomicU64::new(0));
-    let (cfg, stop2, state2) = (cfg.clone(), stop.clone(), state.clone());
+    let shared = Arc::new(Shared::default());
+    let stage = StageHandle::new(root, "kafka", ACTOR);
     let thread = std::thread::Builder::new()
         .name("kafka-consumer".into())
         .spawn({
-            let restarts = restarts.clone();
-            move || supervise(cfg, sink, stop2, state2, restarts)
+            let (cfg, shared, stage) = (cfg.clone(), shared.clone(), stage.clone());
+            move || supervise(cfg, sink, shared, stage)
         })
         .map_err(|e| Error::Internal(format!("spawning kafka consumer thread: {e}")))?;
-    Ok(KafkaConsumerHandle {
-        stop,
-        state,
-        restarts,
-        thread: Some(thread),
-    })
+    *shared.thread.lock() = Some(thread);
+    let addr = KafkaConsumer {
+        shared: shared.clone(),
+    }
+    .start();
+    stage.register(Some(addr.clone().recipient()));
+    Ok(KafkaConsumerHandle { shared, addr })
 }
 
 /// Joins `t` if it finishes within `timeout`; whether it did (and did not
@@ -144,7 +185,7 @@ fn join_within(t: JoinHandle<()>, timeout: Duration) -> bool {
 /// Drops (closes) a consumer on its own thread, waiting up to `timeout`.
 fn close_bounded<T: Send + 'static>(consumer: T, timeout: Duration) {
     let closing = std::thread::Builder::new()
-        .name("kafka-consumer-close".into())
+        .name("kafka-close".into())
         .spawn(move || drop(consumer));
     // Cannot spawn: leak it rather than block.
     if closing.is_ok_and(|t| !join_within(t, timeout)) {
@@ -160,14 +201,8 @@ fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) {
     }
 }
 
-fn supervise(
-    cfg: KafkaConfig,
-    sink: Arc<dyn SpanWriter>,
-    stop: Arc<AtomicBool>,
-    current: Current,
-    restarts: Arc<AtomicU64>,
-) {
-    let stats = ActorStats::get(ACTOR);
+/// The consumer thread: run a consumer loop, rebuild it when it fails.
+fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, shared: Arc<Shared>, stage: StageHandle) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("kafka-sink")
@@ -176,38 +211,36 @@ fn supervise(
     {
         Ok(rt) => rt,
         Err(e) => {
-            stats.record_error(&format!("cannot start runtime: {e}"));
+            stage.failed(&format!("cannot start runtime: {e}"));
             return;
         }
     };
-    let mut backoff = RESTART_BACKOFF_MIN;
-    while !stop.load(Ordering::Acquire) {
-        let started = Instant::now();
+    let mut backoff = Backoff::new(RESTART_BACKOFF_MIN, RESTART_BACKOFF_MAX);
+    while !shared.stop.load(Ordering::Acquire) {
         let state = Arc::new(GroupState::default());
-        *current.lock() = state.clone();
+        *shared.state.lock() = state.clone();
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut l = ConsumerLoop::new(&cfg, sink.clone(), &stop, state, &rt)?;
+            let mut l =
+                ConsumerLoop::new(&cfg, sink.clone(), &shared.stop, &shared.rebuild, state, &rt)?;
+            stage.up();
             let r = l.run();
             close_bounded(l.into_consumer(), CLOSE_TIMEOUT);
             r
         }));
-        *current.lock() = Arc::default();
+        *shared.state.lock() = Arc::default();
         let err = match run {
             Ok(Ok(())) => break,
             Ok(Err(e)) => e.to_string(),
             Err(_) => "consumer panicked".to_string(),
         };
-        if stop.load(Ordering::Acquire) {
+        if shared.stop.load(Ordering::Acquire) {
             break;
         }
-        tracing::warn!(error = %err, ?backoff, "kafka consumer failed; restarting");
-        stats.record_error(&err);
-        stats.restarts.fetch_add(1, Ordering::Relaxed);
-        restarts.fetch_add(1, Ordering::Relaxed);
-        if started.elapsed() > Duration::from_secs(60) {
-            backoff = RESTART_BACKOFF_MIN;
-        }
-        sleep_unless_stopped(&stop, backoff);
-        backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
+        let delay = backoff.next_delay();
+        tracing::warn!(error = %err, ?delay, "kafka consumer failed; rebuilding it");
+        stage.failed(&err);
+        shared.restarts.fetch_add(1, Ordering::Relaxed);
+        sleep_unless_stopped(&shared.stop, delay);
     }
+    stage.stopped();
 }

@@ -1,42 +1,17 @@
-//! Composition of tiers: writes that must be durable in every tier, and
-//! reads that merge the hot store with Elasticsearch.
+//! Reads over several tiers (hot first): trace fetches merged and
+//! deduplicated (`model::dedup_spans`), searches merged by newest match.
 
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::memory::sort_hits;
-use super::{Operation, ScanPage, SpanReader, SpanWriter, TraceHit};
 use crate::error::{Error, Result};
-use crate::model::{SearchQuery, Span, TraceId};
-
-/// Writes to every tier at once; Ok only when all of them made the spans
-/// durable. A retry after a partial failure rewrites the spans everywhere:
-/// tiers deduplicate by span identity.
-pub struct FanoutWriter(pub Vec<Arc<dyn SpanWriter>>);
-
-#[async_trait]
-impl SpanWriter for FanoutWriter {
-    async fn write(&self, spans: Vec<Span>) -> Result<()> {
-        match self.0.as_slice() {
-            [] => Err(Error::Internal("no storage tier configured".into())),
-            [one] => one.write(spans).await,
-            many => {
-                let writes = many.iter().map(|w| w.write(spans.clone()));
-                futures::future::try_join_all(writes).await.map(|_| ())
-            }
-        }
-    }
-}
+use crate::model::{
+    dedup_spans, sort_hits, Operation, ScanPage, SearchQuery, Span, SpanReader, TraceHit, TraceId,
+};
 
 /// Reads from several tiers (hot first), merging and deduplicating.
 pub struct TieredReader(pub Vec<Arc<dyn SpanReader>>);
-
-/// Removes duplicate spans (same trace, span id and start), keeping the first.
-pub fn dedup_spans(spans: &mut Vec<Span>) {
-    let mut seen = HashSet::new();
-    spans.retain(|s| seen.insert((s.trace_id, s.span_id, s.start_ns)));
-}
 
 #[async_trait]
 impl SpanReader for TieredReader {
@@ -122,8 +97,8 @@ impl SpanReader for TieredReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SpanId;
-    use crate::store::memory::MemoryStore;
+    use crate::model::{SpanId, SpanWriter};
+    use crate::tiers::memory::MemoryStore;
 
     fn span(t: u8, s: u8, start: u64) -> Span {
         Span {
@@ -170,16 +145,5 @@ mod tests {
             }
         }
         assert_eq!(n, 5, "each tier's spans are scanned once");
-    }
-
-    #[actix_rt::test]
-    async fn fanout_needs_every_tier() {
-        let a = Arc::new(MemoryStore::new());
-        let b = Arc::new(MemoryStore::new());
-        let w = FanoutWriter(vec![a.clone(), b.clone()]);
-        w.write(vec![span(1, 1, 1)]).await.unwrap();
-        assert_eq!(a.trace(TraceId([1; 16])).await.unwrap().len(), 1);
-        assert_eq!(b.trace(TraceId([1; 16])).await.unwrap().len(), 1);
-        assert!(FanoutWriter(vec![]).write(vec![]).await.is_err());
     }
 }

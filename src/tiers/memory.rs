@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Operation, ScanPage, SpanReader, SpanWriter, TraceHit};
 use crate::error::Result;
-use crate::model::{SearchQuery, Span, TraceId};
+use crate::model::{
+    sort_hits, Operation, ScanPage, SearchQuery, Span, SpanReader, SpanWriter, TraceHit, TraceId,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -109,11 +110,3 @@ impl SpanReader for MemoryStore {
     }
 }
 
-/// Newest first; ties broken by trace id so every tier orders alike.
-pub fn sort_hits(hits: &mut [TraceHit]) {
-    hits.sort_by(|a, b| {
-        b.start_ns
-            .cmp(&a.start_ns)
-            .then(a.trace_id.cmp(&b.trace_id))
-    });
-}

@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 
-use super::{HotStore, Operation, ScanPage, SpanReader, TraceHit};
+use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
+use crate::store::HotStore;
 use crate::error::{Error, Result};
 use crate::model::{SearchQuery, Span, TraceId};
 

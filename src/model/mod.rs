@@ -4,6 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+mod storage;
+pub use storage::{
+    dedup_spans, sort_hits, Operation, ScanPage, SpanReader, SpanWriter, TraceHit, MAX_TRACE_SPANS,
+};
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct TraceId(pub [u8; 16]);
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::metrics::Counter;
 use crate::model::{SearchQuery, Span, TraceId};
-use crate::store::{Operation, ScanPage, SpanReader, TraceHit};
+use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
 
 pub struct SecondaryTier {
     inner: Arc<dyn SpanReader>,
@@ -73,7 +73,7 @@ impl SpanReader for SecondaryTier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use crate::tiers::memory::MemoryStore;
 
     struct Down;
 

@@ -1,8 +1,8 @@
-//! A storage tier on another node: [`RemoteReader`] implements
-//! [`SpanReader`] over that node's `/internal/v1/*` endpoints
-//! (`crate::query::internal`). A `--target query` node builds one per
-//! `query.peers` entry and merges them with `TieredReader`, which also
-//! drops the duplicate spans at-least-once delivery leaves behind.
+//! A storage tier on another node: [`PeerReader`] implements
+//! [`SpanReader`] over that node's `/internal/v1/*` endpoints (wire types
+//! in `super::wire`). A `--target query` node builds one per `query.peers`
+//! entry and merges them with `TieredReader`, which also drops the
+//! duplicate spans at-least-once delivery leaves behind.
 //!
 //! Failure: a peer that cannot be reached, times out or answers 5xx makes
 //! the whole read fail with `Unavailable` (503 + Retry-After to the query
@@ -13,30 +13,30 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
-use super::{Operation, ScanPage, SpanReader, TraceHit};
+use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
 use crate::error::{Error, Result};
 use crate::model::{SearchQuery, Span, TraceId};
 use crate::otlp::convert::spans_from_proto;
 use crate::otlp::json::decode_request;
-use crate::query::internal::{self, ScanRequest, ScanResponse, WireHit, WireOperation, WireQuery};
+use super::wire::{self, ScanRequest, ScanResponse, WireHit, WireOperation, WireQuery};
 
 /// How long one peer request may take before the peer counts as down.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct RemoteReader {
+pub struct PeerReader {
     base: String,
     client: reqwest::Client,
 }
 
-impl RemoteReader {
+impl PeerReader {
     /// `base_url` is the peer's query address, e.g. `http://writer-1:16686`.
-    pub fn new(base_url: &str, timeout: Duration) -> Result<RemoteReader> {
+    pub fn new(base_url: &str, timeout: Duration) -> Result<PeerReader> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| Error::Internal(format!("http client: {e}")))?;
-        Ok(RemoteReader {
+        Ok(PeerReader {
             base: base_url.trim_end_matches('/').to_string(),
             client,
         })
@@ -104,28 +104,28 @@ fn spans_from_json(body: &[u8]) -> Result<Vec<Span>> {
 }
 
 #[async_trait]
-impl SpanReader for RemoteReader {
+impl SpanReader for PeerReader {
     async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
-        let url = format!("{}{}/{}", self.base, internal::TRACE, id.to_hex());
+        let url = format!("{}{}/{}", self.base, wire::TRACE, id.to_hex());
         let body = self.send(self.client.get(url)).await?;
         spans_from_json(&body)
     }
 
     async fn search(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
         let hits: Vec<WireHit> = self
-            .post_json(internal::SEARCH, &WireQuery::from(q))
+            .post_json(wire::SEARCH, &WireQuery::from(q))
             .await?;
         hits.into_iter().map(WireHit::into_hit).collect()
     }
 
     async fn services(&self) -> Result<Vec<String>> {
-        self.get_json(internal::SERVICES).await
+        self.get_json(wire::SERVICES).await
     }
 
     async fn operations(&self, service: Option<&str>) -> Result<Vec<Operation>> {
         let mut req = self
             .client
-            .get(format!("{}{}", self.base, internal::OPERATIONS));
+            .get(format!("{}{}", self.base, wire::OPERATIONS));
         if let Some(s) = service {
             req = req.query(&[("service", s)]);
         }
@@ -145,7 +145,7 @@ impl SpanReader for RemoteReader {
             after: after.map(str::to_string),
             page_size,
         };
-        let page: ScanResponse = self.post_json(internal::SCAN, &r).await?;
+        let page: ScanResponse = self.post_json(wire::SCAN, &r).await?;
         let body = serde_json::to_vec(&page.spans)
             .map_err(|e| Error::Internal(format!("re-encoding a scan page: {e}")))?;
         Ok(ScanPage {
