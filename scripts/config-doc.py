@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerates docs/CONFIG.md from src/config.rs (doc comments) and the
+"""Regenerates docs/CONFIG.md from the config sections' doc comments
+(src/config.rs, and the sections that live with their sink:
+src/kafka/config.rs, src/elasticsearch/config.rs) and the
 defaults that `strand serve --help` prints, so the page cannot drift.
 
 usage: scripts/config-doc.py target/debug/strand > docs/CONFIG.md
@@ -19,7 +21,9 @@ for line in help_text.split("Every key, with its default:", 1)[1].splitlines():
         k, v = line.split("=", 1)
         defaults[(section, k.strip())] = v.strip()
 
-src = open("src/config.rs").read()
+src = "\n".join(
+    open(p).read() for p in ("src/config.rs", "src/kafka/config.rs", "src/elasticsearch/config.rs")
+)
 docs, struct, comment = {}, None, []
 for line in src.splitlines():
     s = line.strip()

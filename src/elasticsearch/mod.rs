@@ -11,6 +11,7 @@
 //! - [`sink`]: the writer and janitor stages of the supervision tree.
 
 pub mod backlog;
+pub mod config;
 pub mod deadletter;
 pub mod document;
 pub mod janitor;

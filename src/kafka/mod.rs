@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod codec;
 pub mod committer;
+pub mod config;
 pub mod consumer;
 pub mod consumer_loop;
 pub mod context;
