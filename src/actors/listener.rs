@@ -5,7 +5,8 @@
 //! - [`GrpcListener`]: an actor that owns the OTLP/gRPC thread and its
 //!   tokio runtime (`ingest.workers` threads, `grpc-N`). If the server
 //!   ends with an error it is reported to the tree and served again on the
-//!   same socket after the stage's backoff.
+//!   same socket after the stage's backoff; a group restart
+//!   (`RestartStage`) drains it and serves again the same way.
 //! - [`watch_http`]: an actix-web server (OTLP/HTTP, query, health) as a
 //!   stage: its end before shutdown is reported as a failure.
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::watch;
 
-use super::tree::StageHandle;
+use super::tree::{RestartStage, StageHandle};
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::ingest::Intake;
@@ -33,9 +34,19 @@ pub fn bind(key: &str, addr: &str) -> Result<TcpListener> {
     })
 }
 
+/// What the serving thread is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ask {
+    Serve,
+    /// Drain and serve again (generation number, so repeats are seen).
+    Restart(u64),
+    Stop,
+}
+
 /// The OTLP/gRPC server stage.
 pub struct GrpcListener {
-    stop: watch::Sender<bool>,
+    ask: watch::Sender<Ask>,
+    restarts: u64,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -49,16 +60,19 @@ impl GrpcListener {
         stage: StageHandle,
     ) -> Result<Addr<GrpcListener>> {
         listener.set_nonblocking(true)?;
-        let (stop, rx) = watch::channel(false);
-        stage.register(None);
+        let (ask, rx) = watch::channel(Ask::Serve);
+        let s = stage.clone();
         let thread = std::thread::Builder::new()
             .name("otlp-grpc".into())
-            .spawn(move || serve_loop(listener, intake, workers.max(1), rx, stage))?;
-        Ok(GrpcListener {
-            stop,
+            .spawn(move || serve_loop(listener, intake, workers.max(1), rx, s))?;
+        let addr = GrpcListener {
+            ask,
+            restarts: 0,
             thread: Some(thread),
         }
-        .start())
+        .start();
+        stage.register(Some(addr.clone().recipient()));
+        Ok(addr)
     }
 }
 
@@ -66,7 +80,7 @@ impl Actor for GrpcListener {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.stop.send_replace(true);
+        self.ask.send_replace(Ask::Stop);
         if let Some(t) = self.thread.take() {
             // The server drains its connections; do not wait on it here.
             drop(t);
@@ -87,11 +101,20 @@ impl Handler<StopListener> for GrpcListener {
     }
 }
 
+impl Handler<RestartStage> for GrpcListener {
+    type Result = ();
+
+    fn handle(&mut self, _: RestartStage, _: &mut Context<Self>) {
+        self.restarts += 1;
+        self.ask.send_replace(Ask::Restart(self.restarts));
+    }
+}
+
 fn serve_loop(
     listener: TcpListener,
     intake: Intake,
     workers: usize,
-    stop: watch::Receiver<bool>,
+    mut ask: watch::Receiver<Ask>,
     stage: StageHandle,
 ) {
     let n = Arc::new(AtomicUsize::new(0));
@@ -106,21 +129,32 @@ fn serve_loop(
     };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     loop {
+        let seen = *ask.borrow_and_update();
+        if seen == Ask::Stop {
+            break;
+        }
         let served = listener.try_clone().map_err(Error::from).and_then(|l| {
             rt.block_on(async {
                 let l = tokio::net::TcpListener::from_std(l)?;
                 stage.up();
-                let mut rx = stop.clone();
+                let mut rx = ask.clone();
+                // Any new ask (restart or stop) drains this server.
                 let shutdown = async move {
-                    let _ = rx.wait_for(|v| *v).await;
+                    let _ = rx.changed().await;
                 };
                 crate::ingest::serve_grpc_on(l, intake.clone(), shutdown).await
             })
         });
-        if *stop.borrow() {
+        let now = *ask.borrow();
+        if now == Ask::Stop {
             break;
         }
         let e = match served {
+            Ok(()) if now != seen => {
+                // Restarted with its group: not a failure of its own.
+                tracing::info!("OTLP/gRPC server serving again after a group restart");
+                continue;
+            }
             Ok(()) => Error::Unavailable("the gRPC server ended".into()),
             Err(e) => e,
         };
