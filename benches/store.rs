@@ -128,7 +128,7 @@ fn append(c: &mut Criterion) {
                 let t = Instant::now();
                 let decoded = ExportTraceServiceRequest::decode(req.as_slice()).unwrap();
                 let spans = convert::spans_from_proto(&decoded.resource_spans);
-                store.commit(vec![Batch::new(spans)]).unwrap();
+                store.commit(0, vec![Batch::new(spans)]).unwrap();
                 elapsed += t.elapsed();
             }
             elapsed
@@ -161,11 +161,11 @@ fn append(c: &mut Criterion) {
                 if store.unsealed_spans() >= 200_000 {
                     drop(store);
                     store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
-                    let _ = store.rotate();
+                    let _ = store.rotate(0);
                 }
                 let batch = Batch::new(spans.clone());
                 let t = Instant::now();
-                store.commit(vec![batch]).unwrap();
+                store.commit(0, vec![batch]).unwrap();
                 elapsed += t.elapsed();
             }
             elapsed
@@ -186,8 +186,8 @@ fn seal(c: &mut Criterion) {
             for _ in 0..iters {
                 let dir = tempfile::tempdir().unwrap();
                 let store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
-                store.commit(vec![Batch::new(spans.clone())]).unwrap();
-                let seg = store.rotate().unwrap().unwrap();
+                store.commit(0, vec![Batch::new(spans.clone())]).unwrap();
+                let seg = store.rotate(0).unwrap().unwrap();
                 let t = Instant::now();
                 store.seal(&seg).unwrap();
                 elapsed += t.elapsed();
@@ -230,9 +230,9 @@ fn query_store(segments: usize) -> (tempfile::TempDir, Arc<HotStore>, Vec<TraceI
         let spans = gen(&mut rng, PER, 1_000_000_000 + (s * PER) as u64 * 1000);
         ids.extend(spans.iter().step_by(97).map(|s| s.trace_id));
         for chunk in spans.chunks(10_000) {
-            store.commit(vec![Batch::new(chunk.to_vec())]).unwrap();
+            store.commit(0, vec![Batch::new(chunk.to_vec())]).unwrap();
         }
-        let seg = store.rotate().unwrap().unwrap();
+        let seg = store.rotate(0).unwrap().unwrap();
         store.seal(&seg).unwrap();
     }
     (dir, store, ids)

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
 pub use crate::elasticsearch::config::ElasticsearchConfig;
+use crate::error::{Error, Result};
 pub use crate::kafka::config::KafkaConfig;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -84,6 +84,20 @@ pub struct StorageConfig {
     /// fsync the WAL before acknowledging. Turning it off trades durability
     /// for speed and is meant for benchmarks only.
     pub fsync: bool,
+    /// Write shards: each has its own WAL, active segment and writer
+    /// thread; spans go to a shard by trace id. 0 means one per two cores
+    /// (at least one).
+    pub writer_shards: usize,
+}
+
+impl StorageConfig {
+    /// `writer_shards`, with 0 resolved from the number of cores.
+    pub fn shard_count(&self) -> usize {
+        match self.writer_shards {
+            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1),
+            n => n,
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -95,6 +109,7 @@ impl Default for StorageConfig {
             segment_max_spans: 200_000,
             segment_max_age_secs: 60,
             fsync: true,
+            writer_shards: 0,
         }
     }
 }
@@ -204,7 +219,6 @@ impl Default for ScrubConfig {
         }
     }
 }
-
 
 impl Config {
     /// Loads a TOML file (if given), applies `STRAND_SECTION__KEY`

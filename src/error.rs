@@ -116,11 +116,9 @@ impl From<Error> for tonic::Status {
         use tonic_types::{ErrorDetails, StatusExt};
         let (code, msg) = (e.grpc_code(), e.to_string());
         match e.retry_after() {
-            Some(d) => tonic::Status::with_error_details(
-                code,
-                msg,
-                ErrorDetails::with_retry_info(Some(d)),
-            ),
+            Some(d) => {
+                tonic::Status::with_error_details(code, msg, ErrorDetails::with_retry_info(Some(d)))
+            }
             None => tonic::Status::new(code, msg),
         }
     }

@@ -29,9 +29,8 @@ pub fn bind(key: &str, addr: &str) -> Result<TcpListener> {
     let at: std::net::SocketAddr = addr
         .parse()
         .map_err(|e| Error::config(key, format!("{addr:?}: {e}")))?;
-    TcpListener::bind(at).map_err(|e| {
-        Error::Unavailable(format!("cannot listen on {addr} ({key}): {e}"))
-    })
+    TcpListener::bind(at)
+        .map_err(|e| Error::Unavailable(format!("cannot listen on {addr} ({key}): {e}")))
 }
 
 /// What the serving thread is asked to do.

@@ -128,10 +128,7 @@ impl Handler<ExportTraces> for ReceiverWorker {
             work.into_actor(self)
                 .map(move |res: Result<ExportOutcome>, act, ctx| {
                     drop(depth);
-                    act.stage
-                        .stats
-                        .messages_out
-                        .fetch_add(1, Ordering::Relaxed);
+                    act.stage.stats.messages_out.fetch_add(1, Ordering::Relaxed);
                     match &res {
                         Ok(_) => act.backoff.succeeded(),
                         Err(e) => {
@@ -197,7 +194,11 @@ impl ReceiverPool {
                     stage: stage.clone(),
                     backoff: RestartBackoff::default(),
                 };
-                let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| worker);
+                // Set before the actor runs: requests may arrive first.
+                let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                    ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+                    worker
+                });
                 stage.register(Some(addr.clone().recipient()));
                 addr
             })

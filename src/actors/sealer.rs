@@ -200,12 +200,16 @@ mod tests {
         };
         let store = HotStore::open(&storage, &IndexConfig::default()).unwrap();
         store
-            .commit(vec![Batch::new(
-                (0..10).map(|i| span(1, i, "a", "op")).collect(),
-            )])
+            .commit(
+                0,
+                vec![Batch::new((0..10).map(|i| span(1, i, "a", "op")).collect())],
+            )
             .unwrap();
-        let seg = store.rotate().unwrap().unwrap();
-        let sealer = start_sealer(store.clone(), StageHandle::new(None, "storage", "sealer_test"));
+        let seg = store.rotate(0).unwrap().unwrap();
+        let sealer = start_sealer(
+            store.clone(),
+            StageHandle::new(None, "storage", "sealer_test"),
+        );
         let first = sealer
             .send(SealSegment {
                 segment: seg.clone(),

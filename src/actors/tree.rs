@@ -191,9 +191,9 @@ impl Root {
                 g.escalations.pop_front();
             }
             let quiet = g.last_failure.is_none_or(|t| now - t > window);
-            let next = if g.escalations.len() > self.policy.max_escalations {
-                GroupState::Failed
-            } else if g.state == GroupState::Failed && !quiet {
+            // Failed stays failed until a quiet window has passed.
+            let failing = g.escalations.len() > self.policy.max_escalations;
+            let next = if failing || (g.state == GroupState::Failed && !quiet) {
                 GroupState::Failed
             } else if !quiet {
                 GroupState::Degraded
@@ -399,7 +399,8 @@ impl Health {
 
     /// `{"groups": {...}, "actors": {...}}` for /api/admin/actors.
     pub fn snapshot_json(&self) -> Value {
-        let groups: serde_json::Map<String, Value> = self.tree.read().groups.clone().into_iter().collect();
+        let groups: serde_json::Map<String, Value> =
+            self.tree.read().groups.clone().into_iter().collect();
         json!({ "groups": groups, "actors": ActorStats::snapshot_json() })
     }
 }
@@ -524,12 +525,23 @@ mod tests {
             sa.failed(&"disk on fire");
         }
         until(|| health.snapshot_json()["groups"]["storage"]["state"] == "degraded").await;
-        assert_eq!(a.load(Ordering::SeqCst), 0, "within the limit: no escalation");
+        assert_eq!(
+            a.load(Ordering::SeqCst),
+            0,
+            "within the limit: no escalation"
+        );
         assert!(health.ready().is_ok(), "degraded is still ready");
         sa.failed(&"disk on fire");
         until(|| b.load(Ordering::SeqCst) == 1).await;
-        assert_eq!(a.load(Ordering::SeqCst), 1, "every stage of the group restarts");
-        assert_eq!(health.snapshot_json()["groups"]["query"]["state"], "running");
+        assert_eq!(
+            a.load(Ordering::SeqCst),
+            1,
+            "every stage of the group restarts"
+        );
+        assert_eq!(
+            health.snapshot_json()["groups"]["query"]["state"],
+            "running"
+        );
         // A second escalation within the window fails the group.
         for _ in 0..3 {
             sa.failed(&"disk on fire");
@@ -540,7 +552,10 @@ mod tests {
         let v = health.snapshot_json();
         assert_eq!(v["groups"]["storage"]["state"], "failed");
         assert_eq!(v["groups"]["storage"]["escalations"], 2);
-        assert_eq!(v["groups"]["storage"]["stages"]["tree_test_a"]["restarts"], 6);
+        assert_eq!(
+            v["groups"]["storage"]["stages"]["tree_test_a"]["restarts"],
+            6
+        );
         assert_eq!(
             v["groups"]["storage"]["stages"]["tree_test_a"]["last_error"],
             "disk on fire"

@@ -1,5 +1,7 @@
-//! `HotWriter`: the durable write path of the hot store. One actor on its
-//! own Arbiter thread (so fsync never blocks async threads) owns the WAL.
+//! `HotWriter`: the durable write path of the hot store. One actor per
+//! write shard, each on its own arbiter thread (`hot-writer-N`, so fsync
+//! never blocks async threads), owns that shard's WAL; the handle sends
+//! each span to the shard of its trace id.
 //! Group commit: while it fsyncs, new `WriteSpans` queue in its bounded
 //! mailbox; the next turn drains them all into `pending`, and one `Flush`
 //! appends every pending batch to the WAL with ONE fsync, makes them
@@ -54,6 +56,7 @@ struct Flush;
 
 pub struct HotWriter {
     store: Arc<HotStore>,
+    shard: usize,
     sealer: Addr<SegmentSealer>,
     pending: Vec<WriteSpans>,
     flush_scheduled: bool,
@@ -89,15 +92,15 @@ impl HotWriter {
         if self.pending.is_empty() {
             return;
         }
-        if self.store.should_rotate() {
-            match self.store.rotate() {
+        if self.store.should_rotate(self.shard) {
+            match self.store.rotate(self.shard) {
                 Ok(Some(seg)) => self.request_seal(seg, ctx),
                 Ok(None) => {}
                 Err(e) => return self.crash(e, ctx),
             }
         }
         let pending = std::mem::take(&mut self.pending);
-        if self.store.is_backlogged() {
+        if self.store.is_backlogged(self.shard) {
             for w in pending {
                 let _ = w
                     .ack
@@ -111,7 +114,7 @@ impl HotWriter {
             acks.push(w.ack);
             batches.push(w.batch);
         }
-        match self.store.commit(batches) {
+        match self.store.commit(self.shard, batches) {
             Ok(n) => {
                 self.stats
                     .messages_out
@@ -156,19 +159,21 @@ impl HotWriter {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.store.should_rotate() {
-            match self.store.rotate() {
+        if self.store.should_rotate(self.shard) {
+            match self.store.rotate(self.shard) {
                 Ok(_) => {}
                 Err(e) => return self.crash(e, ctx),
             }
         }
+        // Every shard asks for every frozen segment (recovery freezes some
+        // no shard rotated); sealing is idempotent.
         for seg in self.store.frozen() {
             self.request_seal(seg, ctx);
         }
     }
 
     fn recover(&mut self, ctx: &mut Context<Self>) {
-        match self.store.reset_wal() {
+        match self.store.reset_wal(self.shard) {
             Ok(_) => {
                 tracing::info!("hot writer recovered with a fresh WAL");
                 self.up.store(true, Ordering::SeqCst);
@@ -250,7 +255,7 @@ impl Handler<SealNow> for HotWriter {
 
     fn handle(&mut self, _: SealNow, ctx: &mut Context<Self>) -> Self::Result {
         self.flush(ctx);
-        let rotated = self.store.rotate();
+        let rotated = self.store.rotate(self.shard);
         let sealer = self.sealer.clone();
         let frozen = self.store.frozen();
         Box::pin(async move {
@@ -270,61 +275,98 @@ impl Handler<SealNow> for HotWriter {
     }
 }
 
-/// The handle others use to write: cheap to clone.
+/// One shard's writer as the handle sees it.
 #[derive(Clone)]
-pub struct HotWriterHandle {
+struct ShardWriter {
     addr: Addr<HotWriter>,
     up: Arc<AtomicBool>,
     stats: Arc<ActorStats>,
+}
+
+/// The handle others use to write: cheap to clone.
+#[derive(Clone)]
+pub struct HotWriterHandle {
+    shards: Arc<Vec<ShardWriter>>,
     store: Arc<HotStore>,
 }
 
 impl HotWriterHandle {
-    /// Rotates the active segment and seals every frozen segment, waiting
+    /// Rotates the active segments and seals every frozen segment, waiting
     /// for the files and the manifest to be durable.
     pub async fn seal_now(&self) -> Result<Vec<SegmentSealed>> {
-        self.addr
-            .send(SealNow)
-            .await
-            .map_err(|e| Error::Unavailable(format!("hot writer: {e}")))?
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let sealed = s
+                .addr
+                .send(SealNow)
+                .await
+                .map_err(|e| Error::Unavailable(format!("hot writer: {e}")))??;
+            out.extend(sealed);
+        }
+        Ok(out)
     }
 
     pub fn store(&self) -> &Arc<HotStore> {
         &self.store
     }
 
-    /// Whether the writer is running (not stopped or waiting to restart).
+    /// Whether every shard's writer is running (not stopped or waiting to
+    /// restart).
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::SeqCst)
+        self.shards.iter().all(|s| s.up.load(Ordering::SeqCst))
     }
-}
 
-#[async_trait]
-impl SpanWriter for HotWriterHandle {
-    /// Returns `Ok` only once the spans are in an fsynced WAL.
-    async fn write(&self, spans: Vec<Span>) -> Result<()> {
-        if spans.is_empty() {
-            return Ok(());
-        }
-        if !self.is_up() {
+    /// Queues `spans` on one shard; the receiver of the durable answer.
+    fn send(
+        &self,
+        shard: &ShardWriter,
+        spans: Vec<Span>,
+    ) -> Result<Vec<oneshot::Receiver<Result<()>>>> {
+        if !shard.up.load(Ordering::SeqCst) {
             return Err(Error::Unavailable("hot writer is restarting".into()));
         }
-        // Encoding the WAL record here spreads that CPU over the callers'
-        // threads; the writer thread only copies bytes and fsyncs.
+        let mut acks = Vec::new();
         // A very large write (a Kafka consumer batch) becomes several WAL
         // records; the caller is acknowledged once all of them are durable.
-        let mut acks = Vec::new();
         for batch in Batch::split_for_wal(spans) {
             let (ack, rx) = oneshot::channel();
-            self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = self.addr.try_send(WriteSpans { batch, ack }) {
-                self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            shard.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = shard.addr.try_send(WriteSpans { batch, ack }) {
+                shard.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 return Err(match e {
                     SendError::Full(_) => Error::Overloaded("hot writer queue is full".into()),
                     SendError::Closed(_) => Error::Unavailable("hot writer is down".into()),
                 });
             }
             acks.push(rx);
+        }
+        Ok(acks)
+    }
+}
+
+#[async_trait]
+impl SpanWriter for HotWriterHandle {
+    /// Returns `Ok` only once the spans are in an fsynced WAL (of every
+    /// shard they went to).
+    async fn write(&self, spans: Vec<Span>) -> Result<()> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        // Encoding the WAL records here spreads that CPU over the callers'
+        // threads; the writer threads only copy bytes, fsync and index.
+        let mut acks = Vec::new();
+        if self.shards.len() == 1 {
+            acks = self.send(&self.shards[0], spans)?;
+        } else {
+            let mut by_shard: Vec<Vec<Span>> = vec![Vec::new(); self.shards.len()];
+            for s in spans {
+                by_shard[self.store.shard_of(&s.trace_id)].push(s);
+            }
+            for (i, part) in by_shard.into_iter().enumerate() {
+                if !part.is_empty() {
+                    acks.extend(self.send(&self.shards[i], part)?);
+                }
+            }
         }
         for rx in acks {
             rx.await.unwrap_or_else(|_| {
@@ -335,9 +377,9 @@ impl SpanWriter for HotWriterHandle {
     }
 }
 
-/// Starts the sealer, the retention janitor and the supervised writer on
-/// its own arbiter (`hot-writer`), each a stage of the `storage` group.
-/// Must be called from inside a running actix System.
+/// Starts the sealer, the retention janitor and one supervised writer per
+/// shard, each on its own arbiter (`hot-writer-N`), all stages of the
+/// `storage` group. Must be called from inside a running actix System.
 pub fn start_hot_writer(store: Arc<HotStore>, root: Option<&Addr<Root>>) -> HotWriterHandle {
     start_with_backoff(store, root, RestartBackoff::default())
 }
@@ -347,38 +389,50 @@ pub(crate) fn start_with_backoff(
     root: Option<&Addr<Root>>,
     backoff: RestartBackoff,
 ) -> HotWriterHandle {
-    let sealer = start_sealer(store.clone(), StageHandle::new(root, "storage", "segment_sealer"));
+    let sealer = start_sealer(
+        store.clone(),
+        StageHandle::new(root, "storage", "segment_sealer"),
+    );
     let janitor = StageHandle::new(root, "storage", "retention_janitor");
     let janitor_addr = Supervisor::start({
         let (sealer, janitor) = (sealer.clone(), janitor.clone());
         move |_| RetentionJanitor::new(sealer, RETENTION_EVERY, janitor)
     });
     janitor.register(Some(janitor_addr.recipient()));
-    let stage = StageHandle::new(root, "storage", "hot_writer");
-    let stats = stage.stats.clone();
-    let up = Arc::new(AtomicBool::new(true));
-    let arbiter = Arbiter::new();
-    arbiter.spawn_fn(|| super::name_thread("hot-writer"));
-    let writer = {
-        let (store, stats, up) = (store.clone(), stats.clone(), up.clone());
-        HotWriter {
-            store,
-            sealer,
-            pending: Vec::new(),
-            flush_scheduled: false,
-            stats,
-            stage: stage.clone(),
-            up,
-            backoff,
-            sealing: Vec::new(),
-        }
-    };
-    let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| writer);
-    stage.register(Some(addr.clone().recipient()));
+    let shards = (0..store.shards())
+        .map(|shard| {
+            let stage = StageHandle::new(root, "storage", format!("hot_writer-{shard}"));
+            let stats = stage.stats.clone();
+            let up = Arc::new(AtomicBool::new(false));
+            let arbiter = Arbiter::new();
+            arbiter.spawn_fn(move || super::name_thread(&format!("hot-writer-{shard}")));
+            let writer = HotWriter {
+                store: store.clone(),
+                shard,
+                sealer: sealer.clone(),
+                pending: Vec::new(),
+                flush_scheduled: false,
+                stats: stats.clone(),
+                stage: stage.clone(),
+                up: up.clone(),
+                backoff: backoff.clone(),
+                sealing: Vec::new(),
+            };
+            let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| writer);
+            stage.register(Some(addr.clone().recipient()));
+            ShardWriter { addr, up, stats }
+        })
+        .collect::<Vec<ShardWriter>>();
+    // Until `started` ran on its arbiter, a writer's mailbox still has
+    // actix's default capacity and writes would be refused as overload.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !shards.iter().all(|s| s.up.load(Ordering::SeqCst))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     HotWriterHandle {
-        addr,
-        up,
-        stats,
+        shards: Arc::new(shards),
         store,
     }
 }

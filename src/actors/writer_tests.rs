@@ -3,9 +3,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::IndexConfig;
-use crate::store::testutil::span;
 use crate::config::StorageConfig;
 use crate::model::SpanReader;
+use crate::store::testutil::span;
 
 fn spans(trace: u64, n: u64) -> Vec<Span> {
     (0..n).map(|i| span(trace, i, "svc", "op")).collect()
@@ -36,7 +36,7 @@ async fn concurrent_small_writes_share_fsyncs_and_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = setup(dir.path(), 1_000_000);
     let h = start_hot_writer(store.clone(), None);
-    let stats = ActorStats::get("hot_writer");
+    let stats = ActorStats::get("hot_writer-0");
     let out_before = stats.messages_out.load(Ordering::Relaxed);
     let n = 300u64;
     let writes = (0..n).map(|t| {
@@ -92,7 +92,7 @@ async fn full_segments_are_sealed_in_the_background_and_on_demand() {
 async fn io_failure_stops_the_writer_and_it_restarts_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = setup(dir.path(), 1_000_000);
-    let stats = ActorStats::get("hot_writer");
+    let stats = ActorStats::get("hot_writer-0");
     let restarts = stats.restarts.load(Ordering::Relaxed);
     let h = start_with_backoff(
         store.clone(),

@@ -12,11 +12,11 @@ use serde_json::{json, Value};
 
 use super::query::{compile, MAX_DATE_NANOS};
 use super::{check_status, client, client_error, daily_indices, document, index_pattern, mapping};
-use crate::config::{ElasticsearchConfig, IndexConfig};
 use crate::backoff::Backoff;
+use crate::config::{ElasticsearchConfig, IndexConfig};
 use crate::error::{Error, Result};
-use crate::model::{SearchQuery, Span, SpanKind, TraceId};
 use crate::model::{Operation, ScanPage, SpanReader, TraceHit, MAX_TRACE_SPANS};
+use crate::model::{SearchQuery, Span, SpanKind, TraceId};
 
 /// Spans fetched per request when reading a whole trace.
 const TRACE_PAGE: usize = 1_000;

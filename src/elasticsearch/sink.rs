@@ -17,11 +17,11 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use tokio::sync::{watch, Notify};
 
+use crate::actors::tree::{RestartStage, Root, StageHandle};
+use crate::backoff::Backoff;
 use crate::config::{ElasticsearchConfig, IndexConfig};
 use crate::elasticsearch::backlog::{Backlog, Pending, DEFAULT_SEGMENT_BYTES};
 use crate::elasticsearch::deadletter::DeadLetterFile;
-use crate::actors::tree::{RestartStage, Root, StageHandle};
-use crate::backoff::Backoff;
 use crate::elasticsearch::writer::{BulkFlusher, FlushLimits, Step};
 use crate::elasticsearch::{client, document, janitor, mapping};
 use crate::error::{Error, Result};
@@ -174,6 +174,12 @@ impl EsWriterHandle {
         self.shared.wake.notify_one();
         let mut rx = self.shared.stopped.subscribe();
         let _ = tokio::time::timeout(RESTART_BACKOFF_MAX * 2, rx.wait_for(|v| *v)).await;
+        // A blocking read the drain loop started may still hold the backlog
+        // for a moment after the loop is gone; released means released.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.backlog) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -274,7 +280,6 @@ impl EsWriter {
                 }),
         );
     }
-
 }
 
 /// Deletes daily indices past `retention_days`, every

@@ -26,8 +26,8 @@ pub use self::read::{read_spans, read_spans_file};
 pub use self::scan::{Chunk, ExportPlan};
 use self::timeparse::{format_time, parse_duration, parse_tag, parse_time};
 use crate::error::{Error, Result};
-use crate::model::{now_ns, SearchQuery};
 use crate::model::SpanReader;
+use crate::model::{now_ns, SearchQuery};
 
 /// Default spans per output file: the in-memory sort buffer, at roughly
 /// 1 KB of memory per span.

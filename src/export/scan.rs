@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::error::Result;
-use crate::model::{SearchQuery, Span};
 use crate::model::SpanReader;
+use crate::model::{SearchQuery, Span};
 
 /// What to export and how to cut it.
 #[derive(Clone, Debug)]

@@ -220,8 +220,14 @@ fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, shared: Arc<Shared>, s
         let state = Arc::new(GroupState::default());
         *shared.state.lock() = state.clone();
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut l =
-                ConsumerLoop::new(&cfg, sink.clone(), &shared.stop, &shared.rebuild, state, &rt)?;
+            let mut l = ConsumerLoop::new(
+                &cfg,
+                sink.clone(),
+                &shared.stop,
+                &shared.rebuild,
+                state,
+                &rt,
+            )?;
             stage.up();
             let r = l.run();
             close_bounded(l.into_consumer(), CLOSE_TIMEOUT);

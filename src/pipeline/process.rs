@@ -5,14 +5,14 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
+use super::sampling::{keep_at_ratio, Sampler};
+use super::scrub::Scrubber;
 use crate::config::Config;
 use crate::metrics::Counter;
 use crate::model::Span;
 use crate::otlp::convert::spans_from_proto;
 use crate::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use crate::otlp::validate::{check_span, truncate_attrs, truncate_span};
-use super::sampling::{keep_at_ratio, Sampler};
-use super::scrub::Scrubber;
 
 /// Reasons quoted in `partial_success.error_message`; the count covers all.
 const MAX_REASONS: usize = 3;

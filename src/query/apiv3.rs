@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::model::{now_ns, SearchQuery, Span, SpanKind, TraceId};
 
 pub fn v3_error(e: &Error) -> HttpResponse {
-    let body = json!({ "error": { "httpCode": e.http_status().as_u16(), "message": e.to_string() } });
+    let body =
+        json!({ "error": { "httpCode": e.http_status().as_u16(), "message": e.to_string() } });
     e.http_response("application/json", body.to_string().into_bytes())
 }
 

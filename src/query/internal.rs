@@ -71,4 +71,3 @@ async fn scan(state: web::Data<QueryState>, r: web::Json<ScanRequest>) -> Result
         next: page.next,
     }))
 }
-

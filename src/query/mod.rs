@@ -33,9 +33,9 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, Route};
 use futures::stream::{self, StreamExt};
 
+use crate::actors::tree::Health;
 use crate::error::{Error, Result};
 use crate::metrics::Counter;
-use crate::actors::tree::Health;
 use crate::model::{dedup_spans, Span, SpanId, SpanReader, TraceId};
 
 /// Shared state of the query handlers (registered as `web::Data`).

@@ -16,8 +16,8 @@ use super::traceql::{self, AttrScope, Query};
 use super::traceql_eval::TraceCtx;
 use super::{load_traces, root_span, summarize, QueryState};
 use crate::error::{Error, Result};
-use crate::model::{AttrValue, KeyValue, SearchQuery, Span, TraceId};
 use crate::model::SpanReader;
+use crate::model::{AttrValue, KeyValue, SearchQuery, Span, TraceId};
 
 pub const SAMPLE_TRACES: usize = 100;
 pub const MAX_VALUES_PER_TAG: usize = 1000;

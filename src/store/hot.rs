@@ -1,11 +1,15 @@
-//! The hot store: one active in-memory segment with its WAL, frozen
-//! segments waiting to be sealed, and sealed mmapped segments listed in the
-//! manifest. This file holds the lifecycle (open + recovery, commit,
-//! rotation, sealing, retention); `recover.rs` holds open + recovery and
-//! `read.rs` the query side.
+//! The hot store: per write shard one active in-memory segment with its
+//! WAL, frozen segments waiting to be sealed, and sealed mmapped segments
+//! listed in the manifest. This file holds the lifecycle (commit, rotation,
+//! sealing, retention); `recover.rs` holds open + recovery and `read.rs`
+//! the query side, which sees every shard's segments as one store.
 //!
-//! Threading: `commit`/`rotate`/`reset_wal` are called only by the
-//! `HotWriter` actor's thread, `seal`/`enforce_retention` only by the
+//! Shards (`storage.writer_shards`) let several writer threads append and
+//! fsync at once: a span goes to the shard of its trace id, so a trace's
+//! spans share a shard. Segment ids are unique across shards.
+//!
+//! Threading: `commit`/`rotate`/`reset_wal` of a shard are called only by
+//! that shard's `HotWriter` thread, `seal`/`enforce_retention` only by the
 //! `SegmentSealer`; readers run anywhere and take short read locks.
 
 use std::collections::BTreeMap;
@@ -26,8 +30,8 @@ use crate::error::Result;
 use crate::metrics::Gauge;
 use crate::model::Span;
 
-/// Frozen segments allowed to wait for the sealer before writes are
-/// refused with `Overloaded` (bounds memory if sealing falls behind).
+/// Frozen segments per shard allowed to wait for the sealer before writes
+/// are refused with `Overloaded` (bounds memory if sealing falls behind).
 pub const MAX_FROZEN: usize = 4;
 
 /// One batch on its way in: the spans and their pre-encoded WAL record.
@@ -60,7 +64,8 @@ impl Batch {
 }
 
 pub(crate) struct State {
-    pub active: Arc<MemSegment>,
+    /// One per shard.
+    pub active: Vec<Arc<MemSegment>>,
     pub frozen: Vec<Arc<MemSegment>>,
     pub sealed: BTreeMap<u64, Arc<SealedSegment>>,
 }
@@ -78,10 +83,21 @@ pub struct HotStore {
     pub(crate) storage: StorageConfig,
     pub(crate) attribute_keys: Vec<String>,
     pub(crate) state: RwLock<State>,
-    pub(crate) wal: Mutex<WalWriter>,
+    /// One per shard, matching `State::active`.
+    pub(crate) wal: Vec<Mutex<WalWriter>>,
     pub(crate) manifest_lock: Mutex<()>,
     pub(crate) next_id: AtomicU64,
     pub(crate) commits: AtomicU64,
+}
+
+/// The shard of a trace id: a hash of its low bytes (the random part of
+/// W3C ids), so traces spread evenly.
+pub fn shard_of(trace_id: &crate::model::TraceId, shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    let low = u64::from_le_bytes(trace_id.0[8..16].try_into().unwrap_or_default());
+    (low.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % shards
 }
 
 pub(crate) fn seg_dir(dir: &Path) -> PathBuf {
@@ -119,15 +135,26 @@ impl HotStore {
         Ok(())
     }
 
-    /// Appends batches to the WAL with one write and one fsync, then makes
-    /// them visible. On error nothing was made visible (and nothing may be
-    /// acknowledged); the WAL must then be reset with [`Self::reset_wal`].
-    pub fn commit(&self, batches: Vec<Batch>) -> Result<usize> {
-        let mut wal = self.wal.lock();
+    /// Write shards.
+    pub fn shards(&self) -> usize {
+        self.wal.len()
+    }
+
+    /// The shard a trace's spans are written to.
+    pub fn shard_of(&self, trace_id: &crate::model::TraceId) -> usize {
+        shard_of(trace_id, self.shards())
+    }
+
+    /// Appends batches to `shard`'s WAL with one write and one fsync, then
+    /// makes them visible. On error nothing was made visible (and nothing
+    /// may be acknowledged); the WAL must then be reset with
+    /// [`Self::reset_wal`].
+    pub fn commit(&self, shard: usize, batches: Vec<Batch>) -> Result<usize> {
+        let mut wal = self.wal[shard].lock();
         let records: Vec<&[u8]> = batches.iter().map(|b| b.record.as_slice()).collect();
         wal.append(&records)?;
         self.commits.fetch_add(1, Ordering::Relaxed);
-        let active = self.state.read().active.clone();
+        let active = self.state.read().active[shard].clone();
         Ok(active.append(batches.into_iter().map(|b| b.spans)))
     }
 
@@ -136,30 +163,35 @@ impl HotStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Whether the active segment reached its size or age limit.
-    pub fn should_rotate(&self) -> bool {
-        let active = self.state.read().active.clone();
+    /// Whether `shard`'s active segment reached its size or age limit.
+    pub fn should_rotate(&self, shard: usize) -> bool {
+        let active = self.state.read().active[shard].clone();
         let n = active.len();
         n > 0
             && (n >= self.storage.segment_max_spans
                 || active.age_secs() >= self.storage.segment_max_age_secs)
     }
 
-    /// Whether the active segment is so far over its limit (because
-    /// sealing fell behind) that writes must be refused.
-    pub fn is_backlogged(&self) -> bool {
-        let st = self.state.read();
-        st.frozen.len() >= MAX_FROZEN && st.active.len() >= self.storage.segment_max_spans
+    fn max_frozen(&self) -> usize {
+        MAX_FROZEN * self.shards()
     }
 
-    /// Freezes the active segment and starts a new one with a new WAL.
-    /// Returns the frozen segment (for the sealer), or `None` if the active
-    /// one is empty or too many frozen segments already wait.
-    pub fn rotate(&self) -> Result<Option<Arc<MemSegment>>> {
-        let mut wal = self.wal.lock();
+    /// Whether `shard`'s active segment is so far over its limit (because
+    /// sealing fell behind) that writes must be refused.
+    pub fn is_backlogged(&self, shard: usize) -> bool {
+        let st = self.state.read();
+        st.frozen.len() >= self.max_frozen()
+            && st.active[shard].len() >= self.storage.segment_max_spans
+    }
+
+    /// Freezes `shard`'s active segment and starts a new one with a new
+    /// WAL. Returns the frozen segment (for the sealer), or `None` if the
+    /// active one is empty or too many frozen segments already wait.
+    pub fn rotate(&self, shard: usize) -> Result<Option<Arc<MemSegment>>> {
+        let mut wal = self.wal[shard].lock();
         {
             let st = self.state.read();
-            if st.active.is_empty() || st.frozen.len() >= MAX_FROZEN {
+            if st.active[shard].is_empty() || st.frozen.len() >= self.max_frozen() {
                 return Ok(None);
             }
         }
@@ -168,7 +200,7 @@ impl HotStore {
         let new_active = Arc::new(MemSegment::new(id, &self.attribute_keys));
         let old = {
             let mut st = self.state.write();
-            let old = std::mem::replace(&mut st.active, new_active);
+            let old = std::mem::replace(&mut st.active[shard], new_active);
             st.frozen.push(old.clone());
             old
         };
@@ -180,18 +212,18 @@ impl HotStore {
     /// appended to again: a non-empty active segment is frozen (its
     /// acknowledged rows are in the WAL up to the failed record, whose torn
     /// tail replay would cut), an empty one is replaced.
-    pub fn reset_wal(&self) -> Result<Option<Arc<MemSegment>>> {
-        let mut wal = self.wal.lock();
+    pub fn reset_wal(&self, shard: usize) -> Result<Option<Arc<MemSegment>>> {
+        let mut wal = self.wal[shard].lock();
         let (empty, old_id) = {
             let st = self.state.read();
-            (st.active.is_empty(), st.active.id)
+            (st.active[shard].is_empty(), st.active[shard].id)
         };
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let new_wal = WalWriter::create(&wal_path(&self.dir, id), self.storage.fsync)?;
         let new_active = Arc::new(MemSegment::new(id, &self.attribute_keys));
         let old = {
             let mut st = self.state.write();
-            let old = std::mem::replace(&mut st.active, new_active);
+            let old = std::mem::replace(&mut st.active[shard], new_active);
             if !empty {
                 st.frozen.push(old.clone());
             }
@@ -205,10 +237,13 @@ impl HotStore {
         Ok(Some(old))
     }
 
-    /// Test hook: the next `n` WAL appends fail like a broken disk.
+    /// Test hook: the next `n` WAL appends of every shard fail like a
+    /// broken disk.
     #[doc(hidden)]
     pub fn inject_wal_faults(&self, n: u32) {
-        self.wal.lock().inject_faults(n);
+        for w in &self.wal {
+            w.lock().inject_faults(n);
+        }
     }
 
     pub fn frozen(&self) -> Vec<Arc<MemSegment>> {
@@ -310,6 +345,7 @@ impl HotStore {
     /// Spans in the active and frozen segments (not yet sealed).
     pub fn unsealed_spans(&self) -> usize {
         let st = self.state.read();
-        st.active.len() + st.frozen.iter().map(|f| f.len()).sum::<usize>()
+        st.active.iter().map(|a| a.len()).sum::<usize>()
+            + st.frozen.iter().map(|f| f.len()).sum::<usize>()
     }
 }

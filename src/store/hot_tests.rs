@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use super::hot::{Batch, HotStore};
-use crate::tiers::memory::MemoryStore;
 use super::testutil::span;
-use crate::model::{SpanReader, SpanWriter};
 use crate::config::{IndexConfig, StorageConfig};
 use crate::metrics::{ActorStats, Counter};
 use crate::model::*;
+use crate::model::{SpanReader, SpanWriter};
+use crate::tiers::memory::MemoryStore;
 
 fn cfg(dir: &std::path::Path) -> StorageConfig {
     StorageConfig {
@@ -41,13 +41,13 @@ fn acknowledged_unsealed_writes_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store
-        .commit(vec![
-            Batch::new(spans(1, 5, "a")),
-            Batch::new(spans(2, 3, "b")),
-        ])
+        .commit(
+            0,
+            vec![Batch::new(spans(1, 5, "a")), Batch::new(spans(2, 3, "b"))],
+        )
         .unwrap();
-    store.rotate().unwrap().unwrap(); // frozen, never sealed
-    store.commit(vec![Batch::new(spans(3, 4, "c"))]).unwrap();
+    store.rotate(0).unwrap().unwrap(); // frozen, never sealed
+    store.commit(0, vec![Batch::new(spans(3, 4, "c"))]).unwrap();
     assert_eq!(
         store
             .trace_sync(spans(1, 1, "a")[0].trace_id)
@@ -73,7 +73,7 @@ fn acknowledged_unsealed_writes_survive_a_crash() {
 fn torn_wal_tail_is_truncated_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.commit(vec![Batch::new(spans(1, 5, "a"))]).unwrap();
+    store.commit(0, vec![Batch::new(spans(1, 5, "a"))]).unwrap();
     drop(store);
     let wal = std::fs::read_dir(dir.path().join("wal"))
         .unwrap()
@@ -90,7 +90,7 @@ fn torn_wal_tail_is_truncated_on_open() {
     assert_eq!(count(&store), 5);
     assert_eq!(std::fs::metadata(&wal).unwrap().len(), good);
     // And the store keeps writing after the cut.
-    store.commit(vec![Batch::new(spans(2, 2, "a"))]).unwrap();
+    store.commit(0, vec![Batch::new(spans(2, 2, "a"))]).unwrap();
     drop(store);
     assert_eq!(count(&open(dir.path())), 7);
 }
@@ -101,8 +101,8 @@ fn corrupt_sealed_segment_is_quarantined_and_never_served() {
     let store = open(dir.path());
     let mut ids = Vec::new();
     for t in 1..=2 {
-        store.commit(vec![Batch::new(spans(t, 4, "a"))]).unwrap();
-        let seg = store.rotate().unwrap().unwrap();
+        store.commit(0, vec![Batch::new(spans(t, 4, "a"))]).unwrap();
+        let seg = store.rotate(0).unwrap().unwrap();
         ids.push(store.seal(&seg).unwrap().unwrap().id);
     }
     drop(store);
@@ -152,8 +152,8 @@ fn corrupt_sealed_segment_is_quarantined_and_never_served() {
 fn interrupted_seal_is_redone_from_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.commit(vec![Batch::new(spans(1, 6, "a"))]).unwrap();
-    let seg = store.rotate().unwrap().unwrap();
+    store.commit(0, vec![Batch::new(spans(1, 6, "a"))]).unwrap();
+    let seg = store.rotate(0).unwrap().unwrap();
     // Segment files written, but the process dies before the manifest.
     {
         let g = seg.read();
@@ -186,8 +186,10 @@ fn retention_drops_oldest_over_disk_budget() {
     let mut c = cfg(dir.path());
     let store = HotStore::open(&c, &IndexConfig::default()).unwrap();
     for t in 1..=3 {
-        store.commit(vec![Batch::new(spans(t, 20, "a"))]).unwrap();
-        let seg = store.rotate().unwrap().unwrap();
+        store
+            .commit(0, vec![Batch::new(spans(t, 20, "a"))])
+            .unwrap();
+        let seg = store.rotate(0).unwrap().unwrap();
         store.seal(&seg).unwrap();
     }
     let ids = store.sealed_ids();
@@ -230,9 +232,9 @@ async fn agrees_with_the_memory_store() {
         }
         all.extend(b.clone());
         reference.write(b.clone()).await.unwrap();
-        store.commit(vec![Batch::new(b)]).unwrap();
+        store.commit(0, vec![Batch::new(b)]).unwrap();
         if t % 10 == 9 {
-            let seg = store.rotate().unwrap().unwrap();
+            let seg = store.rotate(0).unwrap().unwrap();
             if t < 25 {
                 store.seal(&seg).unwrap();
             }
@@ -377,8 +379,8 @@ async fn agrees_with_the_memory_store() {
 fn a_lost_manifest_adopts_verified_segments() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.commit(vec![Batch::new(spans(1, 4, "a"))]).unwrap();
-    let seg = store.rotate().unwrap().unwrap();
+    store.commit(0, vec![Batch::new(spans(1, 4, "a"))]).unwrap();
+    let seg = store.rotate(0).unwrap().unwrap();
     store.seal(&seg).unwrap();
     drop((store, seg));
     std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
@@ -398,19 +400,24 @@ fn too_many_frozen_segments_backlog_the_store() {
     };
     let store = HotStore::open(&c, &IndexConfig::default()).unwrap();
     for t in 0..super::hot::MAX_FROZEN as u64 {
-        store.commit(vec![Batch::new(spans(t, 2, "a"))]).unwrap();
-        assert!(store.should_rotate());
-        assert!(store.rotate().unwrap().is_some());
+        store.commit(0, vec![Batch::new(spans(t, 2, "a"))]).unwrap();
+        assert!(store.should_rotate(0));
+        assert!(store.rotate(0).unwrap().is_some());
     }
-    store.commit(vec![Batch::new(spans(99, 2, "a"))]).unwrap();
+    store
+        .commit(0, vec![Batch::new(spans(99, 2, "a"))])
+        .unwrap();
     assert!(
-        store.is_backlogged(),
+        store.is_backlogged(0),
         "writes must be refused, not buffered"
     );
-    assert!(store.rotate().unwrap().is_none(), "no fifth frozen segment");
+    assert!(
+        store.rotate(0).unwrap().is_none(),
+        "no fifth frozen segment"
+    );
     let seg = store.frozen().remove(0);
     store.seal(&seg).unwrap();
-    assert!(!store.is_backlogged());
+    assert!(!store.is_backlogged(0));
     assert_eq!(count(&store), 2 * (super::hot::MAX_FROZEN + 1));
 }
 
@@ -419,11 +426,13 @@ fn an_oversized_trace_is_refused_not_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     // 20 spans sealed, 10 more in the active segment.
-    store.commit(vec![Batch::new(spans(9, 20, "a"))]).unwrap();
-    let seg = store.rotate().unwrap().unwrap();
+    store
+        .commit(0, vec![Batch::new(spans(9, 20, "a"))])
+        .unwrap();
+    let seg = store.rotate(0).unwrap().unwrap();
     store.seal(&seg).unwrap();
     let more: Vec<Span> = (20..30).map(|i| span(9, i, "a", "op")).collect();
-    store.commit(vec![Batch::new(more)]).unwrap();
+    store.commit(0, vec![Batch::new(more)]).unwrap();
     let id = spans(9, 1, "a")[0].trace_id;
     assert_eq!(store.trace_capped(id, 30).unwrap().len(), 30);
     for cap in [29, 15] {

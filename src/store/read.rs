@@ -93,7 +93,7 @@ impl HotStore {
         let st = self.state.read();
         let mut v: Vec<Seg> = st.sealed.values().map(|s| Seg::Sealed(s.clone())).collect();
         v.extend(st.frozen.iter().map(|m| Seg::Mem(m.clone())));
-        v.push(Seg::Mem(st.active.clone()));
+        v.extend(st.active.iter().cloned().map(Seg::Mem));
         v.sort_by_key(Seg::id);
         v
     }

@@ -138,8 +138,12 @@ impl HotStore {
         let mut max_id = sealed.keys().next_back().copied().unwrap_or(0);
         let wal_ids = list_ids(&wal_dir(&dir), "wal")?;
         let keys = index.attribute_keys.clone();
+        let shards = storage.shard_count();
         let mut frozen = Vec::new();
-        let mut active = None;
+        // The newest WAL of each shard takes appends again; which shard a
+        // WAL had does not matter (reads see every segment alike).
+        let mut actives = Vec::new();
+        let reopen_from = wal_ids.len().saturating_sub(shards);
         for (i, &id) in wal_ids.iter().enumerate() {
             let p = wal_path(&dir, id);
             if sealed.contains_key(&id) {
@@ -154,24 +158,25 @@ impl HotStore {
             max_id = max_id.max(id);
             let seg = MemSegment::new(id, &keys);
             seg.append([r.spans]);
-            if i + 1 == wal_ids.len() {
-                active = Some((Arc::new(seg), WalWriter::reopen(&p, storage.fsync)?));
+            if i >= reopen_from {
+                actives.push((Arc::new(seg), WalWriter::reopen(&p, storage.fsync)?));
             } else if seg.is_empty() {
                 fs::remove_file(&p)?;
             } else {
                 frozen.push(Arc::new(seg));
             }
         }
-        let (active, wal) = match active {
-            Some(a) => a,
-            None => {
-                max_id += 1;
-                (
-                    Arc::new(MemSegment::new(max_id, &keys)),
-                    WalWriter::create(&wal_path(&dir, max_id), storage.fsync)?,
-                )
-            }
-        };
+        while actives.len() < shards {
+            max_id += 1;
+            actives.push((
+                Arc::new(MemSegment::new(max_id, &keys)),
+                WalWriter::create(&wal_path(&dir, max_id), storage.fsync)?,
+            ));
+        }
+        let (active, wal): (Vec<_>, Vec<_>) = actives
+            .into_iter()
+            .map(|(seg, w)| (seg, Mutex::new(w)))
+            .unzip();
         format::sync_dir(&wal_dir(&dir))?;
         format::sync_dir(&sdir)?;
         let store = HotStore {
@@ -183,7 +188,7 @@ impl HotStore {
                 frozen,
                 sealed,
             }),
-            wal: Mutex::new(wal),
+            wal,
             manifest_lock: Mutex::new(()),
             next_id: AtomicU64::new(max_id + 1),
             commits: AtomicU64::new(0),

@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 
-use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
-use crate::store::HotStore;
 use crate::error::{Error, Result};
+use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
 use crate::model::{SearchQuery, Span, TraceId};
+use crate::store::HotStore;
 
 pub struct OffloadedHotStore(pub Arc<HotStore>);
 

@@ -13,12 +13,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
-use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
+use super::wire::{self, ScanRequest, ScanResponse, WireHit, WireOperation, WireQuery};
 use crate::error::{Error, Result};
+use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
 use crate::model::{SearchQuery, Span, TraceId};
 use crate::otlp::convert::spans_from_proto;
 use crate::otlp::json::decode_request;
-use super::wire::{self, ScanRequest, ScanResponse, WireHit, WireOperation, WireQuery};
 
 /// How long one peer request may take before the peer counts as down.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,9 +112,7 @@ impl SpanReader for PeerReader {
     }
 
     async fn search(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
-        let hits: Vec<WireHit> = self
-            .post_json(wire::SEARCH, &WireQuery::from(q))
-            .await?;
+        let hits: Vec<WireHit> = self.post_json(wire::SEARCH, &WireQuery::from(q)).await?;
         hits.into_iter().map(WireHit::into_hit).collect()
     }
 

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::metrics::Counter;
-use crate::model::{SearchQuery, Span, TraceId};
 use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
+use crate::model::{SearchQuery, Span, TraceId};
 
 pub struct SecondaryTier {
     inner: Arc<dyn SpanReader>,
