@@ -35,7 +35,7 @@ TOML
     sleep 0.2
   done
   curl -fs "http://127.0.0.1:$((base + 2))/readyz" >/dev/null \
-    || { echo "strand $name did not come up:" >&2; cat "$dir/serve.log" >&2; exit 1; }
+    || { echo "strand $name did not come up:" >&2; cat "$dir/serve.log" >&2; kill "$pid" 2>/dev/null; exit 1; }
   echo "$pid"
 }
 
