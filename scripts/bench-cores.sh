@@ -116,9 +116,10 @@ json.dump({
 }, open(out, "w"))
 PY
 
-# loadgen SECS: full-speed gRPC ingest against the node on $PORT.
+# loadgen SECS: full-speed gRPC ingest against the node on $PORT. It execs,
+# so that `loadgen N &` leaves the generator's own pid in $!.
 loadgen() {
-  "${LOADGEN_CMD[@]}" loadgen --protocol grpc --connections 4 --lag-samples 0 \
+  exec "${LOADGEN_CMD[@]}" loadgen --protocol grpc --connections 4 --lag-samples 0 \
     --duration "$1s" --json --quiet \
     --grpc-url "http://127.0.0.1:$PORT" --query-url "http://127.0.0.1:$((PORT + 2))"
 }
@@ -136,7 +137,7 @@ scaling_run() {
   SERVER=$(start_node "$name" all "$PORT" "" "$EXTRA" "$cpus")
   allowed=$(awk '/^Cpus_allowed_list/ {print $2}' "/proc/$SERVER/status")
   before=$(cpu_ticks "$SERVER")
-  loadgen "$LOAD_SECS" > "$WORK/one.json"
+  (loadgen "$LOAD_SECS") > "$WORK/one.json"
   after=$(cpu_ticks "$SERVER")
   kill -0 "$SERVER" 2>/dev/null || { echo "strand exited during the run:" >&2; cat "$WORK/$name/serve.log" >&2; exit 1; }
   stop_node "$SERVER"; SERVER=""
@@ -300,7 +301,7 @@ for t in threads:
     print(f'Per-thread CPU over {t["window_secs"]:.1f} s of full-speed ingest on all cores: process CPU '
           f'{t["process_cpu_secs"]:.1f} s ({t["cores_busy"]:.2f} cores busy), {n(t["spans_per_sec"])} spans/s, '
           f'{n(t["spans_per_server_cpu_sec"])} spans per server CPU-second; loadgen {t["loadgen_cpu_secs"]:.1f} CPU-s; '
-          f'{t["threads_at_end"]} threads; {t["unattributed_cpu_secs"]:.2f} CPU-s in threads that exited.')
+          f'{t["threads_at_end"]} threads; {max(t["unattributed_cpu_secs"], 0):.2f} CPU-s in threads that exited.')
     print()
     print("| thread | tid | CPU-s | share of process CPU | cores |")
     print("|---|---|---|---|---|")
