@@ -36,6 +36,8 @@ for a in "$@"; do
   esac
 done
 mkdir -p "$OUT"
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -61,41 +63,10 @@ TIERS_JSON="$WORK/tiers.jsonl"
 TICK=$(getconf CLK_TCK)
 STAMP=$(date +%s)
 
-# CPU ticks (user + system) used so far by one process.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# The same for ROLE=PID pairs, as "ROLE=TICKS ...".
+# cpu_ticks (scripts/bench-lib.sh) for ROLE=PID pairs, as "ROLE=TICKS ...".
 cpu_by_role() {
   local rp
   for rp in "$@"; do echo -n "${rp%%=*}=$(cpu_ticks "${rp#*=}") "; done
-}
-
-# start_node NAME TARGET PORT_BASE QUERY_TOML EXTRA_TOML: a release strand
-# with gRPC/HTTP/query on PORT_BASE+0/1/2; prints its pid.
-start_node() {
-  local name=$1 target=$2 base=$3 query_toml=$4 extra=$5 dir="$WORK/$1"
-  mkdir -p "$dir"
-  cat > "$dir/strand.toml" <<TOML
-[ingest]
-grpc_addr = "127.0.0.1:$base"
-http_addr = "127.0.0.1:$((base + 1))"
-
-[query]
-addr = "127.0.0.1:$((base + 2))"
-$query_toml
-
-[storage]
-dir = "$dir/data"
-$extra
-TOML
-  "$BIN" serve --config "$dir/strand.toml" --target "$target" > "$dir/serve.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 150); do
-    curl -fs "http://127.0.0.1:$((base + 2))/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  curl -fs "http://127.0.0.1:$((base + 2))/readyz" >/dev/null \
-    || { echo "strand $name did not come up:" >&2; cat "$dir/serve.log" >&2; exit 1; }
-  echo "$pid"
 }
 
 # load DEPLOYMENT CONNECTIONS "ROLE=PID..." LOADGEN_ARGS...: one loadgen
@@ -121,20 +92,6 @@ if d.get("mode") == "ingest":
 print(json.dumps(d))
 PY
   tail -n1 "$LOADGEN_JSON"
-}
-
-# stop_node PID...: SIGTERM, then wait until they have exited (they are not
-# children of this shell: start_node runs in a command substitution).
-stop_node() {
-  kill "$@" 2>/dev/null || true
-  for _ in $(seq 1 300); do
-    kill -0 "$@" 2>/dev/null || return 0
-    sleep 0.1
-  done
-}
-
-metric() { # metric QUERY_PORT NAME: a metric's value summed over its series
-  curl -fs "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%.0f\n", s }'
 }
 
 tier() { # tier NAME BYTES SPANS NOTE
