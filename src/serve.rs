@@ -239,6 +239,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             });
             let export_reader = web::Data::new(reader.clone());
             HttpServer::new(move || {
+                crate::actors::name_thread("query-http");
                 App::new()
                     .app_data(state.clone())
                     .app_data(export_reader.clone())

@@ -39,6 +39,9 @@ pub fn http_server_on(
 ) -> Result<actix_web::dev::Server> {
     let state = web::Data::new(intake);
     let server = HttpServer::new(move || {
+        // The factory runs once on each worker thread: name it for
+        // per-thread CPU figures.
+        crate::actors::name_thread("otlp-http");
         App::new()
             .app_data(state.clone())
             .route(TRACES_PATH, web::post().to(export_traces))
