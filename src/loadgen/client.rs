@@ -184,9 +184,8 @@ impl Sender {
     }
 }
 
-/// Exponential backoff from 50 ms to 2 s, or the server's Retry-After.
-pub fn backoff(attempt: u32, after: Option<Duration>) -> Duration {
-    let exp = Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)))
-        .min(Duration::from_secs(2));
-    after.map_or(exp, |a| a.max(exp))
+/// A client's retry schedule: 50 ms doubling to 2 s, or the server's
+/// Retry-After when that is longer (as OTLP exporters do).
+pub fn retry_backoff() -> crate::backoff::Backoff {
+    crate::backoff::Backoff::new(Duration::from_millis(50), Duration::from_secs(2))
 }

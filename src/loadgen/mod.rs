@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use self::client::{backoff, Outcome, Sender};
+use self::client::{retry_backoff, Outcome, Sender};
 pub use self::payload::{
     build_request_pool, generate_request, synthetic_spans, PooledRequest, RequestPool,
 };
@@ -397,7 +397,7 @@ async fn worker(
         let body = Bytes::from(buf);
         let sent_at = Instant::now();
         Counters::add(&c.spans_sent, req.spans as u64);
-        let mut attempt = 0;
+        let (mut attempt, mut backoff) = (0, retry_backoff());
         loop {
             let t = Instant::now();
             let outcome = sender.send(body.clone()).await;
@@ -418,7 +418,8 @@ async fn worker(
                 Outcome::Retry { after, why } if attempt < sh.args.max_retries => {
                     Counters::add(&c.retries, 1);
                     *c.last_error.lock() = Some(why);
-                    tokio::time::sleep(backoff(attempt, after)).await;
+                    let exp = backoff.next_delay();
+                    tokio::time::sleep(after.map_or(exp, |a| a.max(exp))).await;
                     attempt += 1;
                 }
                 Outcome::Retry { why, .. } | Outcome::Failed(why) => {
