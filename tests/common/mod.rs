@@ -1,7 +1,14 @@
 //! Support shared by the integration tests: fixtures, the conformance
-//! suite, and a real `strand` child process on free loopback ports.
+//! suite, a real `strand` child process on free loopback ports, clients,
+//! and harnesses for in-process servers, Kafka and Elasticsearch.
 #![allow(dead_code)]
 
 pub mod conformance;
 pub mod fixtures;
+pub mod http;
+pub mod jaeger;
+pub mod otel;
+pub mod otlp;
 pub mod process;
+pub mod store;
+pub mod wait;
