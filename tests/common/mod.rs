@@ -10,5 +10,6 @@ pub mod jaeger;
 pub mod otel;
 pub mod otlp;
 pub mod process;
+pub mod query;
 pub mod store;
 pub mod wait;
