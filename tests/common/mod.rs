@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod fixtures;
 pub mod http;
+pub mod ingest;
 pub mod jaeger;
 pub mod otel;
 pub mod otlp;

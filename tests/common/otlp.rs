@@ -2,7 +2,9 @@
 
 use prost::Message;
 
-pub use strand::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+pub use strand::otlp::proto::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 pub use strand::otlp::proto::common::v1::{any_value, AnyValue, KeyValue};
 use strand::otlp::proto::resource::v1::Resource;
 pub use strand::otlp::proto::trace::v1::Span;
