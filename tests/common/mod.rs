@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod es;
 pub mod fixtures;
 pub mod http;
 pub mod ingest;
