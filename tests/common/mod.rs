@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod http;
 pub mod ingest;
 pub mod jaeger;
+pub mod kafka;
 pub mod otel;
 pub mod otlp;
 pub mod process;
