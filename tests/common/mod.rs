@@ -10,6 +10,7 @@ pub mod http;
 pub mod ingest;
 pub mod jaeger;
 pub mod kafka;
+pub mod load;
 pub mod otel;
 pub mod otlp;
 pub mod process;
