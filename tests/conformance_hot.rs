@@ -4,34 +4,33 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 
-use strand::actors::writer::start_hot_writer;
-use strand::config::{IndexConfig, StorageConfig};
-use strand::store::HotStore;
+use strand::actors::writer::{start_hot_writer, HotWriterHandle};
+use strand::config::IndexConfig;
 
-fn storage(dir: &std::path::Path) -> StorageConfig {
-    StorageConfig {
-        dir: dir.to_path_buf(),
-        ..Default::default()
-    }
+use common::store::{storage, HotStore};
+
+/// A hot store with its data under `dir`, and its writer.
+fn open(dir: &Path) -> (Arc<HotStore>, HotWriterHandle) {
+    let cfg = storage(dir);
+    let store = HotStore::open(&cfg, &IndexConfig::default()).unwrap();
+    let writer = start_hot_writer(store.clone(), &cfg);
+    (store, writer)
 }
 
 #[actix_rt::test]
 async fn active_segment_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = storage(dir.path());
-    let store = HotStore::open(&cfg, &IndexConfig::default()).unwrap();
-    let writer = start_hot_writer(store.clone(), &cfg);
+    let (store, writer) = open(dir.path());
     common::conformance::run(Arc::new(writer), store, |_| async {}).await;
 }
 
 #[actix_rt::test]
 async fn sealed_segment_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = storage(dir.path());
-    let store = HotStore::open(&cfg, &IndexConfig::default()).unwrap();
-    let writer = start_hot_writer(store.clone(), &cfg);
+    let (store, writer) = open(dir.path());
     let sealer = writer.clone();
     common::conformance::run(Arc::new(writer), store, |_| async move {
         let sealed = sealer.seal_now().await.expect("seal");

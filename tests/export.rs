@@ -5,6 +5,8 @@
 //! also leaves a Parquet file and the expected per-service counts there for
 //! tests/parquet_readers.py (pyarrow and DuckDB).
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,94 +15,17 @@ use strand::export::parquet::sort_spans;
 use strand::export::{read_spans, read_spans_file, run_export, ExportArgs};
 use strand::loadgen::{synthetic_spans, TopologyConfig};
 use strand::model::*;
-use strand::store::memory::MemoryStore;
-use strand::store::{SpanReader, SpanWriter};
+use strand::store::SpanReader;
+
+use common::fixtures::full_span;
+use common::store::memory_with;
 
 const HOUR: u64 = 3_600_000_000_000;
 /// 2025-11-26T18:00:00Z.
 const T0: u64 = 1_764_180_000_000_000_000;
 
-fn kv(k: &str, v: AttrValue) -> KeyValue {
-    KeyValue::new(k, v)
-}
-
-/// A span using every field and every attribute type.
-fn full_span(seed: u8, start: u64) -> Span {
-    Span {
-        trace_id: TraceId([seed; 16]),
-        span_id: SpanId([seed, 1, 2, 3, 4, 5, 6, 7]),
-        parent_span_id: (seed % 2 == 0).then_some(SpanId([9; 8])),
-        trace_state: "vendor=x".into(),
-        flags: 0x301,
-        name: format!("GET /items/{}", seed % 3),
-        kind: SpanKind::Server,
-        start_ns: start,
-        end_ns: start + 1_500_000 * u64::from(seed),
-        attributes: vec![
-            kv(
-                "http.status_code",
-                AttrValue::Int(if seed % 2 == 0 { 200 } else { 500 }),
-            ),
-            kv("http.method", AttrValue::Str("GET".into())),
-            kv("ratio", AttrValue::Double(0.125)),
-            kv("cached", AttrValue::Bool(seed % 3 == 0)),
-            kv("blob", AttrValue::Bytes(vec![0, 1, 254, 255])),
-            kv(
-                "list",
-                AttrValue::Array(vec![AttrValue::Int(1), AttrValue::Str("two".into())]),
-            ),
-            kv("obj", AttrValue::Map(vec![kv("a", AttrValue::Bool(true))])),
-            kv("nothing", AttrValue::Empty),
-        ],
-        dropped_attributes_count: 3,
-        events: vec![Event {
-            time_ns: start + 10,
-            name: "exception".into(),
-            attributes: vec![kv("exception.type", AttrValue::Str("IOError".into()))],
-            dropped_attributes_count: 1,
-        }],
-        dropped_events_count: 2,
-        links: vec![Link {
-            trace_id: TraceId([7; 16]),
-            span_id: SpanId([8; 8]),
-            trace_state: "l=1".into(),
-            attributes: vec![kv("link.kind", AttrValue::Str("follows".into()))],
-            dropped_attributes_count: 0,
-            flags: 1,
-        }],
-        dropped_links_count: 4,
-        status: Status {
-            code: if seed % 2 == 0 {
-                StatusCode::Ok
-            } else {
-                StatusCode::Error
-            },
-            message: "m".into(),
-        },
-        resource: Arc::new(Resource {
-            attributes: vec![
-                kv(
-                    "service.name",
-                    AttrValue::Str(if seed % 2 == 0 { "api" } else { "db" }.into()),
-                ),
-                kv("process.pid", AttrValue::Int(42)),
-            ],
-            dropped_attributes_count: 1,
-            schema_url: "https://opentelemetry.io/schemas/1.21.0".into(),
-        }),
-        scope: Arc::new(Scope {
-            name: "io.opentelemetry.http".into(),
-            version: "1.2".into(),
-            schema_url: "s".into(),
-            ..Default::default()
-        }),
-    }
-}
-
 async fn store_with(spans: &[Span]) -> Arc<dyn SpanReader> {
-    let store = MemoryStore::new();
-    store.write(spans.to_vec()).await.unwrap();
-    Arc::new(store)
+    Arc::new(memory_with(spans.to_vec()).await)
 }
 
 type SetArgs = Box<dyn Fn(&mut ExportArgs)>;

@@ -23,8 +23,9 @@ use strand::otlp::proto::collector::trace::v1::trace_service_server::{
 use strand::otlp::proto::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use strand::store::memory::MemoryStore;
 use strand::store::{SpanReader, SpanWriter};
+
+use common::store::{scan_all, MemoryStore};
 
 /// Rejects (as partial success) the spans of this service.
 const REJECTED_SERVICE: &str = "ad";
@@ -166,20 +167,11 @@ async fn bounded_run(protocol: Protocol) {
         limit: usize::MAX,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = recv
-            .store
-            .scan(&q, cursor.as_deref(), 10_000)
-            .await
-            .unwrap();
-        all.extend(page.spans.into_iter().map(|s| (s.trace_id, s.span_id)));
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let all: Vec<_> = scan_all(recv.store.as_ref(), &q, 10_000)
+        .await
+        .into_iter()
+        .map(|s| (s.trace_id, s.span_id))
+        .collect();
     let distinct: std::collections::HashSet<_> = all.iter().collect();
     assert_eq!(distinct.len(), all.len(), "no duplicate spans");
     let lag = s.lag.clone().expect("lag measured");
@@ -217,9 +209,9 @@ async fn unreachable_server_is_a_clear_error() {
 
 #[actix_web::test]
 async fn bounded_run_against_strand_serve_matches_what_it_stored() {
-    use strand::config::{IndexConfig, StorageConfig};
+    use common::store::{storage, HotStore};
+    use strand::config::IndexConfig;
     use strand::export::{read_spans_file, run_export, ExportArgs};
-    use strand::store::hot::HotStore;
 
     let dir = tempfile::tempdir().unwrap();
     let mut server = common::process::Strand::start(dir.path(), "");
@@ -254,27 +246,15 @@ async fn bounded_run_against_strand_serve_matches_what_it_stored() {
     // Acknowledged spans are durable: a crash loses none of them.
     server.kill9();
 
-    let storage = StorageConfig {
-        dir: dir.path().join("data"),
-        ..Default::default()
-    };
-    let store: Arc<dyn SpanReader> = HotStore::open(&storage, &IndexConfig::default()).unwrap();
+    let data = storage(&dir.path().join("data"));
+    let store: Arc<dyn SpanReader> = HotStore::open(&data, &IndexConfig::default()).unwrap();
     let now = strand::model::now_ns();
     let q = strand::model::SearchQuery {
         start_ns: Some(now - 3_600_000_000_000),
         end_ns: Some(now + 3_600_000_000_000),
         ..Default::default()
     };
-    let mut stored = 0u64;
-    let mut cursor = None;
-    loop {
-        let page = store.scan(&q, cursor.as_deref(), 4096).await.unwrap();
-        stored += page.spans.len() as u64;
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let stored = scan_all(store.as_ref(), &q, 4096).await.len() as u64;
     assert_eq!(
         stored, accepted,
         "the hot store holds exactly the accepted spans"

@@ -7,13 +7,12 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use strand::model::{SearchQuery, Span, SpanKind, TraceId};
-use strand::store::memory::MemoryStore;
 use strand::store::{SpanReader, SpanWriter};
 
 use super::fixtures;
+use super::store::{memory_with, scan_all, MemoryStore};
 
 /// Runs every check. `settle` is awaited after writing, for tiers whose
 /// writes become searchable asynchronously (it should poll, not sleep).
@@ -23,8 +22,7 @@ where
     Fut: Future<Output = ()>,
 {
     let spans = fixtures::load_all();
-    let reference = MemoryStore::new();
-    reference.write(spans.clone()).await.unwrap();
+    let reference = memory_with(spans.clone()).await;
     writer
         .write(spans.clone())
         .await
@@ -231,20 +229,7 @@ async fn check_scan(spans: &[Span], reader: &dyn SpanReader) {
         service: Some("frontend".into()),
         ..Default::default()
     };
-    let mut got = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
-        let page = reader
-            .scan(&q, cursor.as_deref(), 1)
-            .await
-            .expect("scan page");
-        assert!(page.spans.len() <= 1, "page size is honoured");
-        got.extend(page.spans);
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let got = scan_all(reader, &q, 1).await;
     let want: Vec<Span> = spans.iter().filter(|s| q.matches(s)).cloned().collect();
     assert!(want.len() >= 2);
     assert_eq!(
@@ -252,18 +237,4 @@ async fn check_scan(spans: &[Span], reader: &dyn SpanReader) {
         sorted(want),
         "scan returns exactly the matching spans"
     );
-}
-
-/// Polls `check` until it returns true or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

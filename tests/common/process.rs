@@ -91,15 +91,19 @@ impl Strand {
                 return;
             }
             if Instant::now() >= deadline {
-                let log = std::fs::read_to_string(self.dir.join("strand.log")).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(20).collect();
                 panic!(
                     "strand did not become ready at {url} within 60 s; log (newest first):\n{}",
-                    tail.join("\n")
+                    self.log_tail(20)
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The last `lines` lines of the process's log, newest first.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("strand.log")).unwrap_or_default();
+        log.lines().rev().take(lines).collect::<Vec<_>>().join("\n")
     }
 
     /// SIGKILL: no shutdown hook runs, as in a crash.

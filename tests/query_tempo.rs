@@ -1,0 +1,274 @@
+//! The Tempo query endpoints in-process (`/api/v2/traces`, `/api/search`,
+//! tags and values, build info, echo), and the process endpoints served
+//! beside them (health, readiness, metrics, admin).
+
+mod common;
+
+use actix_web::http::StatusCode as Http;
+use prost::Message;
+
+use common::http::enc;
+use common::query::*;
+use strand::model::now_ns;
+
+#[actix_web::test]
+async fn tempo_trace_by_id() {
+    let app = app!();
+    let r = get!(&app, &format!("/api/v2/traces/{T1_HEX}"));
+    assert_eq!(r.status, Http::OK);
+    let v = r.json();
+    assert_eq!(v["status"], "complete");
+    let spans = otlp_spans(&v["trace"]);
+    assert_eq!(spans.len(), 3);
+    spans.iter().for_each(|s| assert_otlp_span_shape(s));
+
+    let r = get!(
+        &app,
+        &format!("/api/v2/traces/{T2_HEX}"),
+        Some("application/protobuf")
+    );
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (Http::OK, "application/protobuf")
+    );
+    let resp = strand::query::tempo::TraceByIdResponse::decode(r.body.as_slice()).unwrap();
+    let rs = resp.trace.unwrap().resource_spans;
+    assert_eq!(rs[0].scope_spans[0].spans[0].trace_id, T2.0.to_vec());
+    assert_eq!(rs[0].scope_spans[0].spans[0].name, "list items");
+
+    let r = get!(&app, &format!("/api/v2/traces/{}", "ab".repeat(16)));
+    assert_eq!(r.status, Http::NOT_FOUND);
+    assert!(r.content_type.starts_with("text/plain"));
+    assert_eq!(
+        get!(&app, "/api/v2/traces/nothex").status,
+        Http::BAD_REQUEST
+    );
+}
+
+#[actix_web::test]
+async fn tempo_search() {
+    let app = app!();
+    let q = enc(r#"{ resource.service.name = "payment" && status = error && span.amount > 10 }"#);
+    let r = get!(&app, &format!("/api/search?q={q}"));
+    assert_eq!(r.status, Http::OK, "{}", r.text());
+    let v = r.json();
+    let traces = v["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 1);
+    let t = &traces[0];
+    assert!(is_hex(&t["traceID"], 32));
+    assert_eq!(t["rootServiceName"], "frontend");
+    assert_eq!(t["rootTraceName"], "GET /checkout");
+    assert!(t["startTimeUnixNano"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
+    assert_eq!(t["durationMs"], 135);
+    let set = &t["spanSets"][0];
+    assert_eq!(set["matched"], 1);
+    let s = &set["spans"][0];
+    assert!(is_hex(&s["spanID"], 16));
+    assert_eq!(s["name"], "charge");
+    assert_eq!(s["durationNanos"], "30000000");
+    assert!(s["startTimeUnixNano"].is_string());
+    let keys: Vec<&str> = s["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["service.name", "amount"]);
+    assert_eq!(t["spanSet"], *set);
+    assert!(v["metrics"]["inspectedTraces"].is_u64());
+
+    macro_rules! ids {
+        ($uri:expr) => {{
+            let uri: String = $uri;
+            let r = get!(&app, uri);
+            assert_eq!(r.status, Http::OK, "{uri}: {}", r.text());
+            r.json()["traces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["traceID"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }};
+    }
+    assert_eq!(ids!("/api/search".into()), vec![T1_HEX, T2_HEX]);
+    assert_eq!(
+        ids!(format!("/api/search?q={}", enc("{}"))),
+        vec![T1_HEX, T2_HEX]
+    );
+    assert_eq!(
+        ids!(format!("/api/search?q={}", enc(r#"{ kind = internal }"#))),
+        vec![T2_HEX]
+    );
+    assert_eq!(
+        ids!(format!(
+            "/api/search?q={}",
+            enc(r#"{ rootServiceName = "inventory" }"#)
+        )),
+        vec![T2_HEX]
+    );
+    assert_eq!(
+        ids!(format!(
+            "/api/search?q={}",
+            enc(r#"{ .http.method = "GET" && duration >= 100ms }"#)
+        )),
+        vec![T1_HEX]
+    );
+    assert!(ids!(format!(
+        "/api/search?q={}",
+        enc(r#"{ span.card.type != "visa" && resource.service.name = "payment" }"#)
+    ))
+    .is_empty());
+    assert_eq!(
+        ids!(format!(
+            "/api/search?tags={}",
+            enc(r#"service.name=inventory"#)
+        )),
+        vec![T2_HEX]
+    );
+    assert_eq!(
+        ids!(format!("/api/search?tags={}", enc(r#"card.type="visa""#))),
+        vec![T1_HEX]
+    );
+    assert_eq!(
+        ids!("/api/search?minDuration=100ms".into()),
+        vec![T1_HEX],
+        "trace duration"
+    );
+    assert_eq!(ids!("/api/search?maxDuration=10ms".into()), vec![T2_HEX]);
+    assert_eq!(ids!("/api/search?limit=1".into()), vec![T1_HEX]);
+    let now_s = now_ns() / 1_000_000_000;
+    assert_eq!(
+        ids!(format!("/api/search?start={}&end={now_s}", now_s - 700)),
+        vec![T1_HEX]
+    );
+
+    for (q, mention) in [
+        (enc("{ .a = 1 || .b = 2 }"), "||"),
+        (enc("{ .a = 1 } | count() > 1"), "pipelines"),
+        (enc("{ .a = 1 } >> { .b = 2 }"), "structural"),
+        (enc("{ .a =~ \"x\" }"), "regular expression"),
+        (enc("{ foo = 1 }"), "foo"),
+    ] {
+        let r = get!(&app, &format!("/api/search?q={q}"));
+        assert_eq!(r.status, Http::BAD_REQUEST);
+        assert!(r.text().contains(mention), "{}", r.text());
+    }
+    for (q, name) in [
+        ("start=abc", "start"),
+        ("minDuration=1", "minDuration"),
+        ("limit=x", "limit"),
+        ("tags=novalue", "tags"),
+    ] {
+        let r = get!(&app, &format!("/api/search?{q}"));
+        assert_eq!(r.status, Http::BAD_REQUEST);
+        assert!(r.text().contains(name), "{}", r.text());
+    }
+}
+
+#[actix_web::test]
+async fn tempo_tags_and_echo() {
+    let app = app!();
+    let v = get!(&app, "/api/search/tags").json();
+    let names = strs(&v["tagNames"]);
+    for n in ["service.name", "host.name", "http.status_code", "card.type"] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+
+    let v = get!(&app, "/api/v2/search/tags").json();
+    let scopes = v["scopes"].as_array().unwrap();
+    assert_eq!(
+        scopes
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["resource", "span", "intrinsic"]
+    );
+    for (scope, tag) in scopes.iter().zip(["service.name", "http.method", "status"]) {
+        assert!(strs(&scope["tags"]).contains(&tag), "{scope}");
+    }
+    let v = get!(&app, "/api/v2/search/tags?scope=span").json();
+    assert_eq!(v["scopes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get!(&app, "/api/v2/search/tags?scope=galaxy").status,
+        Http::BAD_REQUEST
+    );
+
+    let v = get!(&app, "/api/search/tag/service.name/values").json();
+    assert_eq!(
+        v["tagValues"],
+        serde_json::json!(["frontend", "inventory", "payment"])
+    );
+    let v = get!(&app, "/api/search/tag/http.status_code/values").json();
+    assert_eq!(v["tagValues"], serde_json::json!(["200"]));
+
+    let v = get!(&app, "/api/v2/search/tag/resource.service.name/values").json();
+    assert_eq!(
+        v["tagValues"][0],
+        serde_json::json!({"type": "string", "value": "frontend"})
+    );
+    let v = get!(&app, "/api/v2/search/tag/span.http.status_code/values").json();
+    assert_eq!(
+        v["tagValues"],
+        serde_json::json!([{"type": "int", "value": "200"}])
+    );
+    let v = get!(&app, "/api/v2/search/tag/status/values").json();
+    assert_eq!(
+        v["tagValues"][0],
+        serde_json::json!({"type": "keyword", "value": "error"})
+    );
+    let v = get!(&app, "/api/v2/search/tag/name/values").json();
+    assert_eq!(v["tagValues"].as_array().unwrap().len(), 4);
+    let q = enc(r#"{ resource.service.name = "payment" }"#);
+    let v = get!(&app, &format!("/api/v2/search/tag/name/values?q={q}")).json();
+    assert_eq!(
+        v["tagValues"],
+        serde_json::json!([{"type": "string", "value": "charge"}])
+    );
+    let r = get!(&app, "/api/v2/search/tag/bogus/values");
+    assert_eq!(r.status, Http::BAD_REQUEST);
+    assert!(r.text().contains("bogus"));
+
+    let v = get!(&app, "/api/status/buildinfo").json();
+    assert_eq!(v["version"], "2.0.0");
+    assert!(v["revision"].as_str().unwrap().starts_with("strand-"));
+
+    let r = get!(&app, "/api/echo");
+    assert_eq!((r.status, r.text().as_str()), (Http::OK, "echo"));
+}
+
+#[actix_web::test]
+async fn health_metrics_and_admin() {
+    let app = app!(false);
+    assert_eq!(get!(&app, "/readyz").status, Http::SERVICE_UNAVAILABLE);
+    let r = get!(&app, "/healthz");
+    assert_eq!((r.status, r.text().as_str()), (Http::OK, "ok"));
+    let _ = get!(&app, "/api/services");
+    let r = get!(&app, "/metrics");
+    assert_eq!(r.status, Http::OK);
+    assert_eq!(r.content_type, "text/plain; version=0.0.4");
+    let text = r.text();
+    assert!(
+        text.contains(r#"strand_query_requests_total{endpoint="/api/services",code="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"strand_query_request_duration_microseconds_total{endpoint="/api/services"}"#
+        ),
+        "{text}"
+    );
+    let r = get!(&app, "/api/admin/actors");
+    assert_eq!(r.status, Http::OK);
+    assert!(r.json().is_object());
+
+    let ready = app!(true);
+    assert_eq!(get!(&ready, "/readyz").status, Http::OK);
+    // `/`, `/static/*` and `/api/export/*` belong to other modules.
+    for free in ["/", "/static/app.js", "/api/export/traces"] {
+        assert_eq!(get!(&ready, free).status, Http::NOT_FOUND, "{free}");
+    }
+}
