@@ -16,7 +16,7 @@ use common::store::{storage, HotStore};
 fn open(dir: &Path) -> (Arc<HotStore>, HotWriterHandle) {
     let cfg = storage(dir);
     let store = HotStore::open(&cfg, &IndexConfig::default()).unwrap();
-    let writer = start_hot_writer(store.clone(), &cfg);
+    let writer = start_hot_writer(store.clone(), None);
     (store, writer)
 }
 

@@ -13,7 +13,7 @@ use elasticsearch::indices::IndicesGetMappingParts;
 use serde_json::Value;
 use strand::config::ElasticsearchConfig;
 use strand::model::*;
-use strand::store::{SpanReader, SpanWriter};
+use strand::model::{SpanReader, SpanWriter};
 
 use common::es::{self, Tier, DAY, HOUR};
 use common::store::{memory_with, scan_all};

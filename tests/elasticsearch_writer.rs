@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use elasticsearch::indices::IndicesCreateParts;
 use serde_json::{json, Value};
-use strand::actors::es_writer::start_es_writer;
 use strand::config::{ElasticsearchConfig, IndexConfig};
+use strand::elasticsearch::sink::start_es_writer;
 use strand::elasticsearch::{janitor, EsStore};
 use strand::metrics::ActorStats;
 use strand::model::*;
-use strand::store::{SpanReader, SpanWriter};
+use strand::model::{SpanReader, SpanWriter};
 
 use common::es::{self, dataset, Tier, DAY, HOUR};
 use common::wait;
@@ -91,7 +91,7 @@ async fn backlog_survives_an_unreachable_elasticsearch_and_a_restart() {
             url: "http://127.0.0.1:9".into(),
             ..es::config(&prefix)
         };
-        let writer = start_es_writer(&down, &index, dir.path())
+        let writer = start_es_writer(&down, &index, dir.path(), None)
             .expect("writer starts without elasticsearch");
         for chunk in spans.chunks(10) {
             writer
@@ -101,7 +101,7 @@ async fn backlog_survives_an_unreachable_elasticsearch_and_a_restart() {
         }
         assert_eq!(writer.pending().records, spans.len() as u64);
         // A second writer may not share the backlog.
-        assert!(start_es_writer(&down, &index, dir.path()).is_err());
+        assert!(start_es_writer(&down, &index, dir.path(), None).is_err());
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
             writer.pending().records,
@@ -116,8 +116,8 @@ async fn backlog_survives_an_unreachable_elasticsearch_and_a_restart() {
     }
     let cfg = es::config(&prefix);
     let store = EsStore::connect(&cfg, &index).await.expect("connect");
-    let writer =
-        start_es_writer(&cfg, &index, dir.path()).expect("writer restarts over the same backlog");
+    let writer = start_es_writer(&cfg, &index, dir.path(), None)
+        .expect("writer restarts over the same backlog");
     es::wait_indexed(&store, &prefix, spans.len() as u64).await;
     wait::until(
         "the backlog to drain",
@@ -148,7 +148,7 @@ async fn a_failing_drain_loop_is_restarted_by_its_supervisor() {
     let dir = tempfile::tempdir().unwrap();
     let stats = ActorStats::get("es_writer");
     let before = stats.restarts.load(std::sync::atomic::Ordering::Relaxed);
-    let writer = start_es_writer(&cfg, &IndexConfig::default(), dir.path()).expect("writer");
+    let writer = start_es_writer(&cfg, &IndexConfig::default(), dir.path(), None).expect("writer");
     wait::until("a restart", Duration::from_secs(30), async || {
         stats.restarts.load(std::sync::atomic::Ordering::Relaxed) > before
     })

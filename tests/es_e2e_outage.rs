@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strand::store::SpanReader;
+use strand::model::SpanReader;
 
 use common::http::{get_json, metric};
 use common::jaeger::{missing, trace_ids, trace_spans};

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use strand::export::parquet::sort_spans;
 use strand::export::{read_spans, read_spans_file, run_export, ExportArgs};
 use strand::loadgen::{synthetic_spans, TopologyConfig};
+use strand::model::SpanReader;
 use strand::model::*;
-use strand::store::SpanReader;
 
 use common::fixtures::full_span;
 use common::store::memory_with;

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +19,8 @@ use common::store::MemoryStore;
 use common::wait;
 use strand::config::Config;
 use strand::error::Error;
+use strand::model::SpanReader;
 use strand::model::TraceId;
-use strand::store::SpanReader;
 
 /// One span of trace `trace` padded to `kib` KiB.
 fn padded(trace: u8, kib: usize) -> ExportTraceServiceRequest {
@@ -176,16 +175,26 @@ async fn api_key_is_required_when_configured() {
         .is_ok());
 }
 
-/// The entry points `strand serve` calls: bind by address, stop cleanly.
+/// The entry points `strand serve` calls: bind by address (naming it when
+/// that fails), serve, stop cleanly.
 #[actix_rt::test]
 async fn public_entry_points_bind_and_stop() {
     let cfg = Config::default();
-    let receiver = start_receiver(&cfg, Arc::new(MemoryStore::new()));
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    strand::ingest::serve_grpc(any, receiver.clone(), cfg.ingest.clone(), async {})
+    let intake = start_receiver(&cfg, Arc::new(MemoryStore::new()), None);
+    let grpc = strand::actors::listener::bind("ingest.grpc_addr", "127.0.0.1:0").expect("binds");
+    let taken = grpc.local_addr().expect("addr").to_string();
+    let e = strand::actors::listener::bind("ingest.grpc_addr", &taken).expect_err("port taken");
+    assert!(
+        e.to_string().contains(&taken) && e.to_string().contains("ingest.grpc_addr"),
+        "{e}"
+    );
+    grpc.set_nonblocking(true).expect("nonblocking");
+    let grpc = tokio::net::TcpListener::from_std(grpc).expect("tokio listener");
+    strand::ingest::serve_grpc_on(grpc, intake.clone(), async {})
         .await
         .expect("gRPC server starts and stops on shutdown");
-    let server = strand::ingest::http_server(any, receiver, cfg.ingest).expect("http server binds");
+    let http = strand::actors::listener::bind("ingest.http_addr", "127.0.0.1:0").expect("binds");
+    let server = strand::ingest::http_server_on(http, intake, 1).expect("http server binds");
     let handle = server.handle();
     let running = actix_rt::spawn(server);
     handle.stop(true).await;

@@ -17,8 +17,8 @@ use common::ingest::{
 use common::otlp::ExportTraceServiceResponse;
 use common::{otel, wait};
 use strand::config::Config;
+use strand::model::SpanReader;
 use strand::model::{AttrValue, StatusCode, TraceId};
-use strand::store::SpanReader;
 
 /// Emits one trace across two services with the real SDK: frontend
 /// (server span with typed attributes and an event, a DB child) calling

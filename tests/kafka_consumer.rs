@@ -16,10 +16,10 @@ use common::kafka::{
     self, ids, offsets, spans, stop, wait_all_committed, RecordingSink, PARTITIONS,
 };
 use common::wait;
-use strand::actors::kafka_consumer::start_kafka_consumers;
 use strand::config::KafkaConfig;
+use strand::kafka::consumer::start_kafka_consumers;
 use strand::kafka::producer::KafkaSink;
-use strand::store::SpanWriter;
+use strand::model::SpanWriter;
 
 #[actix_rt::test]
 async fn restarted_consumer_resumes_from_committed_offsets() {
@@ -28,7 +28,7 @@ async fn restarted_consumer_resumes_from_committed_offsets() {
     let first = spans(3, 20, 3);
     sink.write(first.clone()).await.unwrap();
     let store1 = Arc::new(RecordingSink::default());
-    let c1 = start_kafka_consumers(&cfg, store1.clone()).unwrap();
+    let c1 = start_kafka_consumers(&cfg, store1.clone(), None).unwrap();
     wait::until(
         "first batch downstream",
         Duration::from_secs(60),
@@ -41,7 +41,7 @@ async fn restarted_consumer_resumes_from_committed_offsets() {
     let second = spans(4, 20, 3);
     sink.write(second.clone()).await.unwrap();
     let store2 = Arc::new(RecordingSink::default());
-    let c2 = start_kafka_consumers(&cfg, store2.clone()).unwrap();
+    let c2 = start_kafka_consumers(&cfg, store2.clone(), None).unwrap();
     wait::until(
         "second batch downstream",
         Duration::from_secs(60),
@@ -64,8 +64,8 @@ async fn two_consumers_in_one_group_split_the_partitions() {
         Arc::new(RecordingSink::default()),
         Arc::new(RecordingSink::default()),
     );
-    let ca = start_kafka_consumers(&cfg, a.clone()).unwrap();
-    let cb = start_kafka_consumers(&cfg, b.clone()).unwrap();
+    let ca = start_kafka_consumers(&cfg, a.clone(), None).unwrap();
+    let cb = start_kafka_consumers(&cfg, b.clone(), None).unwrap();
     wait::until(
         "both consumers to own partitions",
         Duration::from_secs(60),
@@ -112,7 +112,7 @@ async fn failing_sink_holds_commits_until_it_recovers() {
     sink.write(sent.clone()).await.unwrap();
     let store = Arc::new(RecordingSink::default());
     store.failing.store(true, Ordering::SeqCst);
-    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    let consumer = start_kafka_consumers(&cfg, store.clone(), None).unwrap();
     wait::until("a few failed writes", Duration::from_secs(60), async || {
         store.failures.load(Ordering::SeqCst) >= 3
     })
@@ -147,7 +147,7 @@ async fn consumer_without_a_broker_is_restarted_with_backoff_and_stops_promptly(
     };
     let stats = strand::metrics::ActorStats::get("kafka_consumer");
     let before = stats.restarts.load(Ordering::SeqCst);
-    let consumer = start_kafka_consumers(&cfg, Arc::new(RecordingSink::default())).unwrap();
+    let consumer = start_kafka_consumers(&cfg, Arc::new(RecordingSink::default()), None).unwrap();
     wait::until("two restarts", Duration::from_secs(30), async || {
         stats.restarts.load(Ordering::SeqCst) >= before + 2
     })
@@ -171,7 +171,7 @@ async fn rebalances_while_consuming_lose_nothing() {
         Arc::new(RecordingSink::default()),
         Arc::new(RecordingSink::default()),
     );
-    let ca = start_kafka_consumers(&cfg, a.clone()).unwrap();
+    let ca = start_kafka_consumers(&cfg, a.clone(), None).unwrap();
     let mut cb = None;
     let mut sent = Vec::new();
     for round in 0..10u8 {
@@ -180,7 +180,7 @@ async fn rebalances_while_consuming_lose_nothing() {
         sent.extend(batch);
         if round == 3 {
             // A second member joins: partitions move while A is mid-stream.
-            cb = Some(start_kafka_consumers(&cfg, b.clone()).unwrap());
+            cb = Some(start_kafka_consumers(&cfg, b.clone(), None).unwrap());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -215,7 +215,7 @@ async fn consumer_is_restarted_after_a_panicking_sink_and_loses_nothing() {
     let before = stats.restarts.load(Ordering::SeqCst);
     let store = Arc::new(RecordingSink::default());
     store.panic_once.store(true, Ordering::SeqCst);
-    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    let consumer = start_kafka_consumers(&cfg, store.clone(), None).unwrap();
     wait::until(
         "every span after the restart",
         Duration::from_secs(60),
@@ -257,7 +257,7 @@ async fn consumer_stuck_outside_its_group_is_rebuilt_and_loses_nothing() {
     }
 
     let store = Arc::new(RecordingSink::default());
-    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    let consumer = start_kafka_consumers(&cfg, store.clone(), None).unwrap();
     wait::until(
         "a rebuild of the stuck consumer",
         Duration::from_secs(60),

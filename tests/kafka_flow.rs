@@ -13,13 +13,13 @@ use common::kafka::{
     self, ids, offsets, read_all, spans, stop, wait_all_committed, RecordingSink, PARTITIONS,
 };
 use common::wait;
-use strand::actors::kafka_consumer::start_kafka_consumers;
 use strand::config::KafkaConfig;
 use strand::error::Error;
+use strand::kafka::consumer::start_kafka_consumers;
 use strand::kafka::producer::KafkaSink;
 use strand::kafka::{codec, dlq_topic, DLQ_REASON_HEADER};
 use strand::model::SpanId;
-use strand::store::SpanWriter;
+use strand::model::SpanWriter;
 
 #[actix_rt::test]
 async fn spans_flow_producer_to_consumer_grouped_by_trace() {
@@ -32,7 +32,7 @@ async fn spans_flow_producer_to_consumer_grouped_by_trace() {
         sink.write(chunk.to_vec()).await.expect("produce");
     }
     let store = Arc::new(RecordingSink::default());
-    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    let consumer = start_kafka_consumers(&cfg, store.clone(), None).unwrap();
     let want = ids(&sent);
     wait::until(
         "every span downstream",
@@ -100,7 +100,7 @@ async fn poison_message_goes_to_the_dead_letter_topic_and_the_partition_moves_on
     kafka::send(&raw, &cfg.topic, key, &codec::encode(&good)).await;
 
     let store = Arc::new(RecordingSink::default());
-    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    let consumer = start_kafka_consumers(&cfg, store.clone(), None).unwrap();
     wait::until(
         "the good spans after the poison message",
         Duration::from_secs(60),
@@ -139,7 +139,7 @@ async fn a_message_the_sink_refuses_for_good_is_dead_lettered_and_the_rest_writt
     *store.refused.lock() = ids(&bad);
     // One consumer batch holds all three, so the refusal hits the batch
     // first and the loop must split it.
-    let consumer = start_kafka_consumers(&cfg, store.clone()).unwrap();
+    let consumer = start_kafka_consumers(&cfg, store.clone(), None).unwrap();
     let want: HashSet<SpanId> = ids(&before).union(&ids(&after)).copied().collect();
     wait::until(
         "the spans on both sides of the refused message",

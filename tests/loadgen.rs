@@ -16,6 +16,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use prost::Message;
 use strand::loadgen::{run_loadgen, LoadgenArgs, Protocol};
 use strand::model::{Span, TraceId};
+use strand::model::{SpanReader, SpanWriter};
 use strand::otlp::convert::spans_from_proto;
 use strand::otlp::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -23,7 +24,6 @@ use strand::otlp::proto::collector::trace::v1::trace_service_server::{
 use strand::otlp::proto::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use strand::store::{SpanReader, SpanWriter};
 
 use common::store::{scan_all, MemoryStore};
 

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use strand::model::{SearchQuery, Span, SpanKind, TraceId};
-use strand::store::{SpanReader, SpanWriter};
+use strand::model::{SpanReader, SpanWriter};
 
 use super::fixtures;
 use super::store::{memory_with, scan_all, MemoryStore};
@@ -185,7 +185,7 @@ async fn check_searches(spans: &[Span], reference: &MemoryStore, reader: &dyn Sp
             .search(&q)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let ids = |h: &[strand::store::TraceHit]| h.iter().map(|h| h.trace_id).collect::<Vec<_>>();
+        let ids = |h: &[strand::model::TraceHit]| h.iter().map(|h| h.trace_id).collect::<Vec<_>>();
         assert_eq!(
             ids(&got),
             ids(&want),

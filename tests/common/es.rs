@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use strand::actors::es_writer::{start_es_writer, EsWriterHandle};
 use strand::config::{ElasticsearchConfig, IndexConfig};
+use strand::elasticsearch::sink::{start_es_writer, EsWriterHandle};
 use strand::elasticsearch::EsStore;
 use strand::model::{
     AttrValue, KeyValue, Resource, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
@@ -143,7 +143,7 @@ impl Tier {
         let index = IndexConfig::default();
         let store = EsStore::connect(&cfg, &index).await.expect("connect");
         let dir = tempfile::tempdir().unwrap();
-        let writer = Arc::new(start_es_writer(&cfg, &index, dir.path()).expect("writer"));
+        let writer = Arc::new(start_es_writer(&cfg, &index, dir.path(), None).expect("writer"));
         Tier {
             prefix,
             cfg,

@@ -14,13 +14,22 @@ use strand::config::Config;
 use strand::error::{Error, Result};
 use strand::ingest::{http_server_on, serve_grpc_on};
 use strand::model::Span;
+use strand::model::SpanWriter;
 use strand::otlp::proto::trace::v1 as pt;
-use strand::store::SpanWriter;
 
 use super::otlp::{self, ExportTraceServiceRequest, ExportTraceServiceResponse};
 use super::store::MemoryStore;
 
-pub use strand::ingest::start_receiver;
+pub use strand::ingest::Intake;
+
+/// The receiver pool and what the servers share, over `sink`.
+pub fn start_receiver(
+    cfg: &Config,
+    sink: Arc<dyn SpanWriter>,
+    root: Option<&actix::Addr<strand::actors::tree::Root>>,
+) -> Intake {
+    Intake::start(cfg, sink, root)
+}
 
 pub struct Ingest {
     pub grpc: SocketAddr,
@@ -33,7 +42,7 @@ pub fn start(cfg: Config, sink: Arc<dyn SpanWriter>) -> Ingest {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let receiver = start_receiver(&cfg, sink);
+            let intake = start_receiver(&cfg, sink, None);
             let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind grpc");
@@ -42,14 +51,9 @@ pub fn start(cfg: Config, sink: Arc<dyn SpanWriter>) -> Ingest {
                 grpc_listener.local_addr().expect("addr"),
                 http_listener.local_addr().expect("addr"),
             );
-            let http = http_server_on(http_listener, receiver.clone(), cfg.ingest.clone())
+            let http = http_server_on(http_listener, intake.clone(), cfg.ingest.worker_count())
                 .expect("http server");
-            actix_rt::spawn(serve_grpc_on(
-                grpc_listener,
-                receiver,
-                cfg.ingest.clone(),
-                std::future::pending(),
-            ));
+            actix_rt::spawn(serve_grpc_on(grpc_listener, intake, std::future::pending()));
             tx.send(addrs).expect("send addrs");
             http.await.expect("http server ran");
         })

@@ -15,11 +15,11 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use strand::actors::kafka_consumer::KafkaConsumerHandle;
 use strand::config::KafkaConfig;
 use strand::error::{Error, Result};
+use strand::kafka::consumer::KafkaConsumerHandle;
+use strand::model::SpanWriter;
 use strand::model::{AttrValue, KeyValue, Resource, Span, SpanId, TraceId};
-use strand::store::SpanWriter;
 
 use super::wait;
 

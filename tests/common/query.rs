@@ -2,7 +2,6 @@
 //! `strand::query::configure` over a MemoryStore holding constructed
 //! traces, and checks of the answers' shapes.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
@@ -11,12 +10,13 @@ use actix_web::http::StatusCode as Http;
 use actix_web::{test, web};
 use serde_json::Value;
 
+use strand::actors::tree::Health;
+use strand::model::SpanReader;
 use strand::model::{
     now_ns, AttrValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
     StatusCode, TraceId,
 };
 use strand::query::QueryState;
-use strand::store::SpanReader;
 
 use super::store::memory_with;
 
@@ -137,10 +137,12 @@ pub fn spans() -> Vec<Span> {
 
 /// The endpoints' state over `reader`.
 pub fn state_over(reader: Arc<dyn SpanReader>, ready: bool) -> web::Data<QueryState> {
+    let health = Health::default();
+    health.set_started(ready);
     web::Data::new(QueryState {
         reader,
         cfg: Default::default(),
-        ready: Arc::new(AtomicBool::new(ready)),
+        health,
     })
 }
 

@@ -4,12 +4,14 @@ use std::path::Path;
 
 use strand::config::StorageConfig;
 use strand::model::{SearchQuery, Span};
-use strand::store::{SpanReader, SpanWriter};
+use strand::model::{SpanReader, SpanWriter};
 
-pub use strand::store::memory::MemoryStore;
+pub use strand::tiers::memory::MemoryStore;
 // Re-exported for the binaries that use them; unused in the others.
 #[allow(unused_imports)]
-pub use strand::store::{tiered::TieredReader, HotStore};
+pub use strand::store::HotStore;
+#[allow(unused_imports)]
+pub use strand::tiers::TieredReader;
 
 /// A reference store holding `spans`.
 pub async fn memory_with(spans: Vec<Span>) -> MemoryStore {
