@@ -126,18 +126,24 @@ async fn overload_is_retryable_and_recovers() {
         .expect_err("unavailable");
     assert_eq!(e.code(), tonic::Code::Unavailable);
 
-    // A terminal sink error stops the receiver; it is restarted and serves again.
-    let restarts = strand::metrics::ActorStats::get("receiver")
-        .restarts
-        .load(Ordering::SeqCst);
+    // A terminal sink error stops the receiver worker that saw it; it is
+    // restarted and the pool serves again.
+    let workers = small_budget().ingest.worker_count();
+    let restarts = move || -> u64 {
+        (0..workers)
+            .map(|i| {
+                strand::metrics::ActorStats::get(&format!("receiver-{i}"))
+                    .restarts
+                    .load(Ordering::SeqCst)
+            })
+            .sum()
+    };
+    let before = restarts();
     *sink.fail.lock() = Some(|| Error::Internal("bug".into()));
     assert_eq!(post_proto(ing.http, &padded(24, 1)).await.status, 500);
     *sink.fail.lock() = None;
     wait::until("a receiver restart", Duration::from_secs(10), async || {
-        strand::metrics::ActorStats::get("receiver")
-            .restarts
-            .load(Ordering::SeqCst)
-            > restarts
+        restarts() > before
     })
     .await;
     assert_eq!(post_proto(ing.http, &padded(25, 1)).await.status, 200);
