@@ -29,18 +29,9 @@ impl SpanWriter for FanoutWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{SpanId, SpanReader, TraceId};
+    use crate::model::{SpanReader, TraceId};
     use crate::tiers::memory::MemoryStore;
-
-    fn span(t: u8, s: u8, start: u64) -> Span {
-        Span {
-            trace_id: TraceId([t; 16]),
-            span_id: SpanId([s; 8]),
-            start_ns: start,
-            end_ns: start + 10,
-            ..Default::default()
-        }
-    }
+    use crate::tiers::testutil::span;
 
     #[actix_rt::test]
     async fn fanout_needs_every_tier() {

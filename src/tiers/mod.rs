@@ -25,6 +25,22 @@ use crate::error::Result;
 use crate::model::{SpanReader, SpanWriter};
 use crate::store::HotStore;
 
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::model::{Span, SpanId, TraceId};
+
+    /// A bare span of trace `[t; 16]`, id `[s; 8]`, 10 ns long.
+    pub fn span(t: u8, s: u8, start: u64) -> Span {
+        Span {
+            trace_id: TraceId([t; 16]),
+            span_id: SpanId([s; 8]),
+            start_ns: start,
+            end_ns: start + 10,
+            ..Default::default()
+        }
+    }
+}
+
 pub use fanout::FanoutWriter;
 pub use tiered::TieredReader;
 

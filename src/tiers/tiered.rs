@@ -97,18 +97,9 @@ impl SpanReader for TieredReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{SpanId, SpanWriter};
+    use crate::model::SpanWriter;
     use crate::tiers::memory::MemoryStore;
-
-    fn span(t: u8, s: u8, start: u64) -> Span {
-        Span {
-            trace_id: TraceId([t; 16]),
-            span_id: SpanId([s; 8]),
-            start_ns: start,
-            end_ns: start + 10,
-            ..Default::default()
-        }
-    }
+    use crate::tiers::testutil::span;
 
     #[actix_rt::test]
     async fn merges_and_deduplicates_across_tiers() {
