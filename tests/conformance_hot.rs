@@ -22,7 +22,7 @@ async fn active_segment_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = storage(dir.path());
     let store = HotStore::open(&cfg, &IndexConfig::default()).unwrap();
-    let writer = start_hot_writer(store.clone(), &cfg);
+    let writer = start_hot_writer(store.clone(), None);
     common::conformance::run(Arc::new(writer), store, |_| async {}).await;
 }
 
@@ -31,7 +31,7 @@ async fn sealed_segment_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = storage(dir.path());
     let store = HotStore::open(&cfg, &IndexConfig::default()).unwrap();
-    let writer = start_hot_writer(store.clone(), &cfg);
+    let writer = start_hot_writer(store.clone(), None);
     let sealer = writer.clone();
     common::conformance::run(Arc::new(writer), store, |_| async move {
         let sealed = sealer.seal_now().await.expect("seal");

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use strand::store::memory::MemoryStore;
+use strand::tiers::memory::MemoryStore;
 
 #[actix_rt::test]
 async fn reference_tier_passes_the_suite() {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strand::model::{SearchQuery, Span, SpanKind, TraceId};
-use strand::store::memory::MemoryStore;
-use strand::store::{SpanReader, SpanWriter};
+use strand::model::{SpanReader, SpanWriter};
+use strand::tiers::memory::MemoryStore;
 
 use super::fixtures;
 
@@ -187,7 +187,7 @@ async fn check_searches(spans: &[Span], reference: &MemoryStore, reader: &dyn Sp
             .search(&q)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let ids = |h: &[strand::store::TraceHit]| h.iter().map(|h| h.trace_id).collect::<Vec<_>>();
+        let ids = |h: &[strand::model::TraceHit]| h.iter().map(|h| h.trace_id).collect::<Vec<_>>();
         assert_eq!(
             ids(&got),
             ids(&want),
