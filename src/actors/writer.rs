@@ -213,6 +213,7 @@ impl Handler<RestartStage> for HotWriter {
     /// back through the same recovery as after an I/O error.
     fn handle(&mut self, _: RestartStage, ctx: &mut Context<Self>) {
         self.up.store(false, Ordering::SeqCst);
+        self.stage.restarting();
         self.fail_pending(&Error::Unavailable("storage group restarting".into()));
         ctx.stop();
     }
