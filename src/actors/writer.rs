@@ -113,6 +113,8 @@ impl HotWriter {
         }
         match self.store.commit(batches) {
             Ok(n) => {
+                // Writing again: the next failure waits the base delay.
+                self.backoff.succeeded();
                 self.stats
                     .messages_out
                     .fetch_add(n as u64, Ordering::Relaxed);
