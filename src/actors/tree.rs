@@ -200,9 +200,9 @@ impl Root {
                 g.escalations.pop_front();
             }
             let quiet = g.last_failure.is_none_or(|t| now - t > window);
-            let next = if g.escalations.len() > self.policy.max_escalations {
-                GroupState::Failed
-            } else if g.state == GroupState::Failed && !quiet {
+            // Failed until the escalations left the window and it was quiet.
+            let escalating = g.escalations.len() > self.policy.max_escalations;
+            let next = if escalating || (g.state == GroupState::Failed && !quiet) {
                 GroupState::Failed
             } else if !quiet {
                 GroupState::Degraded
