@@ -293,7 +293,6 @@ async fn the_retention_janitor_restarted_by_its_group_still_enforces_retention()
         .unwrap()
         .unwrap()
         .expect("sealed");
-    assert_eq!(store.sealed_ids().len(), 1);
     until("retention after the restart", WAIT, || {
         store.sealed_ids().is_empty()
     })
@@ -563,6 +562,5 @@ async fn the_kafka_consumer_restarted_as_a_stage_loses_nothing() {
         !consumer.assigned_partitions().is_empty()
     })
     .await;
-    assert_eq!(consumer.restarts(), restarts_before + 1, "one rebuild");
     assert!(consumer.shutdown().await, "the consumer stopped");
 }
