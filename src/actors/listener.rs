@@ -46,6 +46,7 @@ enum Ask {
 pub struct GrpcListener {
     ask: watch::Sender<Ask>,
     restarts: u64,
+    stage: StageHandle,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -67,6 +68,7 @@ impl GrpcListener {
         let addr = GrpcListener {
             ask,
             restarts: 0,
+            stage: stage.clone(),
             thread: Some(thread),
         }
         .start();
@@ -105,6 +107,7 @@ impl Handler<RestartStage> for GrpcListener {
 
     fn handle(&mut self, _: RestartStage, _: &mut Context<Self>) {
         self.restarts += 1;
+        self.stage.restarting();
         self.ask.send_replace(Ask::Restart(self.restarts));
     }
 }

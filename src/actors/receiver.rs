@@ -87,6 +87,7 @@ impl Handler<RestartStage> for ReceiverWorker {
     type Result = ();
 
     fn handle(&mut self, _: RestartStage, ctx: &mut Self::Context) {
+        self.stage.restarting();
         ctx.stop();
     }
 }

@@ -67,6 +67,11 @@ impl SegmentSealer {
 
 impl Actor for SegmentSealer {
     type Context = SyncContext<Self>;
+
+    /// Also after a restart: the SyncArbiter starts a fresh sealer.
+    fn started(&mut self, _: &mut Self::Context) {
+        self.stage.up();
+    }
 }
 
 impl Handler<SealSegment> for SegmentSealer {
@@ -120,6 +125,7 @@ impl Handler<RestartStage> for SegmentSealer {
     type Result = ();
 
     fn handle(&mut self, _: RestartStage, ctx: &mut Self::Context) {
+        self.stage.restarting();
         ctx.stop(); // the SyncArbiter builds a fresh sealer
     }
 }
@@ -179,6 +185,7 @@ impl Handler<RestartStage> for RetentionJanitor {
     type Result = ();
 
     fn handle(&mut self, _: RestartStage, ctx: &mut Context<Self>) {
+        self.stage.restarting();
         ctx.stop();
     }
 }

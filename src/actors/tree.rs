@@ -115,6 +115,15 @@ pub struct StageUp {
     pub stage: String,
 }
 
+/// Event: a stage is restarting on its group's order ([`RestartStage`]):
+/// counted with its restarts, not as a failure.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct StageRestarted {
+    pub group: &'static str,
+    pub stage: String,
+}
+
 /// Event: a stage ended for good (shutdown).
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
@@ -347,6 +356,18 @@ impl Handler<StageUp> for Root {
     }
 }
 
+impl Handler<StageRestarted> for Root {
+    type Result = ();
+
+    fn handle(&mut self, m: StageRestarted, _: &mut Context<Self>) {
+        if let Some(s) = self.group(m.group).stages.get_mut(&m.stage) {
+            s.status = StageStatus::Restarting;
+            s.restarts += 1;
+        }
+        self.publish();
+    }
+}
+
 impl Handler<StageStopped> for Root {
     type Result = ();
 
@@ -456,6 +477,20 @@ impl StageHandle {
         }
     }
 
+    /// The stage is restarting because its group restarts
+    /// ([`RestartStage`]): counted like any restart, but not a failure, so
+    /// it cannot escalate the group again. It shows `restarting` until the
+    /// stage reports [`Self::up`].
+    pub fn restarting(&self) {
+        self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = &self.root {
+            r.do_send(StageRestarted {
+                group: self.group,
+                stage: self.name.clone(),
+            });
+        }
+    }
+
     pub fn up(&self) {
         if let Some(r) = &self.root {
             r.do_send(StageUp {
@@ -560,6 +595,30 @@ mod tests {
             v["groups"]["storage"]["stages"]["tree_test_a"]["last_error"],
             "disk on fire"
         );
+    }
+
+    #[actix_rt::test]
+    async fn a_restart_ordered_by_the_group_counts_but_is_no_failure() {
+        let health = Health::started();
+        let policy = Policy {
+            max_restarts: 0,
+            ..Policy::default()
+        };
+        let root = Root::start(policy, health.clone());
+        let s = StageHandle::new(Some(&root), "search", "tree_test_e");
+        s.register(None);
+        let stage = || health.snapshot_json()["groups"]["search"]["stages"]["tree_test_e"].clone();
+        until(|| stage().is_object()).await;
+        let before = s.stats.restarts.load(Ordering::Relaxed);
+        s.restarting();
+        until(|| stage()["status"] == "restarting").await;
+        let v = stage();
+        assert_eq!(v["restarts"], 1);
+        assert_eq!(v["recent_failures"], 0, "not a failure");
+        assert_eq!(health.snapshot_json()["groups"]["search"]["escalations"], 0);
+        assert_eq!(s.stats.restarts.load(Ordering::Relaxed), before + 1);
+        s.up();
+        until(|| stage()["status"] == "running").await;
     }
 
     #[actix_rt::test]

@@ -116,6 +116,8 @@ impl HotWriter {
         }
         match self.store.commit(self.shard, batches) {
             Ok(n) => {
+                // Writing again: the next failure waits the base delay.
+                self.backoff.succeeded();
                 self.stats
                     .messages_out
                     .fetch_add(n as u64, Ordering::Relaxed);
@@ -218,6 +220,7 @@ impl Handler<RestartStage> for HotWriter {
     /// back through the same recovery as after an I/O error.
     fn handle(&mut self, _: RestartStage, ctx: &mut Context<Self>) {
         self.up.store(false, Ordering::SeqCst);
+        self.stage.restarting();
         self.fail_pending(&Error::Unavailable("storage group restarting".into()));
         ctx.stop();
     }

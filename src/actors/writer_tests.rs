@@ -268,3 +268,38 @@ async fn an_old_active_segment_is_rotated_and_sealed_by_age() {
     .await;
     assert_eq!(store.trace_sync(spans(1, 1)[0].trace_id).unwrap().len(), 2);
 }
+
+/// How long the writer stays down after the write that hit `faults`.
+async fn outage(h: &HotWriterHandle, store: &HotStore, trace: u64) -> Duration {
+    eventually("writer up", || h.is_up()).await;
+    store.inject_wal_faults(1);
+    assert!(h.write(spans(trace, 1)).await.is_err(), "injected fault");
+    let t0 = Instant::now();
+    eventually("writer back up", || h.is_up()).await;
+    t0.elapsed()
+}
+
+#[actix_rt::test]
+async fn a_successful_write_resets_the_restart_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = setup(dir.path(), 1_000_000);
+    let base = Duration::from_millis(800);
+    let h = start_with_backoff(
+        store.clone(),
+        None,
+        RestartBackoff::new(crate::backoff::Backoff::new(base, Duration::from_secs(10))),
+    );
+    h.write(spans(1, 1)).await.unwrap();
+    let first = outage(&h, &store, 2).await;
+    // Failing again straight after recovering: the delay doubles.
+    let doubled = outage(&h, &store, 3).await;
+    assert!(doubled >= base * 2, "{first:?} then {doubled:?}");
+    // Once a write succeeded, the next failure waits the base delay again.
+    h.write(spans(4, 1)).await.unwrap();
+    let again = outage(&h, &store, 5).await;
+    assert!(again >= base, "{again:?}");
+    assert!(
+        again < base * 2,
+        "backoff not reset: {again:?} after a good write"
+    );
+}

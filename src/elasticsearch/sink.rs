@@ -327,6 +327,7 @@ impl Handler<RestartStage> for EsJanitor {
     type Result = ();
 
     fn handle(&mut self, _: RestartStage, ctx: &mut Context<Self>) {
+        self.stage.restarting();
         ctx.stop();
     }
 }

@@ -1,6 +1,7 @@
 //! Support shared by the integration tests: fixtures, the conformance
-//! suite, a real `strand` child process on free loopback ports, clients,
-//! and harnesses for in-process servers, Kafka and Elasticsearch.
+//! suite, a real `strand` child process on free loopback ports, start-up
+//! failures of the binary, clients, harnesses for in-process servers, the
+//! real Kafka and Elasticsearch services, and polling with deadlines.
 #![allow(dead_code)]
 
 pub mod conformance;
@@ -13,7 +14,10 @@ pub mod kafka;
 pub mod load;
 pub mod otel;
 pub mod otlp;
+pub mod poll;
 pub mod process;
 pub mod query;
+pub mod services;
+pub mod startup;
 pub mod store;
 pub mod wait;
