@@ -46,7 +46,11 @@ type Current = Arc<Mutex<Arc<GroupState>>>;
 #[derive(Default)]
 struct Shared {
     stop: AtomicBool,
+    /// Read (and cleared) by the consumer loop, which then ends.
     rebuild: AtomicBool,
+    /// Set with `rebuild` by a group restart, so that rebuild is counted
+    /// as a restart rather than as a failure of this stage.
+    asked: AtomicBool,
     state: Current,
     restarts: AtomicU64,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -69,6 +73,7 @@ impl Handler<RestartStage> for KafkaConsumer {
     type Result = ();
 
     fn handle(&mut self, _: RestartStage, _: &mut Context<Self>) {
+        self.shared.asked.store(true, Ordering::Release);
         self.shared.rebuild.store(true, Ordering::Release);
     }
 }
@@ -242,10 +247,16 @@ fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, shared: Arc<Shared>, s
         if shared.stop.load(Ordering::Acquire) {
             break;
         }
+        shared.restarts.fetch_add(1, Ordering::Relaxed);
+        if shared.asked.swap(false, Ordering::AcqRel) {
+            // Restarted with its group: not a failure of its own.
+            tracing::info!("kafka consumer rebuilt with its group");
+            stage.restarting();
+            continue;
+        }
         let delay = backoff.next_delay();
         tracing::warn!(error = %err, ?delay, "kafka consumer failed; rebuilding it");
         stage.failed(&err);
-        shared.restarts.fetch_add(1, Ordering::Relaxed);
         sleep_unless_stopped(&shared.stop, delay);
     }
     stage.stopped();
