@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use prost::Message;
 
+use common::es;
 use common::process::Strand;
-use common::services::{es_cleanup, es_config, es_wait_indexed, require_es};
 use strand::actors::writer::start_hot_writer;
 use strand::config::{IndexConfig, StorageConfig};
 use strand::elasticsearch::sink::{start_es_writer, EsWriterHandle};
@@ -86,8 +86,8 @@ struct HotAndEs {
 }
 
 async fn hot_and_es(name: &str, dir: &Path) -> HotAndEs {
-    require_es().await;
-    let cfg = es_config(name);
+    es::require().await;
+    let cfg = es::config(&es::unique_prefix(name));
     let index = IndexConfig::default();
     let es = EsStore::connect(&cfg, &index).await.expect("connect");
     let es_writer = Arc::new(start_es_writer(&cfg, &index, &dir.join("es"), None).unwrap());
@@ -123,7 +123,7 @@ impl HotAndEs {
 
     async fn close(self) {
         self.es_writer.shutdown().await;
-        es_cleanup(&self.es, &self.prefix).await;
+        es::delete_indices(&es::url(), &self.prefix).await;
     }
 }
 
@@ -137,7 +137,7 @@ async fn hot_and_elasticsearch_as_composed_pass_the_suite() {
     let (es, prefix) = (parts.es.clone(), parts.prefix.clone());
     // The composed write is durable in both tiers.
     common::conformance::run(tiers.durable.clone(), reader, |_| async move {
-        es_wait_indexed(&es, &prefix, n).await
+        es::wait_indexed(&es, &prefix, n).await
     })
     .await;
     assert!(
@@ -180,7 +180,7 @@ async fn traces_split_between_hot_and_elasticsearch_pass_the_suite() {
     common::conformance::run(writer.clone(), reader, |total| async move {
         let n = es_docs(&prefix, &w.es_spans.lock());
         assert!(n > 0 && (n as usize) < total, "a part of the spans");
-        es_wait_indexed(&es, &prefix, n).await
+        es::wait_indexed(&es, &prefix, n).await
     })
     .await;
     parts.close().await;

@@ -16,7 +16,7 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use common::poll::until;
+use common::wait::until;
 use strand::actors::listener::GrpcListener;
 use strand::actors::receiver::{ExportTraces, ReceiverPool};
 use strand::actors::sealer::{start_sealer, RetentionJanitor, SealSegment};
@@ -130,7 +130,7 @@ async fn a_receiver_worker_restarts_after_a_terminal_sink_error() {
     cfg.ingest.workers = 1;
     let sink = Arc::new(FailsOnce::default());
     let pool = ReceiverPool::start(&cfg, sink.clone(), Some(&root));
-    until("receiver-0 registered", WAIT, || {
+    until("receiver-0 registered", WAIT, async || {
         stage(&health, "ingest", "receiver-0").is_object()
     })
     .await;
@@ -139,7 +139,7 @@ async fn a_receiver_worker_restarts_after_a_terminal_sink_error() {
 
     let err = pool.export(export(1, 3)).await.unwrap_err();
     assert!(matches!(err, Error::Internal(_)), "{err}");
-    until("the restart in the tree", WAIT, || {
+    until("the restart in the tree", WAIT, async || {
         restarts(&health, "ingest", "receiver-0") == 1
     })
     .await;
@@ -163,7 +163,7 @@ async fn a_receiver_worker_restarts_after_a_terminal_sink_error() {
     assert_eq!(sink.store.trace(TraceId([2; 16])).await.unwrap().len(), 4);
     assert!(sink.store.trace(TraceId([1; 16])).await.unwrap().is_empty());
     assert_eq!(stats.restarts.load(Ordering::Relaxed), before + 1);
-    until("receiver-0 running again", WAIT, || {
+    until("receiver-0 running again", WAIT, async || {
         stage(&health, "ingest", "receiver-0")["status"] == "running"
     })
     .await;
@@ -195,7 +195,7 @@ async fn receiver_workers_restart_with_their_group() {
     // RestartStage to every worker.
     probe.failed(&"probe failure");
     for w in ["receiver-0", "receiver-1"] {
-        until(&format!("{w} restarted by its group"), WAIT, || {
+        until(&format!("{w} restarted by its group"), WAIT, async || {
             restarts(&health, "ingest", w) == 1
         })
         .await;
@@ -242,7 +242,7 @@ async fn the_segment_sealer_restarted_by_its_group_still_seals() {
     assert_eq!(first.0.rows, 5);
 
     sealer.send(RestartStage).await.unwrap();
-    until("the sealer's restart in the tree", WAIT, || {
+    until("the sealer's restart in the tree", WAIT, async || {
         restarts(&health, "storage", name) == 1
     })
     .await;
@@ -252,7 +252,7 @@ async fn the_segment_sealer_restarted_by_its_group_still_seals() {
     assert_eq!(store.unsealed_spans(), 0);
     assert_eq!(store.trace(TraceId([2; 16])).await.unwrap().len(), 7);
     // The fresh sealer reported itself up.
-    until("the sealer running", WAIT, || {
+    until("the sealer running", WAIT, async || {
         stage(&health, "storage", name)["status"] == "running"
     })
     .await;
@@ -277,7 +277,7 @@ async fn the_retention_janitor_restarted_by_its_group_still_enforces_retention()
     js.register(Some(janitor.clone().recipient()));
 
     janitor.send(RestartStage).await.unwrap();
-    until("the janitor's restart in the tree", WAIT, || {
+    until("the janitor's restart in the tree", WAIT, async || {
         restarts(&health, "storage", name) == 1
     })
     .await;
@@ -293,7 +293,7 @@ async fn the_retention_janitor_restarted_by_its_group_still_enforces_retention()
         .unwrap()
         .unwrap()
         .expect("sealed");
-    until("retention after the restart", WAIT, || {
+    until("retention after the restart", WAIT, async || {
         store.sealed_ids().is_empty()
     })
     .await;
@@ -319,14 +319,14 @@ async fn the_grpc_listener_restarted_by_its_group_serves_again_on_its_port() {
         .await
         .expect("connect");
     old.export(request(1, 2)).await.expect("export before");
-    until("the listener running", WAIT, || {
+    until("the listener running", WAIT, async || {
         stage(&health, "ingest", "otlp_grpc")["status"] == "running"
     })
     .await;
 
     grpc.send(RestartStage).await.unwrap();
     // `restarting` on the order, `running` once it serves again.
-    until("the listener drained and serving again", WAIT, || {
+    until("the listener drained and serving again", WAIT, async || {
         let s = stage(&health, "ingest", "otlp_grpc");
         s["restarts"] == 1 && s["status"] == "running"
     })
@@ -364,7 +364,7 @@ async fn the_es_janitor_restarted_by_its_group_runs_and_reports_failures() {
     )
     .unwrap();
     // A pass runs at start (the next one only in janitor_interval_secs).
-    until("the first pass reported", WAIT, || {
+    until("the first pass reported", WAIT, async || {
         restarts(&health, "search", "es_janitor") == 1
     })
     .await;
@@ -378,7 +378,7 @@ async fn the_es_janitor_restarted_by_its_group_runs_and_reports_failures() {
     probe.failed(&"probe failure");
     // Counted: the failed pass, the restart, and the restarted janitor's
     // own pass, which fails again.
-    until("the restarted janitor's pass", WAIT, || {
+    until("the restarted janitor's pass", WAIT, async || {
         restarts(&health, "search", "es_janitor") == 3
     })
     .await;
@@ -412,7 +412,7 @@ async fn a_storage_group_that_keeps_failing_escalates_fails_and_recovers() {
     loop {
         assert!(std::time::Instant::now() < deadline, "storage never failed");
         // Failed lasts a window: watch for it while the writer is down.
-        until("hot writer up or storage failed", WAIT, || {
+        until("hot writer up or storage failed", WAIT, async || {
             h.is_up() || group_state(&health, "storage") == "failed"
         })
         .await;
@@ -427,7 +427,7 @@ async fn a_storage_group_that_keeps_failing_escalates_fails_and_recovers() {
             // A group restart replaced the WAL before this write reached it.
             continue;
         }
-        until("the failure in the tree", WAIT, || {
+        until("the failure in the tree", WAIT, async || {
             restarts(&health, "storage", "hot_writer-0") > counted
         })
         .await;
@@ -435,10 +435,14 @@ async fn a_storage_group_that_keeps_failing_escalates_fails_and_recovers() {
         if !escalated && v["groups"]["storage"]["escalations"] == 1 {
             escalated = true;
             // First escalation: the group restarts, degraded but ready.
-            until("sealer and janitor restarted with the group", WAIT, || {
-                restarts(&health, "storage", "segment_sealer") > sealed_before
-                    && restarts(&health, "storage", "retention_janitor") >= 1
-            })
+            until(
+                "sealer and janitor restarted with the group",
+                WAIT,
+                async || {
+                    restarts(&health, "storage", "segment_sealer") > sealed_before
+                        && restarts(&health, "storage", "retention_janitor") >= 1
+                },
+            )
             .await;
             if group_state(&health, "storage") != "failed" {
                 assert_eq!(group_state(&health, "storage"), "degraded");
@@ -460,7 +464,10 @@ async fn a_storage_group_that_keeps_failing_escalates_fails_and_recovers() {
     // No more faults: once the writer is back and the window has passed
     // without failures, the group is ready again.
     until_written(&h, spans(2, 4)).await;
-    until("storage ready again", window * 4, || health.ready().is_ok()).await;
+    until("storage ready again", window * 4, async || {
+        health.ready().is_ok()
+    })
+    .await;
     assert_ne!(group_state(&health, "storage"), "failed");
     h.write(spans(3, 2)).await.expect("write after recovery");
     assert_eq!(store.trace(TraceId([1; 16])).await.unwrap().len(), 3);
@@ -517,7 +524,7 @@ fn kafka_spans(seed: u8, traces: u8) -> Vec<Span> {
 
 #[actix_rt::test]
 async fn the_kafka_consumer_restarted_as_a_stage_loses_nothing() {
-    let cfg = common::services::kafka_config("supervision");
+    let cfg = common::kafka::config("supervision");
     let (root, health) = tree(Policy::default());
     let producer = strand::kafka::producer::KafkaSink::connect(&cfg)
         .await
@@ -525,14 +532,14 @@ async fn the_kafka_consumer_restarted_as_a_stage_loses_nothing() {
     let sink = Arc::new(Recorder::default());
     let consumer =
         strand::kafka::consumer::start_kafka_consumers(&cfg, sink.clone(), Some(&root)).unwrap();
-    until("the consumer in the kafka group", WAIT, || {
+    until("the consumer in the kafka group", WAIT, async || {
         stage(&health, "kafka", "kafka_consumer").is_object()
     })
     .await;
 
     let before = kafka_spans(1, 40);
     producer.write(before.clone()).await.expect("produce");
-    until("some spans consumed", Duration::from_secs(60), || {
+    until("some spans consumed", Duration::from_secs(60), async || {
         !sink.ids().is_empty()
     })
     .await;
@@ -540,11 +547,11 @@ async fn the_kafka_consumer_restarted_as_a_stage_loses_nothing() {
     consumer.restart();
     let after = kafka_spans(2, 40);
     producer.write(after.clone()).await.expect("produce");
-    until("the consumer rebuilt", WAIT, || {
+    until("the consumer rebuilt", WAIT, async || {
         consumer.restarts() == restarts_before + 1
     })
     .await;
-    until("the restart in the tree", WAIT, || {
+    until("the restart in the tree", WAIT, async || {
         restarts(&health, "kafka", "kafka_consumer") >= 1
     })
     .await;
@@ -554,13 +561,15 @@ async fn the_kafka_consumer_restarted_as_a_stage_loses_nothing() {
     until(
         "every span before and after the restart",
         Duration::from_secs(90),
-        || sink.ids() == want,
+        async || sink.ids() == want,
     )
     .await;
     assert!(sink.0.lock().len() >= want.len(), "at least once");
-    until("partitions assigned again", Duration::from_secs(60), || {
-        !consumer.assigned_partitions().is_empty()
-    })
+    until(
+        "partitions assigned again",
+        Duration::from_secs(60),
+        async || !consumer.assigned_partitions().is_empty(),
+    )
     .await;
     assert!(consumer.shutdown().await, "the consumer stopped");
 }

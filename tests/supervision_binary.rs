@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::process::{free_port, Strand};
-use common::startup::serve_until_exit;
+use common::process::{free_port, serve_until_exit, Strand};
 
 const KEYS: [&str; 3] = ["ingest.grpc_addr", "ingest.http_addr", "query.addr"];
 

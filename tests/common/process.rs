@@ -1,8 +1,10 @@
-//! Runs the real `strand` binary as a child process, as a user would.
+//! Runs the real `strand` binary as a child process, as a user would:
+//! a server on free loopback ports, or a `strand serve` expected to exit
+//! (start-up failures such as a taken port or a bad key).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Strand {
@@ -134,18 +136,22 @@ fn write_config(
     std::fs::write(path, config).unwrap();
 }
 
+/// The binary under test: cargo's, or STRAND_BIN, a copy of it for when
+/// other builds share the target directory and may replace it while tests
+/// run.
+pub fn strand_bin() -> PathBuf {
+    std::env::var_os("STRAND_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_strand")))
+}
+
 fn spawn(config: &Path, dir: &Path, args: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("strand.log"))
         .unwrap();
-    // STRAND_BIN: a copy of the binary, for when other builds share the
-    // target directory and may replace it while tests run.
-    let bin = std::env::var_os("STRAND_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_strand")));
-    Command::new(bin)
+    Command::new(strand_bin())
         .arg("serve")
         .arg("--config")
         .arg(config)
@@ -155,6 +161,55 @@ fn spawn(config: &Path, dir: &Path, args: &[String]) -> Child {
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn strand")
+}
+
+/// How a `strand serve` that was expected to stop ended, with its stderr
+/// kept apart from its stdout (its log).
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stderr: String,
+    pub stdout: String,
+}
+
+/// Writes `config` to `dir/strand.toml`, runs `strand serve` on it and
+/// waits up to `timeout` for it to exit (it is killed, and the test fails,
+/// if it is still running then).
+pub fn serve_until_exit(dir: &Path, config: &str, timeout: Duration) -> Exited {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("strand.toml");
+    std::fs::write(&path, config).unwrap();
+    let (out, err) = (dir.join("stdout.log"), dir.join("stderr.log"));
+    let mut child = Command::new(strand_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
+        .spawn()
+        .expect("spawn strand");
+    let status = wait_exit(&mut child, timeout);
+    Exited {
+        status,
+        stderr: std::fs::read_to_string(err).unwrap_or_default(),
+        stdout: std::fs::read_to_string(out).unwrap_or_default(),
+    }
+}
+
+/// Waits for `child` to exit; kills it and fails the test after `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} still running after {timeout:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A blocking GET returning the status code, without pulling an HTTP
