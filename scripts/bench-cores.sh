@@ -33,11 +33,13 @@
 #                       generated file, so set their keys in the environment
 #                       instead (STRAND_INGEST__KEY=..., inherited by the
 #                       server).
+#   BENCH_CONNECTIONS   loadgen connections (default 4)
 #   BENCH_OUT           output directory (default docs/bench)
 # The load generator runs on CPUs 2 and up when there are at least three,
 # and unpinned otherwise (then it shares the server's cores, which lowers
 # the 2-core figures more than the 1-core ones; the output says so).
 set -euo pipefail
+CONNECTIONS=${BENCH_CONNECTIONS:-4}
 if [ -n "${STRAND_BIN:-}" ]; then STRAND_BIN=$(realpath "$STRAND_BIN"); fi
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -119,7 +121,7 @@ PY
 # loadgen SECS: full-speed gRPC ingest against the node on $PORT. It execs,
 # so that `loadgen N &` leaves the generator's own pid in $!.
 loadgen() {
-  exec "${LOADGEN_CMD[@]}" loadgen --protocol grpc --connections 4 --lag-samples 0 \
+  exec "${LOADGEN_CMD[@]}" loadgen --protocol grpc --connections "$CONNECTIONS" --lag-samples 0 \
     --duration "$1s" --json --quiet \
     --grpc-url "http://127.0.0.1:$PORT" --query-url "http://127.0.0.1:$((PORT + 2))"
 }

@@ -1,7 +1,9 @@
 //! `SegmentSealer`: turns frozen in-memory segments into sealed segment
 //! files (Arrow IPC + index, fsync, manifest swap, WAL delete) and applies
-//! retention. It runs on a `SyncArbiter` thread (`sealer`) because all of
-//! that is blocking file I/O; a `SyncArbiter` makes a fresh actor when one
+//! retention. It runs on a `SyncArbiter` pool (`sealer-N`) because all of
+//! that is blocking file I/O, and sealing is the heaviest single job of
+//! ingest; segments are sealed in parallel, each by one thread (the store
+//! locks per segment). A `SyncArbiter` makes a fresh actor when one
 //! stops, which is how a group restart reaches it. `RetentionJanitor` is
 //! the timer that asks it to enforce retention. Both are stages of the
 //! `storage` group: a failed seal or retention pass is reported to the tree
@@ -130,12 +132,19 @@ impl Handler<RestartStage> for SegmentSealer {
     }
 }
 
-/// Starts the sealer on its own thread and lists it in the tree.
+/// Starts the sealer pool (`sealer-N` threads: as many as write shards,
+/// at least two, so segments frozen together are sealed together) and
+/// lists it in the tree.
 pub fn start_sealer(store: Arc<HotStore>, stage: StageHandle) -> Addr<SegmentSealer> {
     let s = stage.clone();
+    let threads = store.shards().max(2);
+    let n = std::sync::atomic::AtomicUsize::new(0);
     let addr = SyncArbiter::start_with_thread_builder(
-        1,
-        || std::thread::Builder::new().name("sealer".into()),
+        threads,
+        move || {
+            let i = n.fetch_add(1, Ordering::Relaxed);
+            std::thread::Builder::new().name(format!("sealer-{i}"))
+        },
         move || SegmentSealer::new(store.clone(), s.clone()),
     );
     stage.register(Some(addr.clone().recipient()));

@@ -264,7 +264,7 @@ impl Handler<SealNow> for HotWriter {
         Box::pin(async move {
             rotated?;
             let mut out = Vec::new();
-            // The sealer is one thread: these run after any in-flight seal,
+            // A seal of a segment already being sealed waits for that one,
             // and sealing an already-sealed segment is a no-op.
             for seg in frozen {
                 let r = sealer

@@ -86,6 +86,9 @@ pub struct HotStore {
     /// One per shard, matching `State::active`.
     pub(crate) wal: Vec<Mutex<WalWriter>>,
     pub(crate) manifest_lock: Mutex<()>,
+    /// One lock per segment being sealed: sealer threads seal different
+    /// segments at once, never the same one twice.
+    pub(crate) seal_locks: Mutex<BTreeMap<u64, Arc<Mutex<()>>>>,
     pub(crate) next_id: AtomicU64,
     pub(crate) commits: AtomicU64,
 }
@@ -253,8 +256,26 @@ impl HotStore {
     /// Writes `seg` as a sealed segment, lists it in the manifest, swaps
     /// it in for the frozen copy and deletes its WAL, in that order, so a
     /// crash between any two steps loses nothing. Idempotent: a segment no
-    /// longer frozen was sealed already. Blocking; runs on the sealer.
+    /// longer frozen was sealed already; a second call for a segment being
+    /// sealed waits for the first. Blocking; runs on a sealer thread.
     pub fn seal(&self, seg: &Arc<MemSegment>) -> Result<Option<SealInfo>> {
+        let lock = self.seal_locks.lock().entry(seg.id).or_default().clone();
+        let held = lock.lock();
+        let r = self.seal_locked(seg);
+        drop(held);
+        // Clones are taken under the map lock: a count of two (the map's
+        // and ours) means nobody else waits for this segment.
+        let mut locks = self.seal_locks.lock();
+        if locks
+            .get(&seg.id)
+            .is_some_and(|l| Arc::ptr_eq(l, &lock) && Arc::strong_count(&lock) == 2)
+        {
+            locks.remove(&seg.id);
+        }
+        r
+    }
+
+    fn seal_locked(&self, seg: &Arc<MemSegment>) -> Result<Option<SealInfo>> {
         if !self.state.read().frozen.iter().any(|f| f.id == seg.id) {
             return Ok(None);
         }

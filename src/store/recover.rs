@@ -190,6 +190,7 @@ impl HotStore {
             }),
             wal,
             manifest_lock: Mutex::new(()),
+            seal_locks: Mutex::default(),
             next_id: AtomicU64::new(max_id + 1),
             commits: AtomicU64::new(0),
         };
