@@ -272,3 +272,76 @@ async fn health_metrics_and_admin() {
         assert_eq!(get!(&ready, free).status, Http::NOT_FOUND, "{free}");
     }
 }
+
+/// A storage tier that is down: every read is `Unavailable`.
+struct Down;
+
+#[async_trait::async_trait]
+impl strand::model::SpanReader for Down {
+    async fn trace(
+        &self,
+        _: strand::model::TraceId,
+    ) -> strand::error::Result<Vec<strand::model::Span>> {
+        Err(down())
+    }
+    async fn search(
+        &self,
+        _: &strand::model::SearchQuery,
+    ) -> strand::error::Result<Vec<strand::model::TraceHit>> {
+        Err(down())
+    }
+    async fn services(&self) -> strand::error::Result<Vec<String>> {
+        Err(down())
+    }
+    async fn operations(
+        &self,
+        _: Option<&str>,
+    ) -> strand::error::Result<Vec<strand::model::Operation>> {
+        Err(down())
+    }
+    async fn scan(
+        &self,
+        _: &strand::model::SearchQuery,
+        _: Option<&str>,
+        _: usize,
+    ) -> strand::error::Result<strand::model::ScanPage> {
+        Err(down())
+    }
+}
+
+fn down() -> strand::error::Error {
+    strand::error::Error::Unavailable("storage tier down".into())
+}
+
+/// Retry hints are decided in one place and reach every API alike:
+/// Jaeger v1, api_v3 and Tempo (JSON and protobuf) answer 503 with
+/// `Retry-After` when the store cannot answer now.
+#[actix_web::test]
+async fn every_api_tells_clients_when_to_retry() {
+    let app = app_over!(state_over(std::sync::Arc::new(Down), true));
+    let uris = [
+        (format!("/api/traces/{T1_HEX}"), None),
+        ("/api/traces?service=frontend".to_string(), None),
+        ("/api/services".to_string(), None),
+        (format!("/api/v3/traces/{T1_HEX}"), None),
+        (format!("/api/v2/traces/{T1_HEX}"), None),
+        (
+            format!("/api/traces/{T1_HEX}"),
+            Some("application/protobuf"),
+        ),
+        ("/api/search?tags=service.name%3Dfrontend".to_string(), None),
+    ];
+    for (uri, accept) in uris {
+        let mut req = actix_web::test::TestRequest::get().uri(&uri);
+        if let Some(a) = accept {
+            req = req.insert_header(("Accept", a));
+        }
+        let resp = actix_web::test::call_service(&app, req.to_request()).await;
+        assert_eq!(resp.status(), Http::SERVICE_UNAVAILABLE, "{uri} {accept:?}");
+        let hint = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(hint, Some("1"), "{uri} {accept:?}");
+    }
+}
