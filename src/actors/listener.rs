@@ -30,7 +30,7 @@ pub fn bind(key: &str, addr: &str) -> Result<TcpListener> {
         .parse()
         .map_err(|e| Error::config(key, format!("{addr:?}: {e}")))?;
     TcpListener::bind(at)
-        .map_err(|e| Error::Unavailable(format!("cannot listen on {addr} ({key}): {e}")))
+        .map_err(|e| Error::config(key, format!("cannot listen on {addr}: {e}")))
 }
 
 /// What the serving thread is asked to do.
