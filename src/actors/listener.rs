@@ -29,8 +29,7 @@ pub fn bind(key: &str, addr: &str) -> Result<TcpListener> {
     let at: std::net::SocketAddr = addr
         .parse()
         .map_err(|e| Error::config(key, format!("{addr:?}: {e}")))?;
-    TcpListener::bind(at)
-        .map_err(|e| Error::config(key, format!("cannot listen on {addr}: {e}")))
+    TcpListener::bind(at).map_err(|e| Error::config(key, format!("cannot listen on {addr}: {e}")))
 }
 
 /// What the serving thread is asked to do.
