@@ -70,7 +70,7 @@ fn request(seed: u8, n: u8) -> ExportTraceServiceRequest {
 
 fn export(seed: u8, n: u8) -> ExportTraces {
     ExportTraces {
-        request: request(seed, n),
+        payload: strand::actors::receiver::Payload::Decoded(Box::new(request(seed, n))),
         transport: Transport::Grpc,
         hold: None,
     }

@@ -1,7 +1,8 @@
 //! The receiver pool: `ingest.workers` `ReceiverWorker` actors, each on an
-//! arbiter thread of its own (`receiver-N`), so decoding aside, the
-//! per-request work — validate, scrub, sample, convert
-//! (`crate::pipeline`) — runs on as many threads as the machine has cores.
+//! arbiter thread of its own (`receiver-N`), so the per-request work —
+//! decode, validate, scrub, sample, convert (`crate::pipeline`) — runs on
+//! as many threads as the machine has cores (the servers' threads only
+//! move bytes).
 //! A worker writes the result to the sink and replies only once
 //! `sink.write` returned, i.e. once the spans are durable; the request's
 //! in-flight hold travels inside the message and is released when the
@@ -32,11 +33,29 @@ pub const MAILBOX_CAPACITY: usize = 1024;
 /// Held until the outcome of a request is known (its in-flight bytes).
 pub type Hold = Box<dyn Send>;
 
-/// Command: validate, scrub, sample and durably write one request.
+/// A request body as received, decoded by the worker.
+pub enum Payload {
+    Protobuf(bytes::Bytes),
+    Json(bytes::Bytes),
+    Decoded(Box<ExportTraceServiceRequest>),
+}
+
+impl Payload {
+    /// Bad protobuf or JSON is `InvalidArgument`.
+    fn decode(self) -> Result<ExportTraceServiceRequest> {
+        match self {
+            Payload::Protobuf(b) => crate::otlp::decode_protobuf(&b),
+            Payload::Json(b) => crate::otlp::json::decode_request(&b),
+            Payload::Decoded(r) => Ok(*r),
+        }
+    }
+}
+
+/// Command: decode, validate, scrub, sample and durably write one request.
 #[derive(Message)]
 #[rtype(result = "Result<ExportOutcome>")]
 pub struct ExportTraces {
-    pub request: ExportTraceServiceRequest,
+    pub payload: Payload,
     pub transport: Transport,
     /// Released when the outcome is known (the data is durable or failed).
     pub hold: Option<Hold>,
@@ -102,13 +121,13 @@ impl Handler<ExportTraces> for ReceiverWorker {
         let processor = self.processor.clone();
         let sink = self.sink.clone();
         let ExportTraces {
-            request,
+            payload,
             transport,
             hold,
         } = msg;
         let work = async move {
             // On this worker's own thread: the pool is what spreads it.
-            let processed: Processed = processor.process(request);
+            let processed: Processed = processor.process(payload.decode()?);
             let m = TransportMetrics::get(transport);
             m.spans_received.add(processed.received);
             m.spans_rejected.add(processed.rejected);

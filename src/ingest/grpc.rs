@@ -25,7 +25,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
 
 use super::admission::check_api_key;
-use super::{decode_protobuf, maybe_blocking, outcome_label, response_for, Intake};
+use super::{outcome_label, response_for, Intake, Payload};
 use crate::actors::receiver::ExportOutcome;
 use crate::error::{Error, Result};
 use crate::otlp::proto::collector::trace::v1::ExportTraceServiceResponse;
@@ -72,8 +72,10 @@ impl Intake {
             .request_bytes
             .add(body.len() as u64);
         let permit = self.admission.try_admit(body.len())?;
-        let request = maybe_blocking(body.len(), move || decode_protobuf(&body)).await?;
-        self.export(request, Transport::Grpc, permit).await
+        // Decoded by the receiver worker: this runtime's threads only move
+        // bytes, so decoding is spread over the pool with the rest.
+        self.export(Payload::Protobuf(body), Transport::Grpc, permit)
+            .await
     }
 }
 

@@ -20,7 +20,7 @@ use std::io::Read as _;
 use std::time::Instant;
 
 use super::admission::check_api_key;
-use super::{decode_protobuf, maybe_blocking, outcome_label, response_for, Intake};
+use super::{maybe_blocking, outcome_label, response_for, Intake, Payload};
 use crate::actors::receiver::ExportOutcome;
 use crate::error::{Error, Result};
 use crate::otlp::json;
@@ -173,12 +173,12 @@ async fn handle(
     TransportMetrics::get(Transport::Http)
         .request_bytes
         .add(body.len() as u64);
-    let request = maybe_blocking(body.len(), move || match enc {
-        Encoding::Protobuf => decode_protobuf(&body),
-        Encoding::Json => json::decode_request(&body),
-    })
-    .await?;
-    state.export(request, Transport::Http, permit).await
+    // Decoded by the receiver worker, with the rest of the request's work.
+    let payload = match enc {
+        Encoding::Protobuf => Payload::Protobuf(body.into()),
+        Encoding::Json => Payload::Json(body.into()),
+    };
+    state.export(payload, Transport::Http, permit).await
 }
 
 fn too_large(max: usize) -> Error {

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-pub use crate::actors::receiver::ExportOutcome;
+pub use crate::actors::receiver::{ExportOutcome, Payload};
+pub use crate::otlp::decode_protobuf;
 pub use grpc::serve_grpc_on;
 pub use http::http_server_on;
 
@@ -22,7 +23,7 @@ use crate::config::{Config, IngestConfig};
 use crate::error::{Error, Result};
 use crate::model::SpanWriter;
 use crate::otlp::proto::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use crate::pipeline::Transport;
 use admission::{Admission, InflightPermit};
@@ -47,16 +48,17 @@ impl Intake {
         }
     }
 
-    /// Hands a decoded request to a worker and waits for the durable reply.
+    /// Hands a request to a worker (which decodes it) and waits for the
+    /// durable reply.
     pub async fn export(
         &self,
-        request: ExportTraceServiceRequest,
+        payload: Payload,
         transport: Transport,
         permit: InflightPermit,
     ) -> Result<ExportOutcome> {
         self.pool
             .export(ExportTraces {
-                request,
+                payload,
                 transport,
                 hold: Some(Box::new(permit)),
             })
@@ -93,12 +95,6 @@ pub fn response_for(o: &ExportOutcome) -> ExportTraceServiceResponse {
 
 /// Work larger than this (bytes) is decoded on the blocking pool.
 pub(crate) const BLOCKING_BYTES: usize = 256 << 10;
-
-/// Decodes an OTLP protobuf body; errors are `InvalidArgument`.
-pub fn decode_protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest> {
-    <ExportTraceServiceRequest as prost::Message>::decode(body)
-        .map_err(|e| Error::InvalidArgument(format!("invalid OTLP protobuf body: {e}")))
-}
 
 /// Runs `f` inline when small, on the blocking pool when large.
 pub(crate) async fn maybe_blocking<T: Send + 'static>(

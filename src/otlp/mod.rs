@@ -4,6 +4,15 @@ pub mod convert;
 pub mod json;
 pub mod validate;
 
+use crate::error::{Error, Result};
+use proto::collector::trace::v1::ExportTraceServiceRequest;
+
+/// Decodes an OTLP protobuf body; errors are `InvalidArgument`.
+pub fn decode_protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest> {
+    <ExportTraceServiceRequest as prost::Message>::decode(body)
+        .map_err(|e| Error::InvalidArgument(format!("invalid OTLP protobuf body: {e}")))
+}
+
 /// Types generated from the vendored protos (see build.rs).
 #[allow(clippy::all, missing_docs)]
 pub mod proto {
