@@ -4,12 +4,13 @@
 //! Elasticsearch, or a merge of tiers alike. See docs/API.md.
 //!
 //! Roles: `jaeger` + `jaeger_json` (v1 API and its trace JSON), `apiv3` +
-//! `otlp_json` (Jaeger api_v3), `tempo`, `tempo_search`, `traceql`,
+//! `apiv3_query` (Jaeger api_v3), `transform` (OTLP JSON upload → Jaeger JSON), `tempo`, `tempo_search`, `traceql`,
 //! `traceql_eval`, `tags` (Tempo API), `skew`
 //! (clock-skew adjustment), `deps` (dependency graph), `params` (query
 //! string parsing), `health` (/metrics, /healthz, /readyz).
 
 pub mod apiv3;
+pub mod apiv3_query;
 pub mod deps;
 pub mod health;
 pub mod internal;
@@ -22,6 +23,7 @@ pub mod tempo;
 pub mod tempo_search;
 pub mod traceql;
 pub mod traceql_eval;
+pub mod transform;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -67,12 +69,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ("/api/dependencies", web::get().to(deps::dependencies)),
         // Jaeger api_v3 (OTLP JSON)
         ("/api/v3/traces/{traceID}", web::get().to(apiv3::get_trace)),
-        ("/api/v3/traces", web::get().to(apiv3::find_traces)),
+        ("/api/v3/traces", get_or_post().to(apiv3::find_traces)),
         ("/api/v3/services", web::get().to(apiv3::services)),
         ("/api/v3/operations", web::get().to(apiv3::operations)),
         (
             "/api/v3/trace-summaries",
-            web::get().to(apiv3::trace_summaries),
+            get_or_post().to(apiv3::trace_summaries),
         ),
         // Grafana Tempo data source
         (
@@ -101,11 +103,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         cfg.service(web::resource(path).wrap(from_fn(record)).route(route));
     }
     cfg.service(
+        web::resource("/api/transform")
+            .app_data(web::PayloadConfig::new(transform::MAX_BODY_BYTES))
+            .wrap(from_fn(record))
+            .route(web::post().to(transform::handler)),
+    );
+    cfg.service(
         web::resource("/api/admin/actors")
             .wrap(from_fn(record))
             .route(web::get().to(health::actors)),
     );
     cfg.configure(internal::configure);
+}
+
+/// api_v3 searches come as GET (query string) or POST (JSON body).
+fn get_or_post() -> Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Post()))
 }
 
 /// Counts requests and their latency per endpoint (the route pattern, so

@@ -24,6 +24,14 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every (key, value) pair with a non-empty value, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Every non-empty value of `key`, in order.
     pub fn all(&self, key: &str) -> Vec<&str> {
         self.0

@@ -16,5 +16,6 @@ pub mod otel;
 pub mod otlp;
 pub mod process;
 pub mod query;
+pub mod shape;
 pub mod store;
 pub mod wait;

@@ -193,8 +193,23 @@ macro_rules! get {
     }};
 }
 
+/// POST `body` to `uri` with a content type and collect the response.
+#[allow(unused_macros)]
+macro_rules! post {
+    ($app:expr, $uri:expr, $content_type:expr, $body:expr) => {{
+        let req = ::actix_web::test::TestRequest::post()
+            .uri(&$uri)
+            .insert_header(("Content-Type", $content_type))
+            .set_payload($body);
+        $crate::common::query::to_resp(
+            ::actix_web::test::call_service($app, req.to_request()).await,
+        )
+        .await
+    }};
+}
+
 #[allow(unused_imports)]
-pub(crate) use {app, app_over, get};
+pub(crate) use {app, app_over, get, post};
 
 pub struct Resp {
     pub status: Http,
