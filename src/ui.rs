@@ -2,8 +2,9 @@
 //! binary so `strand serve` needs no files beside it. Asset names carry no
 //! content hash, so every response is `no-cache` with a strong ETag: browsers
 //! revalidate with a cheap 304 and never run stale scripts after an upgrade.
-//! Client-side routes (`/search`, `/trace/{id}`, `/dependencies`) all get
-//! index.html; the router in `ui/app.js` picks the page.
+//! Client-side routes (`/search`, `/trace/{id}`, `/compare/{a}/{b}`,
+//! `/dependencies`) all get index.html; the router in `ui/app.js` picks the
+//! page.
 
 use std::sync::OnceLock;
 
@@ -37,13 +38,17 @@ pub const ASSETS: &[Asset] = &[
     asset!("app.js", JS),
     asset!("axis.js", JS),
     asset!("colors.js", JS),
+    asset!("compare.js", JS),
+    asset!("critical.js", JS),
     asset!("deps.js", JS),
+    asset!("diff.js", JS),
     asset!("dom.js", JS),
     asset!("layout.js", JS),
     asset!("minimap.js", JS),
     asset!("model.js", JS),
     asset!("search.js", JS),
     asset!("spanpanel.js", JS),
+    asset!("table.js", JS),
     asset!("trace.js", JS),
     asset!("tree.js", JS),
     asset!("virtual.js", JS),
@@ -72,6 +77,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/search", web::get().to(index))
         .route("/dependencies", web::get().to(index))
         .route("/trace/{id}", web::get().to(index))
+        .route("/compare", web::get().to(index))
+        .route("/compare/{a}/{b}", web::get().to(index))
         .route("/static/{file}", web::get().to(static_file));
 }
 
@@ -169,6 +176,8 @@ mod tests {
             "/search?service=a&run=1",
             "/dependencies",
             "/trace/abc123",
+            "/compare",
+            "/compare/abc123/def456",
         ] {
             let (status, h, body) = get(path, None).await;
             assert_eq!(status, 200, "{path}");

@@ -1,9 +1,10 @@
-// Client-side router: /search, /trace/{id}, /dependencies. The server sends
+// Client-side router: /search, /trace/{id}, /compare/{a}/{b}, /dependencies. The server sends
 // index.html for each of these paths, so links can be shared and reloaded.
 import { navigate } from './dom.js';
 import { renderSearch } from './search.js';
 import { renderTrace } from './trace.js';
 import { renderDeps } from './deps.js';
+import { renderCompare } from './compare.js';
 
 const app = document.getElementById('app');
 let cleanup = null;
@@ -16,6 +17,10 @@ function route() {
   if (path.startsWith('/trace/')) {
     page = 'trace';
     cleanup = renderTrace(app, decodeURIComponent(path.slice('/trace/'.length)));
+  } else if (path === '/compare' || path.startsWith('/compare/')) {
+    page = 'compare';
+    const [a = '', b = ''] = path.slice('/compare/'.length).split('/').map((x) => decodeURIComponent(x));
+    cleanup = renderCompare(app, a, b);
   } else if (path === '/dependencies') {
     page = 'dependencies';
     cleanup = renderDeps(app);

@@ -105,7 +105,7 @@ async function runSearch(el, params, signal) {
   const maxDur = Math.max(...sums.map((s) => s.duration), 1);
   el.innerHTML = `
     <div class="panel scatter-panel"><div class="scatter" id="scatter"></div></div>
-    <div class="results-bar"><span id="result-count">${sums.length} trace${sums.length === 1 ? '' : 's'}</span>
+    <div class="results-bar"><span><span id="result-count">${sums.length} trace${sums.length === 1 ? '' : 's'}</span><button class="compare-btn" id="compare" disabled title="Select two traces to compare">Compare</button></span>
       <label>Sort <select id="sort">${Object.keys(SORTS).map((k) =>
         `<option value="${k}"${k === sort ? ' selected' : ''}>${{ recent: 'Most recent', longest: 'Longest first', shortest: 'Shortest first', spans: 'Most spans' }[k]}</option>`).join('')}</select></label></div>
     <ul class="trace-list">${sums.map((s) => itemHtml(s, maxDur)).join('')}</ul>`;
@@ -114,6 +114,26 @@ async function runSearch(el, params, signal) {
     q.set('sort', e.target.value);
     navigate('/search?' + q, true);
   });
+  // Pick two traces (the two most recently ticked) → Compare.
+  const picked = [];
+  const cmp = el.querySelector('#compare');
+  const syncPicks = () => {
+    for (const box of el.querySelectorAll('input[data-pick]')) box.checked = picked.includes(box.dataset.pick);
+    cmp.disabled = picked.length !== 2;
+    cmp.textContent = picked.length === 2 ? 'Compare 2 traces' : `Compare (${picked.length}/2)`;
+  };
+  el.querySelector('.trace-list').addEventListener('change', (e) => {
+    const id = e.target.dataset && e.target.dataset.pick;
+    if (!id) return;
+    const at = picked.indexOf(id);
+    if (e.target.checked && at < 0) { picked.push(id); if (picked.length > 2) picked.shift(); }
+    if (!e.target.checked && at >= 0) picked.splice(at, 1);
+    syncPicks();
+  });
+  cmp.addEventListener('click', () => {
+    if (picked.length === 2) navigate(`/compare/${encodeURIComponent(picked[0])}/${encodeURIComponent(picked[1])}`);
+  });
+  syncPicks();
   const scatter = el.querySelector('#scatter');
   drawScatter(scatter, sums);
   scatter.addEventListener('click', (e) => {
@@ -137,6 +157,7 @@ function itemHtml(s, maxDur) {
       <span class="badge">${s.spanCount} span${s.spanCount === 1 ? '' : 's'}</span>
       ${s.errorCount ? `<span class="badge err">${s.errorCount} error${s.errorCount === 1 ? '' : 's'}</span>` : ''}
       <span class="chips">${s.services.map((x) => chip(x.name, colors.get(x.name), x.count)).join('')}</span>
+      <label class="pick"><input type="checkbox" data-pick="${esc(s.traceID)}" aria-label="Select for compare">compare</label>
       <span class="when" title="${esc(fmtTime(s.start))}">${esc(fmtTime(s.start).slice(0, 19))} · ${fmtAgo(s.start)}</span>
     </div></li>`;
 }

@@ -1,5 +1,6 @@
 // Trace page: header, Gantt timeline (virtualized rows, collapsible tree,
-// shared time axis), side minimap and span detail panel.
+// shared time axis, critical-path overlay) or span table, side minimap and
+// span detail panel.
 import { esc, getJSON, chip, fmtTime, errorBox } from './dom.js';
 import { buildTree, visibleRows, toggle, expandTo, collapseBelow } from './tree.js';
 import { virtualWindow, scrollToRow } from './virtual.js';
@@ -8,6 +9,8 @@ import { colors } from './colors.js';
 import { isErrorSpan, skewShift, serviceOf, traceBounds, summarizeTrace } from './model.js';
 import { spanPanelHtml, wirePanel } from './spanpanel.js';
 import { Minimap } from './minimap.js';
+import { criticalPath, selfTimes } from './critical.js';
+import { SpanTable, spanRows } from './table.js';
 
 const ROW_H = 26;
 const INDENT = 12;
@@ -58,6 +61,11 @@ class TraceView {
     }
     colors.assignAll([...svcs]);
     this.rows = visibleRows(this.tree, this.collapsed);
+    // On by default, as in Jaeger: what to optimise is the first question.
+    this.cp = criticalPath(this.tree);
+    this.showCp = true;
+    this.view = 'timeline';
+    this.table = null;
     this.mount(root, summarizeTrace(trace));
   }
 
@@ -77,7 +85,8 @@ class TraceView {
           <div><span>Errors</span><b class="${sum.errorCount ? 'errtext' : ''}">${sum.errorCount}</b></div>
         </div>
         <div class="th-row"><div class="chips">${sum.services.map((s) => chip(s.name, colors.get(s.name), s.count)).join('')}</div>
-          <div class="th-actions"><span class="find-count" id="find-count"></span><input id="find" type="search" placeholder="Find spans…" aria-label="Find spans" spellcheck="false"><button data-act="unzoom" hidden>Reset zoom</button><button data-act="expand">Expand all</button><button data-act="collapse">Collapse to level 1</button></div></div>
+          <div class="th-actions"><span class="find-count tl-only" id="find-count"></span><input class="tl-only" id="find" type="search" placeholder="Find spans…" aria-label="Find spans" spellcheck="false"><button data-act="unzoom" hidden>Reset zoom</button><button class="tl-only toggle" data-act="cp" aria-pressed="true" title="Highlight the spans that decide the trace's end-to-end latency">Critical path</button><button class="tl-only" data-act="expand">Expand all</button><button class="tl-only" data-act="collapse">Collapse to level 1</button>
+            <span class="view-switch" role="group" aria-label="View"><button data-view="timeline" aria-pressed="true">Timeline</button><button data-view="table" aria-pressed="false">Table</button></span></div></div>
       </div>
       <div class="trace-body">
         <div class="panel timeline">
@@ -89,6 +98,7 @@ class TraceView {
             <div class="minimap" id="minimap" title="Trace overview: click or drag to scroll"></div>
           </div>
         </div>
+        <div class="panel span-table-view" id="span-table-view" hidden></div>
         <aside class="panel span-detail" id="span-detail"><div class="empty small"><p>Select a span to see its attributes, events and references.</p></div></aside>
       </div></div>`;
     this.scroll = root.querySelector('#tl-scroll');
@@ -116,8 +126,15 @@ class TraceView {
     this.rowsEl.addEventListener('click', (e) => this.onRowClick(e));
     this.scroll.addEventListener('keydown', (e) => this.onKey(e));
     root.querySelector('.th-actions').addEventListener('click', (e) => {
+      if (e.target.dataset.view) { this.setView(e.target.dataset.view); return; }
       const act = e.target.dataset.act;
       if (act === 'unzoom') { this.setZoom(0, 1); return; }
+      if (act === 'cp') {
+        this.showCp = !this.showCp;
+        e.target.setAttribute('aria-pressed', String(this.showCp));
+        this.renderRows();
+        return;
+      }
       if (act === 'expand') this.collapsed.clear();
       else if (act === 'collapse') collapseBelow(this.tree, this.collapsed, 1);
       else return;
@@ -128,6 +145,22 @@ class TraceView {
     wirePanel(this.panel, { onClose: () => this.select(-1), onGoto: (i) => this.select(i, true) });
     this.renderRows();
     this.minimap.draw();
+  }
+
+  /** Timeline or span table; the span panel and selection are shared. */
+  setView(v) {
+    this.view = v === 'table' ? 'table' : 'timeline';
+    this.page.dataset.view = this.view;
+    for (const b of this.page.querySelectorAll('[data-view]')) b.setAttribute('aria-pressed', String(b.dataset.view === this.view));
+    const tableEl = this.page.querySelector('#span-table-view');
+    tableEl.hidden = this.view !== 'table';
+    this.page.querySelector('.timeline').hidden = this.view === 'table';
+    if (this.view === 'table' && !this.table) {
+      const rows = spanRows(this.tree.spans, this.svc, selfTimes(this.tree), this.bounds.start);
+      this.table = new SpanTable(tableEl, rows, (s) => colors.get(s), (i) => this.select(i));
+      this.table.setSelected(this.selected);
+    }
+    if (this.view === 'timeline') { this.renderRows(); this.minimap.draw(); }
   }
 
   destroy() {
@@ -275,11 +308,19 @@ class TraceView {
     }
     const indent = Math.min(d, MAX_INDENT_LEVELS) * INDENT;
     const match = this.matches && this.matches.has(i) ? ' match' : '';
-    return `<div class="row${this.err[i] ? ' error' : ''}${i === this.selected ? ' selected' : ''}${match}" data-i="${i}" data-k="${k}" style="height:${ROW_H}px">
+    const cpSegs = this.showCp && this.cp.bySpan.get(i);
+    let cp = '';
+    if (cpSegs) {
+      for (const [a, b] of cpSegs) {
+        const l = ((a - this.bounds.start - this.zoom[0] * dur) / span) * 100;
+        cp += `<div class="cp-seg" style="left:${l.toFixed(3)}%;width:${(((b - a) / span) * 100).toFixed(3)}%"></div>`;
+      }
+    }
+    return `<div class="row${this.err[i] ? ' error' : ''}${i === this.selected ? ' selected' : ''}${match}${cp ? ' on-cp' : ''}" data-i="${i}" data-k="${k}" style="height:${ROW_H}px">
       <div class="name" style="--svc:${esc(color)}"><span class="indent" style="width:${indent}px">${d > MAX_INDENT_LEVELS ? `<em>${d}</em>` : ''}</span>${hasKids
         ? `<button class="tg" aria-label="${folded ? 'Expand' : 'Collapse'}" aria-expanded="${!folded}">${folded ? '▸' : '▾'}</button>`
         : '<span class="tg-leaf"></span>'}<span class="svc">${esc(svc)}</span><span class="op">${esc(s.operationName)}</span>${folded ? `<span class="folded">+${this.tree.size[i] - 1}</span>` : ''}${this.err[i] ? '<span class="err-icon" title="Error">!</span>' : ''}</div>
-      <div class="bars"><div class="bar" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%;background:${esc(color)}"></div><span class="bar-label${labelCls}" style="${labelPos}">${left >= 100 ? esc(label) + ' ›' : left + width <= 0 ? '‹ ' + esc(label) : esc(label)}${skew}</span></div>
+      <div class="bars"><div class="bar" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%;background:${esc(color)}"></div>${cp}<span class="bar-label${labelCls}" style="${labelPos}">${left >= 100 ? esc(label) + ' ›' : left + width <= 0 ? '‹ ' + esc(label) : esc(label)}${skew}</span></div>
     </div>`;
   }
 
@@ -329,6 +370,7 @@ class TraceView {
       }, i);
       this.panel.scrollTop = 0;
     }
-    this.renderRows();
+    if (this.table) this.table.setSelected(i);
+    if (this.view === 'timeline') this.renderRows();
   }
 }

@@ -92,3 +92,51 @@ export function bigTrace(n = 50_000, chunk = 5_000, startMs = Date.now() - 30_00
   if (cur.length) chunks.push(request(cur));
   return { traceId, chunks, spanCount: n };
 }
+
+/**
+ * A trace from a list of [key, parentKey|null, service, name, fromMs, toMs]
+ * rows (times relative to `startMs`); keys become fresh span ids.
+ * @returns {{traceId, body, spanCount}}
+ */
+export function traceOf(rows, startMs = Date.now() - 60_000) {
+  const traceId = hexId(16);
+  const ids = new Map(rows.map(([key]) => [key, hexId(8)]));
+  const spans = rows.map(([key, parent, service, name, from, to]) => ({
+    service, traceId, spanId: ids.get(key), parentSpanId: parent ? ids.get(parent) : '', name,
+    kind: parent ? 3 : 2, startTimeUnixNano: ns(startMs + from), endTimeUnixNano: ns(startMs + to),
+    attributes: attrs({ 'fixture.key': key }), status: { code: 0 },
+  }));
+  return { traceId, body: request(spans), spanCount: spans.length };
+}
+
+/**
+ * A shop page whose critical path is known: the root waits on GetCart
+ * (which waits on HGET), then on Recommend (which waits on
+ * GetRecommendedProducts); ListProducts runs in parallel and is off the path.
+ * Root path sections: 0–5, 25–30 and 80–100 ms.
+ */
+export function criticalPathTrace(startMs) {
+  return traceOf([
+    ['root', null, 'frontend', 'GET /shop', 0, 100],
+    ['cart', 'root', 'cart', 'GetCart', 5, 25],
+    ['hget', 'cart', 'cart', 'HGET', 8, 12],
+    ['list', 'root', 'product-catalog', 'ListProducts', 10, 60],
+    ['warm', 'list', 'product-catalog', 'warm cache', 12, 20],
+    ['rec', 'root', 'recommendation', 'Recommend', 30, 80],
+    ['recp', 'rec', 'product-catalog', 'GetRecommendedProducts', 40, 70],
+  ], startMs);
+}
+
+/** Two checkouts: B calls GetProduct twice (A once) and adds SendConfirmation. */
+export function comparePair(startMs = Date.now() - 50_000) {
+  const base = [
+    ['root', null, 'frontend', 'POST /checkout', 0, 90],
+    ['place', 'root', 'checkout', 'PlaceOrder', 5, 85],
+    ['p1', 'place', 'product-catalog', 'GetProduct', 10, 20],
+    ['pay', 'place', 'payment', 'Charge', 30, 60],
+  ];
+  const a = traceOf(base, startMs);
+  const b = traceOf([...base, ['p2', 'place', 'product-catalog', 'GetProduct', 20, 28],
+    ['mail', 'place', 'email', 'SendConfirmation', 62, 80]], startMs + 1000);
+  return { a, b };
+}
