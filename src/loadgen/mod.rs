@@ -8,6 +8,7 @@ pub mod demo;
 pub mod lag;
 pub mod payload;
 pub mod query;
+pub mod shop;
 pub mod stats;
 pub mod topology;
 
