@@ -40,6 +40,12 @@ test('sequential children are all on the path; gaps belong to the parent', () =>
   ]);
 });
 
+test('the child that ends last wins, not the one that starts last', () => {
+  // `short` starts later but ends earlier, inside `long`: they ran in parallel.
+  const t = buildTree([span('r', 0, 100), span('long', 10, 80, 'r'), span('short', 20, 30, 'r')]);
+  assert.deepEqual(named(t, criticalPath(t).sections), [['r', 0, 10], ['long', 10, 80], ['r', 80, 100]]);
+});
+
 test('clock skew: children outside the parent are ignored, straddling ones clipped', () => {
   const t = buildTree([
     span('r', 100, 200),
