@@ -154,10 +154,10 @@ function itemHtml(s, maxDur) {
       <span class="dur">${formatDuration(s.duration)}</span>
     </a>
     <div class="trace-meta">
+      <label class="pick"><input type="checkbox" data-pick="${esc(s.traceID)}" aria-label="Select for compare">compare</label>
       <span class="badge">${s.spanCount} span${s.spanCount === 1 ? '' : 's'}</span>
       ${s.errorCount ? `<span class="badge err">${s.errorCount} error${s.errorCount === 1 ? '' : 's'}</span>` : ''}
       <span class="chips">${s.services.map((x) => chip(x.name, colors.get(x.name), x.count)).join('')}</span>
-      <label class="pick"><input type="checkbox" data-pick="${esc(s.traceID)}" aria-label="Select for compare">compare</label>
       <span class="when" title="${esc(fmtTime(s.start))}">${esc(fmtTime(s.start).slice(0, 19))} · ${fmtAgo(s.start)}</span>
     </div></li>`;
 }
