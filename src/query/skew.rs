@@ -7,11 +7,14 @@
 //!
 //! Children on the *same* service as their parent share its clock and are
 //! never judged on their own (an async child may legitimately outlive its
-//! parent); they only move with an ancestor that was shifted.
+//! parent); they only move with an ancestor that was shifted. A consumer
+//! span under a producer span is a queue hop: it normally starts after its
+//! parent ended, so it is judged only when it starts before its parent,
+//! which no clock agreement allows.
 
 use std::collections::HashMap;
 
-use crate::model::{Span, SpanId};
+use crate::model::{Span, SpanId, SpanKind};
 
 /// Shifts skewed spans in place and returns the offset applied to each
 /// span (same order as `spans`, nanoseconds, 0 = untouched).
@@ -69,6 +72,11 @@ pub fn adjust(spans: &mut [Span]) -> Vec<i64> {
 fn skew(child: &Span, parent: &Span) -> i64 {
     if child.start_ns >= parent.start_ns && child.end_ns <= parent.end_ns {
         return 0;
+    }
+    if child.kind == SpanKind::Consumer && parent.kind == SpanKind::Producer {
+        return i64::try_from(i128::from(parent.start_ns) - i128::from(child.start_ns))
+            .unwrap_or(0)
+            .max(0);
     }
     let (pd, cd) = (parent.duration_ns(), child.duration_ns());
     let target = if cd < pd {
@@ -177,6 +185,31 @@ mod tests {
         let d = adjust(&mut spans);
         // b moves +1400µs to [1400, 1600); c at [1400, 1500) then fits.
         assert_eq!(d, vec![0, 1_400_000, 0]);
+    }
+
+    #[test]
+    fn a_consumer_after_its_producer_is_a_queue_hop_not_skew() {
+        let kinds = |spans: &mut Vec<Span>| {
+            spans[1].kind = SpanKind::Producer;
+            spans[2].kind = SpanKind::Consumer;
+        };
+        // Producer [1000, 1010) on "a"; the consumer on "b" runs later.
+        let mut spans = vec![
+            span(1, None, "a", 1000, 2000),
+            span(2, Some(1), "a", 1000, 10),
+            span(3, Some(2), "b", 5000, 100),
+        ];
+        kinds(&mut spans);
+        assert_eq!(adjust(&mut spans), vec![0, 0, 0]);
+        // Starting before the producer is impossible: moved to its start.
+        let mut spans = vec![
+            span(1, None, "a", 1000, 2000),
+            span(2, Some(1), "a", 1000, 10),
+            span(3, Some(2), "b", 400, 100),
+        ];
+        kinds(&mut spans);
+        assert_eq!(adjust(&mut spans), vec![0, 0, 600_000]);
+        assert_eq!(spans[2].start_ns, 1_000_000);
     }
 
     #[test]
