@@ -11,7 +11,7 @@ use super::traceql::{self, AttrScope, Query};
 use super::traceql_eval::{intrinsic_attr, lookup, TraceCtx};
 use super::{clamp_limit, load_traces, summarize, QueryState, FETCH_CONCURRENCY};
 use crate::error::{Error, Result};
-use crate::model::{KeyValue, SearchQuery, Span, TraceId};
+use crate::model::{KeyValue, SearchQuery, Span, SpanReader, TraceId};
 use crate::otlp::json::attribute_to_json as key_value;
 
 /// Most traces one search loads to check conditions the store cannot.
@@ -168,9 +168,18 @@ pub async fn search(req: HttpRequest, state: web::Data<QueryState>) -> HttpRespo
 }
 
 async fn search_inner(req: &HttpRequest, state: &QueryState) -> Result<Value> {
-    let s = parse_search(&Params::parse(req.query_string())?, &state.cfg)?;
-    let ids: Vec<TraceId> = state
-        .reader
+    run(state.reader.as_ref(), &state.cfg, req.query_string()).await
+}
+
+/// The search answer for a raw query string, over any reader: the one
+/// path `/api/search` takes (parse, narrow, store search, exact check).
+pub async fn run(
+    reader: &dyn SpanReader,
+    cfg: &crate::config::QueryConfig,
+    query_string: &str,
+) -> Result<Value> {
+    let s = parse_search(&Params::parse(query_string)?, cfg)?;
+    let ids: Vec<TraceId> = reader
         .search(&s.store)
         .await?
         .into_iter()
@@ -180,7 +189,7 @@ async fn search_inner(req: &HttpRequest, state: &QueryState) -> Result<Value> {
     let mut inspected = 0usize;
     // Load a few traces at a time and stop once enough have matched.
     for chunk in ids.chunks(FETCH_CONCURRENCY * 2) {
-        for (id, spans) in load_traces(state.reader.as_ref(), chunk).await? {
+        for (id, spans) in load_traces(reader, chunk).await? {
             inspected += 1;
             if traces.len() < s.limit {
                 traces.extend(result(id, &spans, &s));
