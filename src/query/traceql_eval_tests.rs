@@ -211,3 +211,92 @@ fn attribute_fields_cover_conditions_and_select() {
         AttrValue::Str("server".into())
     );
 }
+
+/// Spans the superset property is checked on: varied services, names,
+/// kinds, statuses, durations and attributes.
+fn population() -> Vec<Span> {
+    let mut out = Vec::new();
+    for (i, (svc, name)) in [
+        ("front", "GET /"),
+        ("db", "query"),
+        ("front", "x"),
+        ("db", "GET /"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        for variant in 0..4u8 {
+            let mut s = span(
+                1,
+                variant + 1,
+                None,
+                svc,
+                name,
+                0,
+                (i as u64 + 1) * 1_000_000,
+            );
+            s.kind = if variant % 2 == 0 {
+                SpanKind::Server
+            } else {
+                SpanKind::Client
+            };
+            s.status.code = if variant < 2 {
+                StatusCode::Error
+            } else {
+                StatusCode::Ok
+            };
+            if variant % 3 == 0 {
+                s.attributes
+                    .push(KeyValue::new("code", AttrValue::Int(503)));
+            }
+            if variant % 2 == 1 {
+                s.attributes
+                    .push(KeyValue::new("m", AttrValue::Str("GET".into())));
+            }
+            out.push(s);
+        }
+    }
+    out
+}
+
+const ATOMS: [&str; 12] = [
+    r#"resource.service.name = "front""#,
+    r#"resource.service.name =~ "d.*""#,
+    r#"name = "GET /""#,
+    "kind = server",
+    "status = error",
+    "duration > 1ms",
+    "duration <= 3ms",
+    "span.code = 503",
+    r#".m = "GET""#,
+    "span.code != 503",
+    "span.m = nil",
+    "true",
+];
+
+fn expr_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let atom = proptest::sample::select(ATOMS.to_vec()).prop_map(str::to_string);
+    atom.prop_recursive(3, 12, 2, |inner| {
+        (inner.clone(), inner, any::<u8>()).prop_map(|(a, b, k)| match k % 3 {
+            0 => format!("{a} && {b}"),
+            1 => format!("{a} || {b}"),
+            _ => format!("({a} || {b}) && {a}"),
+        })
+    })
+}
+
+proptest::proptest! {
+    /// Every span the query matches also passes the narrowed store query.
+    #[test]
+    fn narrowing_is_a_superset(e in expr_text()) {
+        let q = p(&format!("{{ {e} }}"));
+        let mut sq = SearchQuery::default();
+        q.narrow(&mut sq);
+        for s in population() {
+            if q.matches(&s, &CTX) {
+                proptest::prop_assert!(sq.matches(&s), "{e}: {sq:?} drops {}", s.name);
+            }
+        }
+    }
+}
