@@ -22,7 +22,7 @@ mod lexer;
 mod parser;
 
 pub use ast::{AttrScope, Cond, Expr, Field, Op, Pattern, Query, Spansets, Value};
-pub use parser::{field, parse, MAX_REGEX_LEN, REGEX_SIZE_LIMIT};
+pub use parser::{field, parse, MAX_DEPTH, MAX_REGEX_LEN, MAX_SPANSETS, REGEX_SIZE_LIMIT};
 
 fn unsupported(what: &str) -> String {
     format!("unsupported TraceQL: {what} (supported: spanset filters `{{ ... }}` joined by && and ||, and `| select(...)`)")

@@ -24,6 +24,11 @@ pub const MAX_REGEX_LEN: usize = 4096;
 /// Bound on a compiled regex, so a hostile pattern is refused rather than
 /// allowed to take memory (matching itself is linear in the `regex` crate).
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Deepest parenthesis nesting accepted: the parser and the evaluator
+/// recurse on it, so a hostile query must not reach the stack's end.
+pub const MAX_DEPTH: usize = 32;
+/// Most spansets in one query (they nest one level per `&&` / `||`).
+pub const MAX_SPANSETS: usize = 64;
 
 /// Resolves a field name (`resource.x`, `span.x`, `.x`, an intrinsic).
 pub fn field(name: &str) -> Result<Field, String> {
@@ -165,9 +170,21 @@ fn check(field: &Field, op: Op, tok: Tok) -> Result<Value, String> {
 
 struct Parser {
     toks: Peekable<IntoIter<Tok>>,
+    depth: usize,
+    spansets: usize,
 }
 
 impl Parser {
+    fn open(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "TraceQL nests parentheses too deeply (at most {MAX_DEPTH})"
+            ));
+        }
+        Ok(())
+    }
+
     fn peek(&mut self) -> Option<&Tok> {
         self.toks.peek()
     }
@@ -224,6 +241,12 @@ impl Parser {
     fn set(&mut self) -> Result<Spansets, String> {
         match self.next() {
             Some(Tok::LBrace) => {
+                self.spansets += 1;
+                if self.spansets > MAX_SPANSETS {
+                    return Err(format!(
+                        "too many spansets in TraceQL (at most {MAX_SPANSETS})"
+                    ));
+                }
                 if self.peek() == Some(&Tok::RBrace) {
                     self.next();
                     return Ok(Spansets::Filter(Expr::Const(true)));
@@ -233,8 +256,10 @@ impl Parser {
                 Ok(Spansets::Filter(e))
             }
             Some(Tok::LParen) => {
+                self.open()?;
                 let s = self.sets()?;
                 self.expect(Tok::RParen, "to close the parenthesis")?;
+                self.depth -= 1;
                 Ok(s)
             }
             Some(Tok::Ident(f)) if self.peek() == Some(&Tok::LParen) => Err(function(&f)),
@@ -275,8 +300,10 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, String> {
         let name = match self.next() {
             Some(Tok::LParen) => {
+                self.open()?;
                 let e = self.or()?;
                 self.expect(Tok::RParen, "to close the parenthesis")?;
+                self.depth -= 1;
                 return Ok(e);
             }
             Some(Tok::Not) => return Err(unsupported("negation (`!`)")),
@@ -397,6 +424,8 @@ fn function(name: &str) -> String {
 pub fn parse(src: &str) -> Result<Query, String> {
     let mut p = Parser {
         toks: lex(src)?.into_iter().peekable(),
+        depth: 0,
+        spansets: 0,
     };
     let mut q = Query {
         spansets: p.sets()?,

@@ -235,6 +235,41 @@ fn rejects_what_is_unsupported_naming_it() {
 }
 
 #[test]
+fn hostile_nesting_is_refused_not_overflowing_the_stack() {
+    let deep = format!(
+        "{{ {}span.a = 1{} }}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    assert!(parse(&deep).unwrap_err().contains("too deeply"));
+    let deep_sets = format!("{}{{}}{}", "(".repeat(100_000), ")".repeat(100_000));
+    assert!(parse(&deep_sets).unwrap_err().contains("too deeply"));
+    let ok = format!(
+        "{{ {}span.a = 1{} }}",
+        "(".repeat(MAX_DEPTH),
+        ")".repeat(MAX_DEPTH)
+    );
+    assert!(parse(&ok).is_ok());
+    let many = vec!["{}"; 10_000].join(" && ");
+    assert!(parse(&many).unwrap_err().contains("too many spansets"));
+    assert!(parse(&vec!["{}"; MAX_SPANSETS].join(" || ")).is_ok());
+}
+
+#[test]
+fn parses_grafana_builder_output_without_spaces() {
+    for q in [
+        r#"{resource.service.name=~"a|b"&&name="x"&&span.http.status_code>=500&&duration>100ms}"#,
+        r#"{status=error&&kind=server}"#,
+        r#"{.foo="bar"}"#,
+        r#"{(span.x="a"||span.x="b")}"#,
+        r#"{span.http.route=~"/api/v1/\.+"}"#,
+        r#"{resource.service.name="a"}|select(span.http.method,resource.service.name)"#,
+    ] {
+        p(q);
+    }
+}
+
+#[test]
 fn rejects_malformed_queries() {
     for q in [
         "",
