@@ -147,10 +147,8 @@ async fn tempo_search() {
     );
 
     for (q, mention) in [
-        (enc("{ .a = 1 || .b = 2 }"), "||"),
-        (enc("{ .a = 1 } | count() > 1"), "pipelines"),
+        (enc("{ .a = 1 } | count() > 1"), "aggregate `count()`"),
         (enc("{ .a = 1 } >> { .b = 2 }"), "structural"),
-        (enc("{ .a =~ \"x\" }"), "regular expression"),
         (enc("{ foo = 1 }"), "foo"),
     ] {
         let r = get!(&app, &format!("/api/search?q={q}"));
@@ -166,6 +164,160 @@ async fn tempo_search() {
         let r = get!(&app, &format!("/api/search?{q}"));
         assert_eq!(r.status, Http::BAD_REQUEST);
         assert!(r.text().contains(name), "{}", r.text());
+    }
+}
+
+/// The trace ids `/api/search?q=<query>` answers, newest first.
+macro_rules! traceql_ids {
+    ($app:expr, $query:expr) => {{
+        let query: &str = $query;
+        let r = get!($app, &format!("/api/search?q={}", enc(query)));
+        assert_eq!(r.status, Http::OK, "{query}: {}", r.text());
+        r.json()["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap().to_string())
+            .collect::<Vec<String>>()
+    }};
+}
+
+#[actix_web::test]
+async fn tempo_traceql_grammar() {
+    let app = app!();
+    let both = vec![T1_HEX.to_string(), T2_HEX.to_string()];
+    let t1 = vec![T1_HEX.to_string()];
+    let t2 = vec![T2_HEX.to_string()];
+    let none: Vec<String> = Vec::new();
+    for (q, want) in [
+        // What Grafana's query builder writes.
+        ("{}", &both),
+        (r#"{ resource.service.name =~ "payment|inventory" }"#, &both),
+        (
+            r#"{ (resource.service.name = "inventory" || resource.service.name = "payment") }"#,
+            &both,
+        ),
+        ("{ span.http.status_code >= 200 }", &t1),
+        ("{ duration > 20ms && status = error }", &t1),
+        ("{ duration > 40ms && status = error }", &none),
+        // Regexes are anchored at both ends.
+        (r#"{ resource.service.name =~ "pay" }"#, &none),
+        (r#"{ resource.service.name =~ "ayment" }"#, &none),
+        (r#"{ resource.service.name =~ "pay.*" }"#, &t1),
+        (r#"{ name !~ ".* .*" }"#, &t1),
+        // Precedence: `&&` before `||`.
+        (
+            r#"{ kind = internal || kind = server && status = error }"#,
+            &both,
+        ),
+        (
+            r#"{ (kind = internal || kind = server) && status = error }"#,
+            &t1,
+        ),
+        // Spansets joined over the trace.
+        (
+            r#"{ resource.service.name = "payment" } && { span.http.method = "GET" }"#,
+            &t1,
+        ),
+        (
+            r#"{ resource.service.name = "payment" } && { kind = internal }"#,
+            &none,
+        ),
+        (
+            r#"{ resource.service.name = "inventory" } || { span.card.type = "visa" }"#,
+            &both,
+        ),
+        (
+            r#"({ kind = internal } || { kind = client }) && { rootName = "list items" }"#,
+            &t2,
+        ),
+        // Literals and quoted names.
+        (r#"{ span."card.type" = "visa" }"#, &t1),
+        ("{ span.amount > -1 && span.amount < 12.6 }", &t1),
+        ("{ span.amount != nil }", &t1),
+        (
+            r#"{ span.amount = nil && resource.service.name = "payment" }"#,
+            &none,
+        ),
+        ("{ true && traceDuration < 10ms }", &t2),
+        ("{ false }", &none),
+        (r#"{ statusMessage = "card declined" && name >= "c" }"#, &t1),
+    ] {
+        assert_eq!(traceql_ids!(&app, q), *want, "{q}");
+    }
+
+    // `select` adds the named attributes and intrinsics to matched spans.
+    let q = enc(r#"{ status = error } | select(span.card.type, statusMessage)"#);
+    let v = get!(&app, &format!("/api/search?q={q}")).json();
+    let span = &v["traces"][0]["spanSets"][0]["spans"][0];
+    assert_eq!(span["name"], "charge");
+    let attrs: Vec<(String, String)> = span["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let val = &a["value"]["stringValue"];
+            (
+                a["key"].as_str().unwrap().into(),
+                val.as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attrs,
+        vec![
+            ("card.type".into(), "visa".into()),
+            ("service.name".into(), "payment".into()),
+            ("statusMessage".into(), "card declined".into()),
+        ]
+    );
+    // `{a} && {b}` returns the spans of both sides.
+    let q = enc(r#"{ resource.service.name = "payment" } && { span.http.method = "GET" }"#);
+    let v = get!(&app, &format!("/api/search?q={q}")).json();
+    let set = &v["traces"][0]["spanSets"][0];
+    let mut names: Vec<&str> = set["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        (set["matched"].as_u64(), names),
+        (Some(2), vec!["GET /checkout", "charge"])
+    );
+
+    // Each class of what stays unsupported answers 400 naming it.
+    let hostile = format!("{{ span.x =~ \"{}\" }}", "(a{1000}){1000}");
+    for (q, mention) in [
+        ("{ } | count() > 1", "aggregate `count()`"),
+        ("{ } | avg(duration) > 1s", "aggregate `avg()`"),
+        ("{ } | by(resource.service.name)", "grouping `by()`"),
+        ("{ } | coalesce()", "`coalesce()`"),
+        ("{ } | rate()", "metrics function `rate()`"),
+        ("{ .a = 1 } >> { .b = 2 }", "structural operator `>>`"),
+        ("{ .a = 1 } > { .b = 2 }", "structural operator `>`"),
+        ("{ .a = 1 } ~ { .b = 2 }", "structural operator `~`"),
+        ("{ .a = 1 } | { .b = 2 }", "pipeline stages"),
+        ("{ span.a * 2 > 1 }", "arithmetic"),
+        ("{ !(span.a = 1) }", "negation"),
+        ("{ event.a = 1 }", "`event.` attribute scope"),
+        ("{ span:id = \"1\" }", "intrinsic `span:id`"),
+        ("{ span.a = span.b }", "comparing two fields"),
+        ("{ } with (most_recent=true)", "query hints"),
+        (hostile.as_str(), "regular expression"),
+        (r#"{ span.x =~ "(" }"#, "regular expression"),
+    ] {
+        let r = get!(&app, &format!("/api/search?q={}", enc(q)));
+        assert_eq!(r.status, Http::BAD_REQUEST, "{q}");
+        assert!(r.text().contains(mention), "{q}: {}", r.text());
+        if !mention.contains("regular") {
+            assert!(
+                r.text().contains("unsupported TraceQL"),
+                "{q}: {}",
+                r.text()
+            );
+        }
     }
 }
 

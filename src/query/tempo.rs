@@ -103,10 +103,14 @@ pub async fn get_trace_v2(
     )
 }
 
-/// The Tempo API level answered by `/api/status/buildinfo`. Grafana reads
-/// it to decide which features to use; 2.0 means TraceQL search without
-/// gRPC streaming or TraceQL metrics, which is what strand serves.
+/// The Tempo API level answered by `/api/status/buildinfo`. Grafana gates
+/// only gRPC streaming on it (search from 2.2.0, metrics from 2.7.0), which
+/// strand does not serve, so it must stay below 2.2.0; 2.0 is the release
+/// whose TraceQL spanset language strand evaluates (docs/API.md).
 pub const TEMPO_API_VERSION: &str = "2.0.0";
+
+/// The first Tempo version for which Grafana streams searches over gRPC.
+pub const GRAFANA_STREAMING_FROM: &str = "2.2.0";
 
 /// `GET /api/status/buildinfo`, in Tempo's shape.
 pub async fn buildinfo() -> HttpResponse {
@@ -144,6 +148,16 @@ pub fn reply(r: Result<Value>) -> HttpResponse {
 mod tests {
     use super::super::testutil::span;
     use super::*;
+
+    #[test]
+    fn reported_version_keeps_grafana_off_grpc_streaming() {
+        let v = |s: &str| -> Vec<u32> { s.split('.').map(|p| p.parse().unwrap()).collect() };
+        assert!(v(TEMPO_API_VERSION) < v(GRAFANA_STREAMING_FROM));
+        assert!(
+            v(TEMPO_API_VERSION) >= vec![2, 0, 0],
+            "TraceQL exists from 2.0"
+        );
+    }
 
     #[test]
     fn protobuf_messages_use_tempo_field_numbers() {

@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use super::params::{logfmt, Params};
 use super::tempo::{seconds, text_error};
 use super::traceql::{self, AttrScope, Query};
-use super::traceql_eval::{lookup, TraceCtx};
+use super::traceql_eval::{intrinsic_attr, lookup, TraceCtx};
 use super::{clamp_limit, load_traces, summarize, QueryState, FETCH_CONCURRENCY};
 use crate::error::{Error, Result};
-use crate::model::{KeyValue, SearchQuery, Span, TraceId};
+use crate::model::{KeyValue, SearchQuery, Span, SpanReader, TraceId};
 use crate::otlp::json::attribute_to_json as key_value;
 
 /// Most traces one search loads to check conditions the store cannot.
@@ -86,18 +86,24 @@ fn parse_search(p: &Params, cfg: &crate::config::QueryConfig) -> Result<Search> 
     })
 }
 
-fn span_json(s: &Span, attrs: &[(AttrScope, String)]) -> Value {
+/// A matched span in Tempo's shape. Its `attributes` are those the query
+/// mentions or selects, then `service.name`, as Tempo returns them.
+fn span_json(s: &Span, q: &Query, attrs: &[(AttrScope, String)], ctx: &TraceCtx<'_>) -> Value {
     let mut shown: Vec<KeyValue> = Vec::new();
-    let svc = ("service.name".to_string(), AttrScope::Resource);
-    for (scope, key) in attrs
-        .iter()
-        .map(|(s, k)| (*s, k.clone()))
-        .chain(std::iter::once((svc.1, svc.0)))
-    {
-        if let Some(v) = lookup(s, scope, &key) {
-            if !shown.iter().any(|kv| kv.key == key) {
-                shown.push(KeyValue::new(key, v.clone()));
+    let svc = (AttrScope::Resource, "service.name".to_string());
+    for (scope, key) in attrs.iter().chain(std::iter::once(&svc)) {
+        if let Some(v) = lookup(s, *scope, key) {
+            if !shown.iter().any(|kv| &kv.key == key) {
+                shown.push(KeyValue::new(key.clone(), v.clone()));
             }
+        }
+    }
+    for kv in q
+        .selected_intrinsics()
+        .filter_map(|f| intrinsic_attr(f, s, ctx))
+    {
+        if !shown.iter().any(|k| k.key == kv.key) {
+            shown.push(kv);
         }
     }
     json!({
@@ -122,16 +128,24 @@ fn result(id: TraceId, spans: &[Span], s: &Search) -> Option<Value> {
         root_name: &sum.root_name,
         duration_ns: sum.duration_ns,
     };
-    let matched: Vec<&Span> = spans
-        .iter()
-        .filter(|sp| s.store.matches(sp) && s.traceql.matches(sp, &ctx))
+    // The TraceQL verdict is on the whole trace (`{a} && {b}`); the store
+    // conditions (`tags=`, the time window) then apply per span.
+    let matched: Vec<&Span> = s
+        .traceql
+        .matched(spans, &ctx)
+        .into_iter()
+        .filter(|sp| s.store.matches(sp))
         .collect();
     if matched.is_empty() {
         return None;
     }
     let attrs = s.traceql.attribute_fields();
     let set = json!({
-        "spans": matched.iter().take(s.spss).map(|sp| span_json(sp, &attrs)).collect::<Vec<_>>(),
+        "spans": matched
+            .iter()
+            .take(s.spss)
+            .map(|sp| span_json(sp, &s.traceql, &attrs, &ctx))
+            .collect::<Vec<_>>(),
         "matched": matched.len(),
     });
     Some(json!({
@@ -154,9 +168,18 @@ pub async fn search(req: HttpRequest, state: web::Data<QueryState>) -> HttpRespo
 }
 
 async fn search_inner(req: &HttpRequest, state: &QueryState) -> Result<Value> {
-    let s = parse_search(&Params::parse(req.query_string())?, &state.cfg)?;
-    let ids: Vec<TraceId> = state
-        .reader
+    run(state.reader.as_ref(), &state.cfg, req.query_string()).await
+}
+
+/// The search answer for a raw query string, over any reader: the one
+/// path `/api/search` takes (parse, narrow, store search, exact check).
+pub async fn run(
+    reader: &dyn SpanReader,
+    cfg: &crate::config::QueryConfig,
+    query_string: &str,
+) -> Result<Value> {
+    let s = parse_search(&Params::parse(query_string)?, cfg)?;
+    let ids: Vec<TraceId> = reader
         .search(&s.store)
         .await?
         .into_iter()
@@ -166,7 +189,7 @@ async fn search_inner(req: &HttpRequest, state: &QueryState) -> Result<Value> {
     let mut inspected = 0usize;
     // Load a few traces at a time and stop once enough have matched.
     for chunk in ids.chunks(FETCH_CONCURRENCY * 2) {
-        for (id, spans) in load_traces(state.reader.as_ref(), chunk).await? {
+        for (id, spans) in load_traces(reader, chunk).await? {
             inspected += 1;
             if traces.len() < s.limit {
                 traces.extend(result(id, &spans, &s));
@@ -212,10 +235,54 @@ mod tests {
     }
 
     #[test]
+    fn select_shows_attributes_and_spansets_join_over_the_trace() {
+        let cfg = crate::config::QueryConfig::default();
+        // Percent-encodes every byte but letters and digits.
+        let q: String =
+            r#"{ resource.service.name = "a" } && { name = "child" } | select(span.k, status)"#
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+        let s = parse_search(&Params::parse(&format!("q={q}")).unwrap(), &cfg).unwrap();
+        assert_eq!(s.store.service, None, "no narrowing across spansets");
+        let mut child = span(1, 2, Some(1), "b", "child", 11_000_000, 1);
+        child.attributes = vec![KeyValue::new("k", crate::model::AttrValue::Int(7))];
+        let spans = vec![span(1, 1, None, "a", "root", 10_000_000, 5_000_000), child];
+        let r = result(TraceId([1; 16]), &spans, &s).unwrap();
+        let set = &r["spanSets"][0];
+        assert_eq!(set["matched"], 2);
+        let attrs = |i: usize| set["spans"][i]["attributes"].clone();
+        assert_eq!(
+            attrs(1),
+            json!([
+                {"key": "service.name", "value": {"stringValue": "b"}},
+                {"key": "k", "value": {"intValue": "7"}},
+                {"key": "status", "value": {"stringValue": "unset"}},
+            ])
+        );
+        assert_eq!(attrs(0)[0]["key"], "service.name");
+        // Without the root's service, the `&&` fails for the whole trace.
+        assert!(result(TraceId([1; 16]), &spans[1..], &s).is_none());
+    }
+
+    #[test]
     fn bad_search_params_are_named() {
         let cfg = crate::config::QueryConfig::default();
         for (q, name) in [
-            ("q=%7B%20.a%20%3D%201%20%7C%7C%20.b%20%3D%202%20%7D", "||"),
+            (
+                "q=%7B%20.a%20%3D%201%20%7D%20%3E%3E%20%7B%7D",
+                "structural operator `>>`",
+            ),
+            (
+                "q=%7B%20.a%20%3D~%20%22(a%7B1000%7D)%7B1000%7D%22%20%7D",
+                "regular expression",
+            ),
             ("start=x", "start"),
             ("tags=k", "tags"),
             ("maxDuration=fast", "maxDuration"),

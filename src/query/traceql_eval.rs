@@ -1,10 +1,10 @@
-//! Evaluation of the TraceQL subset on spans, and its translation to a
-//! store search: conditions that map onto [`SearchQuery`] narrow the store
-//! search; all conditions are then checked exactly on the fetched traces.
+//! Evaluation of TraceQL on spans and traces, and its translation to a
+//! store search: conditions every match requires narrow the store search;
+//! the whole query is then checked exactly on the fetched traces.
 
 use std::cmp::Ordering;
 
-use super::traceql::{AttrScope, Cond, Field, Op, Query, Value};
+use super::traceql::{AttrScope, Cond, Expr, Field, Op, Query, Spansets, Value};
 use crate::model::{AttrValue, KeyValue, SearchQuery, Span, StatusCode};
 
 /// Trace-level facts the trace intrinsics compare against.
@@ -24,6 +24,7 @@ fn holds(op: Op, ord: Option<Ordering>) -> bool {
         (Op::Ge, Some(o)) => o != Ordering::Less,
         (Op::Lt, Some(o)) => o == Ordering::Less,
         (Op::Le, Some(o)) => o != Ordering::Greater,
+        (Op::Re | Op::NotRe, Some(_)) => false,
     }
 }
 
@@ -39,112 +40,178 @@ fn attr_cmp(attr: &AttrValue, v: &Value) -> Option<Ordering> {
     }
 }
 
-fn find<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a AttrValue> {
-    crate::model::find_attr(kvs, key)
+/// `attr op v` on one stored value. Arrays and maps compare with nothing:
+/// the store's tag index matches their JSON text, so matching elements
+/// here would make narrowing stricter than the query.
+fn attr_holds(attr: &AttrValue, op: Op, v: &Value) -> bool {
+    match (op, v, attr) {
+        (Op::Re, Value::Regex(p), AttrValue::Str(s)) => p.regex.is_match(s),
+        (Op::NotRe, Value::Regex(p), AttrValue::Str(s)) => !p.regex.is_match(s),
+        _ => holds(op, attr_cmp(attr, v)),
+    }
 }
 
 /// The attribute a field reads on a span, if any.
 pub fn lookup<'a>(s: &'a Span, scope: AttrScope, key: &str) -> Option<&'a AttrValue> {
     match scope {
-        AttrScope::Span => find(&s.attributes, key),
-        AttrScope::Resource => find(&s.resource.attributes, key),
+        AttrScope::Span => crate::model::find_attr(&s.attributes, key),
+        AttrScope::Resource => crate::model::find_attr(&s.resource.attributes, key),
         AttrScope::Any => s.attr(key),
+    }
+}
+
+fn str_holds(op: Op, have: &str, v: &Value) -> bool {
+    match (op, v) {
+        (Op::Re, Value::Regex(p)) => p.regex.is_match(have),
+        (Op::NotRe, Value::Regex(p)) => !p.regex.is_match(have),
+        (_, Value::Str(x)) => holds(op, Some(have.cmp(x.as_str()))),
+        _ => false,
     }
 }
 
 impl Cond {
     pub fn matches(&self, s: &Span, t: &TraceCtx<'_>) -> bool {
-        let v = &self.value;
-        let ord = match (&self.field, v) {
-            (Field::Attr(scope, key), _) => {
-                return lookup(s, *scope, key).is_some_and(|a| holds(self.op, attr_cmp(a, v)))
+        let (op, v) = (self.op, &self.value);
+        match &self.field {
+            Field::Attr(scope, key) => match (lookup(s, *scope, key), v) {
+                (found, Value::Nil) => found.is_some() == (op == Op::Ne),
+                (Some(a), _) => attr_holds(a, op, v),
+                // A missing attribute satisfies no comparison, `!=` included.
+                (None, _) => false,
+            },
+            Field::Name => str_holds(op, &s.name, v),
+            Field::StatusMessage => str_holds(op, &s.status.message, v),
+            Field::RootServiceName => str_holds(op, t.root_service, v),
+            Field::RootName => str_holds(op, t.root_name, v),
+            Field::Duration | Field::TraceDuration => match v {
+                Value::Duration(d) => {
+                    let have = if self.field == Field::Duration {
+                        s.duration_ns()
+                    } else {
+                        t.duration_ns
+                    };
+                    holds(op, Some(have.cmp(d)))
+                }
+                _ => false,
+            },
+            Field::Status => {
+                matches!(v, Value::Status(c) if (s.status.code == *c) == (op == Op::Eq))
             }
-            (Field::Name, Value::Str(x)) => s.name.as_str().cmp(x),
-            (Field::StatusMessage, Value::Str(x)) => s.status.message.as_str().cmp(x),
-            (Field::RootServiceName, Value::Str(x)) => t.root_service.cmp(x),
-            (Field::RootName, Value::Str(x)) => t.root_name.cmp(x),
-            (Field::Duration, Value::Duration(d)) => s.duration_ns().cmp(d),
-            (Field::TraceDuration, Value::Duration(d)) => t.duration_ns.cmp(d),
-            (Field::Status, Value::Status(c)) => {
-                return (s.status.code == *c) == (self.op == Op::Eq)
-            }
-            (Field::Kind, Value::Kind(k)) => return (s.kind == *k) == (self.op == Op::Eq),
-            _ => return false,
-        };
-        holds(self.op, Some(ord))
+            Field::Kind => matches!(v, Value::Kind(k) if (s.kind == *k) == (op == Op::Eq)),
+        }
     }
 }
 
-impl Query {
+impl Expr {
     pub fn matches(&self, s: &Span, t: &TraceCtx<'_>) -> bool {
-        self.conds.iter().all(|c| c.matches(s, t))
+        match self {
+            Expr::Cond(c) => c.matches(s, t),
+            Expr::Const(b) => *b,
+            Expr::And(v) => v.iter().all(|e| e.matches(s, t)),
+            Expr::Or(v) => v.iter().any(|e| e.matches(s, t)),
+        }
     }
 
-    /// Narrows `q` with the conditions a store search can apply. What it
-    /// adds is never stricter than the query itself, so the exact check
-    /// afterwards only removes traces, never misses one.
-    pub fn narrow(&self, q: &mut SearchQuery) {
-        for c in &self.conds {
-            match (&c.field, c.op, &c.value) {
-                (Field::Name, Op::Eq, Value::Str(n)) if q.operation.is_none() => {
-                    q.operation = Some(n.clone())
+    /// The conditions every match of this expression satisfies.
+    fn required<'a>(&'a self, out: &mut Vec<&'a Cond>) {
+        match self {
+            Expr::Cond(c) => out.push(c),
+            Expr::And(v) => v.iter().for_each(|e| e.required(out)),
+            Expr::Const(_) | Expr::Or(_) => {}
+        }
+    }
+
+    fn conds<'a>(&'a self, out: &mut Vec<&'a Cond>) {
+        match self {
+            Expr::Cond(c) => out.push(c),
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| e.conds(out)),
+            Expr::Const(_) => {}
+        }
+    }
+}
+
+impl Spansets {
+    /// For each span, whether it is in the result; all false if the trace
+    /// does not match.
+    fn eval(&self, spans: &[Span], t: &TraceCtx<'_>) -> Vec<bool> {
+        match self {
+            Spansets::Filter(e) => spans.iter().map(|s| e.matches(s, t)).collect(),
+            Spansets::And(a, b) => {
+                let (a, b) = (a.eval(spans, t), b.eval(spans, t));
+                if a.contains(&true) && b.contains(&true) {
+                    a.iter().zip(&b).map(|(x, y)| *x || *y).collect()
+                } else {
+                    vec![false; spans.len()]
                 }
-                (Field::Kind, Op::Eq, Value::Kind(k)) if q.span_kind.is_none() => {
-                    q.span_kind = Some(*k)
-                }
-                (Field::Status, Op::Eq, Value::Status(st)) => {
-                    let text = match st {
-                        StatusCode::Error => "ERROR",
-                        StatusCode::Ok => "OK",
-                        StatusCode::Unset => "UNSET",
-                    };
-                    q.tags.push(("otel.status_code".into(), text.into()));
-                }
-                (Field::Duration, op, Value::Duration(d)) => {
-                    let (lo, hi) = match op {
-                        Op::Gt => (d.checked_add(1), None),
-                        Op::Ge => (Some(*d), None),
-                        Op::Lt => (None, d.checked_sub(1)),
-                        Op::Le => (None, Some(*d)),
-                        Op::Eq => (Some(*d), Some(*d)),
-                        Op::Ne => (None, None),
-                    };
-                    if let Some(lo) = lo {
-                        q.min_duration_ns = Some(q.min_duration_ns.map_or(lo, |m| m.max(lo)));
-                    }
-                    if let Some(hi) = hi {
-                        q.max_duration_ns = Some(q.max_duration_ns.map_or(hi, |m| m.min(hi)));
-                    }
-                }
-                (Field::Attr(AttrScope::Resource, k), Op::Eq, Value::Str(v))
-                    if k == "service.name" && q.service.is_none() =>
-                {
-                    q.service = Some(v.clone())
-                }
-                // Tags match the span attribute, else the resource one, on
-                // the text form: a superset of `span.X` and exactly `.X`.
-                // Keys with special tag semantics are left to the exact check.
-                (Field::Attr(AttrScope::Span | AttrScope::Any, k), Op::Eq, v)
-                    if !matches!(k.as_str(), "error" | "span.kind" | "otel.status_code") =>
-                {
-                    let text = match v {
-                        Value::Str(s) => s.clone(),
-                        Value::Int(i) => i.to_string(),
-                        Value::Bool(b) => b.to_string(),
-                        _ => continue,
-                    };
-                    q.tags.push((k.clone(), text));
-                }
-                _ => {}
+            }
+            Spansets::Or(a, b) => {
+                let (a, b) = (a.eval(spans, t), b.eval(spans, t));
+                a.iter().zip(&b).map(|(x, y)| *x || *y).collect()
             }
         }
     }
 
-    /// Attributes the query mentions, shown with matched spans.
+    fn any_matches(&self, s: &Span, t: &TraceCtx<'_>) -> bool {
+        match self {
+            Spansets::Filter(e) => e.matches(s, t),
+            Spansets::And(a, b) | Spansets::Or(a, b) => a.any_matches(s, t) || b.any_matches(s, t),
+        }
+    }
+
+    fn conds<'a>(&'a self, out: &mut Vec<&'a Cond>) {
+        match self {
+            Spansets::Filter(e) => e.conds(out),
+            Spansets::And(a, b) | Spansets::Or(a, b) => {
+                a.conds(out);
+                b.conds(out);
+            }
+        }
+    }
+}
+
+impl Query {
+    /// Whether `s` satisfies one of the spanset filters. For one spanset
+    /// that is exact; across spansets (`{a} && {b}`) the trace-level
+    /// verdict is [`Query::matched`].
+    pub fn matches(&self, s: &Span, t: &TraceCtx<'_>) -> bool {
+        self.spansets.any_matches(s, t)
+    }
+
+    /// The spans of the trace the query returns: empty when the trace does
+    /// not match.
+    pub fn matched<'a>(&self, spans: &'a [Span], t: &TraceCtx<'_>) -> Vec<&'a Span> {
+        let keep = self.spansets.eval(spans, t);
+        spans
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    /// Narrows `q` with the conditions a store search can apply. Only
+    /// conditions every match needs are used (the `&&` chain of a single
+    /// spanset), so the exact check afterwards only removes traces, never
+    /// misses one.
+    pub fn narrow(&self, q: &mut SearchQuery) {
+        let Spansets::Filter(e) = &self.spansets else {
+            return;
+        };
+        let mut conds = Vec::new();
+        e.required(&mut conds);
+        for c in conds {
+            narrow_one(c, q);
+        }
+    }
+
+    /// Attributes the conditions mention, then those `select` names: the
+    /// attributes shown with matched spans.
     pub fn attribute_fields(&self) -> Vec<(AttrScope, String)> {
+        let mut conds = Vec::new();
+        self.spansets.conds(&mut conds);
         let mut out: Vec<(AttrScope, String)> = Vec::new();
-        for c in &self.conds {
-            if let Field::Attr(scope, k) = &c.field {
+        for f in conds.iter().map(|c| &c.field).chain(&self.select) {
+            if let Field::Attr(scope, k) = f {
                 if !out.iter().any(|(s, key)| s == scope && key == k) {
                     out.push((*scope, k.clone()));
                 }
@@ -152,89 +219,87 @@ impl Query {
         }
         out
     }
+
+    /// The intrinsics `select` names, shown with matched spans.
+    pub fn selected_intrinsics(&self) -> impl Iterator<Item = &Field> {
+        self.select.iter().filter(|f| !matches!(f, Field::Attr(..)))
+    }
+}
+
+/// An intrinsic as a span attribute (`select(status)` shows `status`).
+pub fn intrinsic_attr(f: &Field, s: &Span, t: &TraceCtx<'_>) -> Option<KeyValue> {
+    let text = |v: &str| AttrValue::Str(v.to_string());
+    let v = match f {
+        Field::Attr(..) => return None,
+        Field::Name => text(&s.name),
+        Field::Status => text(match s.status.code {
+            StatusCode::Error => "error",
+            StatusCode::Ok => "ok",
+            StatusCode::Unset => "unset",
+        }),
+        Field::Kind => text(s.kind.as_str()),
+        Field::Duration => AttrValue::Int(i64::try_from(s.duration_ns()).unwrap_or(i64::MAX)),
+        Field::StatusMessage => text(&s.status.message),
+        Field::RootServiceName => text(t.root_service),
+        Field::RootName => text(t.root_name),
+        Field::TraceDuration => AttrValue::Int(i64::try_from(t.duration_ns).unwrap_or(i64::MAX)),
+    };
+    Some(KeyValue::new(f.name(), v))
+}
+
+fn narrow_one(c: &Cond, q: &mut SearchQuery) {
+    match (&c.field, c.op, &c.value) {
+        (Field::Name, Op::Eq, Value::Str(n)) if q.operation.is_none() => {
+            q.operation = Some(n.clone())
+        }
+        (Field::Kind, Op::Eq, Value::Kind(k)) if q.span_kind.is_none() => q.span_kind = Some(*k),
+        (Field::Status, Op::Eq, Value::Status(st)) => {
+            let text = match st {
+                StatusCode::Error => "ERROR",
+                StatusCode::Ok => "OK",
+                StatusCode::Unset => "UNSET",
+            };
+            q.tags.push(("otel.status_code".into(), text.into()));
+        }
+        (Field::Duration, op, Value::Duration(d)) => {
+            let (lo, hi) = match op {
+                Op::Gt => (d.checked_add(1), None),
+                Op::Ge => (Some(*d), None),
+                Op::Lt => (None, d.checked_sub(1)),
+                Op::Le => (None, Some(*d)),
+                Op::Eq => (Some(*d), Some(*d)),
+                Op::Ne | Op::Re | Op::NotRe => (None, None),
+            };
+            if let Some(lo) = lo {
+                q.min_duration_ns = Some(q.min_duration_ns.map_or(lo, |m| m.max(lo)));
+            }
+            if let Some(hi) = hi {
+                q.max_duration_ns = Some(q.max_duration_ns.map_or(hi, |m| m.min(hi)));
+            }
+        }
+        (Field::Attr(AttrScope::Resource, k), Op::Eq, Value::Str(v))
+            if k == "service.name" && q.service.is_none() =>
+        {
+            q.service = Some(v.clone())
+        }
+        // Tags match the span attribute, else the resource one, on the
+        // text form: a superset of `span.X` and exactly `.X`. Keys with
+        // special tag semantics are left to the exact check.
+        (Field::Attr(AttrScope::Span | AttrScope::Any, k), Op::Eq, v)
+            if !matches!(k.as_str(), "error" | "span.kind" | "otel.status_code") =>
+        {
+            let text = match v {
+                Value::Str(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return,
+            };
+            q.tags.push((k.clone(), text));
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::testutil::span;
-    use super::super::traceql::parse;
-    use super::*;
-    use crate::model::SpanKind;
-
-    fn p(s: &str) -> Query {
-        parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
-
-    #[test]
-    fn evaluates_typed_comparisons_and_scopes() {
-        let mut s = span(1, 1, None, "front", "GET /", 0, 2_000_000);
-        s.kind = SpanKind::Server;
-        s.status.code = StatusCode::Error;
-        s.attributes = vec![
-            KeyValue::new("code", AttrValue::Int(503)),
-            KeyValue::new("r", AttrValue::Double(0.25)),
-            KeyValue::new("s", AttrValue::Str("200".into())),
-        ];
-        let t = TraceCtx {
-            root_service: "front",
-            root_name: "GET /",
-            duration_ns: 5_000_000,
-        };
-        let yes = |q: &str| p(q).matches(&s, &t);
-        assert!(yes(
-            r#"{ resource.service.name = "front" && span.code >= 500 && .r < 0.5 && status = error && kind = server }"#
-        ));
-        assert!(yes(
-            "{ duration >= 2ms && duration < 3ms && traceDuration > 4ms }"
-        ));
-        assert!(yes(
-            "{ span.code > 500.5 && name != \"x\" && rootName = \"GET /\" }"
-        ));
-        assert!(
-            !yes("{ resource.code = 503 }"),
-            "span attribute is not a resource attribute"
-        );
-        assert!(
-            yes("{ .service.name = \"front\" }"),
-            ".X falls back to the resource"
-        );
-        assert!(!yes("{ span.s = 200 }"), "types must agree");
-        assert!(
-            !yes("{ span.missing != 1 }"),
-            "a missing attribute never matches"
-        );
-        assert!(!yes("{ status != error }"));
-    }
-
-    #[test]
-    fn narrowing_is_never_stricter_than_the_query() {
-        let q = p(
-            r#"{ resource.service.name = "front" && name = "GET /" && kind = server && status = error && duration > 1ms && duration <= 5ms && span.code = 503 && .r = 0.25 && span.code != 1 }"#,
-        );
-        let mut sq = SearchQuery::default();
-        q.narrow(&mut sq);
-        assert_eq!(sq.service.as_deref(), Some("front"));
-        assert_eq!(sq.operation.as_deref(), Some("GET /"));
-        assert_eq!(sq.span_kind, Some(SpanKind::Server));
-        assert_eq!(
-            (sq.min_duration_ns, sq.max_duration_ns),
-            (Some(1_000_001), Some(5_000_000))
-        );
-        assert_eq!(
-            sq.tags,
-            vec![
-                ("otel.status_code".into(), "ERROR".into()),
-                ("code".into(), "503".into())
-            ]
-        );
-        let mut s = span(1, 1, None, "front", "GET /", 0, 2_000_000);
-        s.kind = SpanKind::Server;
-        s.status.code = StatusCode::Error;
-        s.attributes = vec![
-            KeyValue::new("code", AttrValue::Int(503)),
-            KeyValue::new("r", AttrValue::Double(0.25)),
-        ];
-        assert!(q.matches(&s, &TraceCtx::default()));
-        assert!(sq.matches(&s));
-    }
-}
+#[path = "traceql_eval_tests.rs"]
+mod tests;

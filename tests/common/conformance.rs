@@ -4,7 +4,7 @@
 //! also asserts the answer is non-trivial, so a tier that returns nothing
 //! (or everything) cannot pass by accident.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ where
     check_searches(&spans, &reference, reader.as_ref()).await;
     check_services_and_operations(&reference, reader.as_ref()).await;
     check_scan(&spans, reader.as_ref()).await;
+    check_traceql(&spans, reader.as_ref()).await;
 }
 
 fn sorted(mut v: Vec<Span>) -> Vec<Span> {
@@ -237,4 +238,75 @@ async fn check_scan(spans: &[Span], reader: &dyn SpanReader) {
         sorted(want),
         "scan returns exactly the matching spans"
     );
+}
+
+/// TraceQL searches, each matching some fixture traces but not all.
+const TRACEQL: [&str; 16] = [
+    r#"{ resource.service.name =~ "pay.*|work.*" }"#,
+    r#"{ resource.service.name = "payment" && name = "Charge" && status = error }"#,
+    r#"{ (span.db.system = "redis" || span.db.system = "postgresql") }"#,
+    "{ span.http.response.status_code >= 500 }",
+    "{ duration > 100ms && kind = internal }",
+    r#"{ resource.service.name = "frontend" } && { span.db.system = "redis" }"#,
+    r#"{ resource.service.name = "billing" } || { span.ok = true }"#,
+    r#"{ span.cache.hit = false && resource.service.name = "search" }"#,
+    r#"{ name =~ "GET.*" && span.http.request.method = "GET" }"#,
+    r#"{ rootServiceName = "frontend" && traceDuration < 1s }"#,
+    "{ span.ratio < 0.5 && span.big > 9007199254740992 }",
+    r#"{ .deployment.environment = "prod" && span.user_id = "u-42" }"#,
+    "{ span.payment.amount > 99 } | select(span.payment.currency)",
+    "{ status = ok }",
+    r#"{ span.messaging.system = "kafka" && kind = consumer }"#,
+    r#"{ resource.service.name = "Zürich-gateway" && span.note =~ "naïve.*" }"#,
+];
+
+/// TraceQL through the query layer's own search path (parse, narrow the
+/// store search, store search on this tier, exact check) finds exactly the
+/// traces the evaluator finds over every fixture trace: narrowing on any
+/// tier must never lose a match.
+async fn check_traceql(spans: &[Span], reader: &dyn SpanReader) {
+    use strand::query::{summarize, tempo_search, traceql, traceql_eval::TraceCtx};
+    let mut traces: BTreeMap<TraceId, Vec<Span>> = BTreeMap::new();
+    for s in spans {
+        traces.entry(s.trace_id).or_default().push(s.clone());
+    }
+    let min = spans.iter().map(|s| s.start_ns).min().unwrap() / 1_000_000_000;
+    let max = spans.iter().map(|s| s.start_ns).max().unwrap() / 1_000_000_000;
+    let cfg = strand::config::QueryConfig::default();
+    for q in TRACEQL {
+        let parsed = traceql::parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let want: BTreeSet<String> = traces
+            .iter()
+            .filter(|(id, spans)| {
+                let sum = summarize(**id, spans);
+                let ctx = TraceCtx {
+                    root_service: &sum.root_service,
+                    root_name: &sum.root_name,
+                    duration_ns: sum.duration_ns,
+                };
+                !parsed.matched(spans, &ctx).is_empty()
+            })
+            .map(|(id, _)| id.to_hex())
+            .collect();
+        assert!(
+            !want.is_empty() && want.len() < traces.len(),
+            "fixture sanity: {q} matches some traces, not all ({want:?})"
+        );
+        let qs = format!(
+            "q={}&start={}&end={}&limit=100",
+            super::http::enc(q),
+            min - 1,
+            max + 1
+        );
+        let v = tempo_search::run(reader, &cfg, &qs)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        let got: BTreeSet<String> = v["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, want, "TraceQL {q}");
+    }
 }
