@@ -5,6 +5,7 @@
 //! (`crate::tiers`, `crate::query`).
 
 pub mod active;
+pub mod edges;
 pub mod format;
 pub mod hot;
 #[cfg(test)]

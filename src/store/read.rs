@@ -14,8 +14,8 @@ use super::segment::SealedSegment;
 use crate::error::{Error, Result};
 use crate::index::{Plan, Postings, TimeRange};
 use crate::model::{
-    sort_hits, Operation, ScanPage, SearchQuery, Span, SpanKind, SpanReader, TraceHit, TraceId,
-    MAX_TRACE_SPANS,
+    sort_hits, Graph, Operation, ScanPage, SearchQuery, Span, SpanKind, SpanReader, TagCatalog,
+    TraceHit, TraceId, MAX_TRACE_SPANS,
 };
 
 /// A segment of either kind, in id order (= write order).
@@ -332,8 +332,66 @@ impl HotStore {
     }
 }
 
+/// Adds one segment's catalog (attributes from its dictionary; services
+/// and span names from its postings, which are complete).
+fn catalog_into(p: &Postings, cat: &TagCatalog, out: &mut TagCatalog) {
+    out.merge(cat);
+    for (svc, ops) in &p.ops {
+        for name in ops.keys() {
+            out.add_operation(svc, name);
+        }
+    }
+}
+
+impl HotStore {
+    /// Synchronous form of [`SpanReader::tag_catalog`]: the union of the
+    /// catalogs of every segment whose spans' start times overlap the
+    /// window (a segment is the granularity: the answer may include keys
+    /// and values of spans just outside it).
+    pub fn tag_catalog_sync(&self, from_ns: u64, to_ns: u64) -> TagCatalog {
+        let mut out = TagCatalog::default();
+        for seg in self.segments() {
+            if !seg.time().overlaps(Some(from_ns), Some(to_ns)) {
+                continue;
+            }
+            match seg {
+                Seg::Mem(m) => {
+                    let g = m.read();
+                    catalog_into(&g.index.postings, &g.index.catalog, &mut out);
+                }
+                Seg::Sealed(s) => catalog_into(&s.index.postings, &s.index.catalog, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Synchronous form of [`SpanReader::dependencies`]: the edge buckets
+    /// (minutes of the child's start) overlapping the window, summed over
+    /// every segment. An edge is counted in the segment that was active
+    /// when it resolved, which may hold neither span's time, so every
+    /// segment is looked at (a range lookup in its bucket map).
+    pub fn dependencies_sync(&self, from_ns: u64, to_ns: u64) -> Graph {
+        let mut g = Graph::default();
+        for seg in self.segments() {
+            match seg {
+                Seg::Mem(m) => m.read().index.edges.add_window_to(from_ns, to_ns, &mut g),
+                Seg::Sealed(s) => s.index.edges.add_window_to(from_ns, to_ns, &mut g),
+            }
+        }
+        g
+    }
+}
+
 #[async_trait]
 impl SpanReader for HotStore {
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        Ok(self.tag_catalog_sync(from_ns, to_ns))
+    }
+
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        Ok(self.dependencies_sync(from_ns, to_ns))
+    }
+
     async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
         self.trace_sync(id)
     }

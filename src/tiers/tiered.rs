@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    dedup_spans, sort_hits, Operation, ScanPage, SearchQuery, Span, SpanReader, TraceHit, TraceId,
+    dedup_spans, sort_hits, Graph, Operation, ScanPage, SearchQuery, Span, SpanReader, TagCatalog,
+    TraceHit, TraceId,
 };
 
 /// Reads from several tiers (hot first), merging and deduplicating.
@@ -53,6 +54,25 @@ impl SpanReader for TieredReader {
         Ok(all.into_iter().collect())
     }
 
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        let mut all = TagCatalog::default();
+        for tier in &self.0 {
+            all.merge(&tier.tag_catalog(from_ns, to_ns).await?);
+        }
+        Ok(all)
+    }
+
+    /// The tiers hold copies of the same traffic (every span is written to
+    /// the hot store and to Elasticsearch), so each edge takes the count
+    /// of the tier that saw most of it rather than the sum.
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let mut g = Graph::default();
+        for tier in &self.0 {
+            g.max(&tier.dependencies(from_ns, to_ns).await?);
+        }
+        Ok(g)
+    }
+
     /// Scans the tiers one after another; the cursor is `<tier>:<cursor>`.
     /// Spans held by several tiers appear once per tier; export callers
     /// deduplicate within their sort window.
@@ -91,6 +111,45 @@ impl SpanReader for TieredReader {
             inner = None;
         }
         Ok(ScanPage::default())
+    }
+}
+
+/// Readers over disjoint parts of the traffic (writer peers: Kafka
+/// partitions by trace id, so each holds whole traces of its own). Reads
+/// as [`TieredReader`], except that dependency graphs are summed.
+pub struct PartitionedReader(pub TieredReader);
+
+#[async_trait]
+impl SpanReader for PartitionedReader {
+    async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
+        self.0.trace(id).await
+    }
+    async fn search(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
+        self.0.search(q).await
+    }
+    async fn services(&self) -> Result<Vec<String>> {
+        self.0.services().await
+    }
+    async fn operations(&self, service: Option<&str>) -> Result<Vec<Operation>> {
+        self.0.operations(service).await
+    }
+    async fn scan(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage> {
+        self.0.scan(q, after, page_size).await
+    }
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        self.0.tag_catalog(from_ns, to_ns).await
+    }
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let mut g = Graph::default();
+        for part in &self.0 .0 {
+            g.sum(&part.dependencies(from_ns, to_ns).await?);
+        }
+        Ok(g)
     }
 }
 
@@ -136,5 +195,42 @@ mod tests {
             }
         }
         assert_eq!(n, 5, "each tier's spans are scanned once");
+    }
+
+    fn call(t: u8, s: u8, parent: Option<u8>, svc: &str) -> Span {
+        let mut sp = span(t, s, 100 + u64::from(s));
+        sp.parent_span_id = parent.map(|p| crate::model::SpanId([p; 8]));
+        sp.resource = std::sync::Arc::new(crate::model::Resource {
+            attributes: vec![crate::model::KeyValue::new(
+                "service.name",
+                crate::model::AttrValue::Str(svc.into()),
+            )],
+            ..Default::default()
+        });
+        sp
+    }
+
+    #[actix_rt::test]
+    async fn copies_take_the_larger_count_partitions_add_up() {
+        let (a, b) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+        let t1 = vec![call(1, 1, None, "front"), call(1, 2, Some(1), "api")];
+        let t2 = vec![call(2, 1, None, "front"), call(2, 2, Some(1), "api")];
+        a.write(t1.clone()).await.unwrap();
+        b.write(t1).await.unwrap();
+        b.write(t2).await.unwrap();
+        let key = ("front".to_string(), "api".to_string());
+        let copies = TieredReader(vec![a.clone(), b.clone()]);
+        let g = copies.dependencies(0, 1000).await.unwrap();
+        assert_eq!(
+            g.edges[&key].calls, 2,
+            "b saw both calls; a's copy adds none"
+        );
+        let parts = PartitionedReader(TieredReader(vec![a, b]));
+        assert_eq!(
+            parts.dependencies(0, 1000).await.unwrap().edges[&key].calls,
+            3
+        );
+        let cat = parts.tag_catalog(0, 1000).await.unwrap();
+        assert_eq!(cat.services.len(), 2);
     }
 }
