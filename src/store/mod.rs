@@ -5,6 +5,8 @@
 //! (`crate::tiers`, `crate::query`).
 
 pub mod active;
+#[cfg(test)]
+mod catalog_tests;
 pub mod edges;
 pub mod format;
 pub mod hot;
