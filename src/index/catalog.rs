@@ -21,6 +21,16 @@ pub fn minute_of(ns: u64) -> u32 {
     (ns / NS_PER_MINUTE).min(u64::from(u32::MAX)) as u32
 }
 
+/// Edge counts keyed by borrowed (parent, child) service names.
+pub type EdgeSum<'a> = std::collections::HashMap<(&'a str, &'a str), EdgeCounts>;
+
+/// Moves a sum into a graph (one key allocation per edge).
+pub fn add_sum(g: &mut Graph, sum: EdgeSum<'_>) {
+    for ((p, c), e) in sum {
+        g.add(p, c, e);
+    }
+}
+
 /// Edge counts: minute → parent service → child service → counts. Nested
 /// so that counting an existing edge allocates nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,8 +52,9 @@ impl EdgeBuckets {
     }
 
     /// Adds the buckets whose minute overlaps `[from_ns, to_ns]` (so up to
-    /// a minute beyond each end of the window is included).
-    pub fn add_window_to(&self, from_ns: u64, to_ns: u64, g: &mut Graph) {
+    /// a minute beyond each end of the window is included) to `sum`, which
+    /// borrows the service names (no allocation per bucket).
+    pub fn sum_window<'a>(&'a self, from_ns: u64, to_ns: u64, sum: &mut EdgeSum<'a>) {
         if from_ns > to_ns {
             return;
         }
@@ -54,10 +65,24 @@ impl EdgeBuckets {
         {
             for (p, by_child) in by_parent {
                 for (c, e) in by_child {
-                    g.add(p, c, *e);
+                    let x = sum.entry((p.as_str(), c.as_str())).or_default();
+                    x.calls += e.calls;
+                    x.errors += e.errors;
                 }
             }
         }
+    }
+
+    /// [`Self::sum_window`] straight into a graph.
+    pub fn add_window_to(&self, from_ns: u64, to_ns: u64, g: &mut Graph) {
+        let mut sum = EdgeSum::default();
+        self.sum_window(from_ns, to_ns, &mut sum);
+        add_sum(g, sum);
+    }
+
+    /// First and last minute with an edge.
+    pub fn minutes(&self) -> Option<(u32, u32)> {
+        Some((*self.0.keys().next()?, *self.0.keys().next_back()?))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -92,4 +92,16 @@ fn catalog_lists_services_names_and_attributes_of_the_window() {
     assert!(!cat.root_services.values.contains_key("api"));
     let all = store.tag_catalog_sync(0, u64::MAX);
     assert!(all.services.contains_key("late"));
+    // Sealing more changes the cached answer of the same window.
+    let (p, c) = call(2, "billing", "api");
+    store.commit(0, vec![Batch::new(vec![p, c])]).unwrap();
+    let frozen = store.rotate(0).unwrap().unwrap();
+    store.seal(&frozen).unwrap();
+    assert!(store
+        .tag_catalog_sync(ALL.0, ALL.1)
+        .services
+        .contains_key("billing"));
+    let g = store.dependencies_sync(ALL.0, ALL.1);
+    assert_eq!(edge(&g, "billing", "api").map(|e| e.calls), Some(1));
+    assert_eq!(edge(&g, "front", "api").map(|e| e.calls), Some(1));
 }

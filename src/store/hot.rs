@@ -94,6 +94,8 @@ pub struct HotStore {
     pub(crate) commits: AtomicU64,
     /// One per shard: recent spans and waiting children, for edges.
     pub(crate) edges: Vec<Mutex<EdgeTracker>>,
+    /// Catalog and graph of sealed segments, cached (see read_catalog).
+    pub(crate) catalog_cache: super::read_catalog::CatalogCache,
 }
 
 /// The shard of a trace id: a hash of its low bytes (the random part of

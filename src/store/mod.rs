@@ -14,6 +14,7 @@ pub mod hot;
 mod hot_tests;
 pub mod manifest;
 mod read;
+mod read_catalog;
 mod recover;
 pub mod rows;
 pub mod schema;

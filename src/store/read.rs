@@ -20,20 +20,20 @@ use crate::model::{
 
 /// A segment of either kind, in id order (= write order).
 #[derive(Clone)]
-enum Seg {
+pub(super) enum Seg {
     Mem(Arc<MemSegment>),
     Sealed(Arc<SealedSegment>),
 }
 
 impl Seg {
-    fn id(&self) -> u64 {
+    pub(super) fn id(&self) -> u64 {
         match self {
             Seg::Mem(m) => m.id,
             Seg::Sealed(s) => s.id,
         }
     }
 
-    fn time(&self) -> TimeRange {
+    pub(super) fn time(&self) -> TimeRange {
         match self {
             Seg::Mem(m) => m.read().index.time,
             Seg::Sealed(s) => s.index.time,
@@ -89,7 +89,7 @@ fn ops_into(p: &Postings, service: Option<&str>, out: &mut BTreeSet<Operation>) 
 impl HotStore {
     /// Every segment, oldest first. Readers work on this snapshot without
     /// holding the store lock.
-    fn segments(&self) -> Vec<Seg> {
+    pub(super) fn segments(&self) -> Vec<Seg> {
         let st = self.state.read();
         let mut v: Vec<Seg> = st.sealed.values().map(|s| Seg::Sealed(s.clone())).collect();
         v.extend(st.frozen.iter().map(|m| Seg::Mem(m.clone())));
@@ -329,56 +329,6 @@ impl HotStore {
             }
         }
         set.into_iter().collect()
-    }
-}
-
-/// Adds one segment's catalog (attributes from its dictionary; services
-/// and span names from its postings, which are complete).
-fn catalog_into(p: &Postings, cat: &TagCatalog, out: &mut TagCatalog) {
-    out.merge(cat);
-    for (svc, ops) in &p.ops {
-        for name in ops.keys() {
-            out.add_operation(svc, name);
-        }
-    }
-}
-
-impl HotStore {
-    /// Synchronous form of [`SpanReader::tag_catalog`]: the union of the
-    /// catalogs of every segment whose spans' start times overlap the
-    /// window (a segment is the granularity: the answer may include keys
-    /// and values of spans just outside it).
-    pub fn tag_catalog_sync(&self, from_ns: u64, to_ns: u64) -> TagCatalog {
-        let mut out = TagCatalog::default();
-        for seg in self.segments() {
-            if !seg.time().overlaps(Some(from_ns), Some(to_ns)) {
-                continue;
-            }
-            match seg {
-                Seg::Mem(m) => {
-                    let g = m.read();
-                    catalog_into(&g.index.postings, &g.index.catalog, &mut out);
-                }
-                Seg::Sealed(s) => catalog_into(&s.index.postings, &s.index.catalog, &mut out),
-            }
-        }
-        out
-    }
-
-    /// Synchronous form of [`SpanReader::dependencies`]: the edge buckets
-    /// (minutes of the child's start) overlapping the window, summed over
-    /// every segment. An edge is counted in the segment that was active
-    /// when it resolved, which may hold neither span's time, so every
-    /// segment is looked at (a range lookup in its bucket map).
-    pub fn dependencies_sync(&self, from_ns: u64, to_ns: u64) -> Graph {
-        let mut g = Graph::default();
-        for seg in self.segments() {
-            match seg {
-                Seg::Mem(m) => m.read().index.edges.add_window_to(from_ns, to_ns, &mut g),
-                Seg::Sealed(s) => s.index.edges.add_window_to(from_ns, to_ns, &mut g),
-            }
-        }
-        g
     }
 }
 

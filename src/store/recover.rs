@@ -198,6 +198,7 @@ impl HotStore {
             next_id: AtomicU64::new(max_id + 1),
             commits: AtomicU64::new(0),
             edges: trackers.into_iter().map(Mutex::new).collect(),
+            catalog_cache: Default::default(),
         };
         if rewrite {
             let _g = store.manifest_lock.lock();
