@@ -74,6 +74,13 @@ pub trait SpanReader: Send + Sync {
         }
         Ok(g)
     }
+    /// The start of the oldest span held, when the tier knows it cheaply
+    /// and has received all traffic since (the hot store). A tiered read
+    /// of the catalog or graph asks no further tier once one holds the
+    /// whole window. `None` (the default): unknown.
+    async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// Traces the default [`SpanReader::tag_catalog`] samples.

@@ -342,6 +342,10 @@ impl SpanReader for HotStore {
         Ok(self.dependencies_sync(from_ns, to_ns))
     }
 
+    async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+        Ok(self.time_range().map(|t| t.min_start))
+    }
+
     async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
         self.trace_sync(id)
     }

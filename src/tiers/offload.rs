@@ -50,6 +50,11 @@ impl SpanReader for OffloadedHotStore {
         blocking(move || Ok(s.dependencies_sync(from_ns, to_ns))).await
     }
 
+    /// Cheap (segment time ranges only): answered on the caller's thread.
+    async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+        Ok(self.0.time_range().map(|t| t.min_start))
+    }
+
     async fn scan(
         &self,
         q: &SearchQuery,

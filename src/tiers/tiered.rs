@@ -11,6 +11,11 @@ use crate::model::{
     TraceHit, TraceId,
 };
 
+/// Whether `tier` received everything from `from_ns` on.
+async fn holds_window(tier: &dyn SpanReader, from_ns: u64) -> Result<bool> {
+    Ok(tier.oldest_start_ns().await?.is_some_and(|t| t <= from_ns))
+}
+
 /// Reads from several tiers (hot first), merging and deduplicating.
 pub struct TieredReader(pub Vec<Arc<dyn SpanReader>>);
 
@@ -54,23 +59,42 @@ impl SpanReader for TieredReader {
         Ok(all.into_iter().collect())
     }
 
+    /// The union of the tiers' catalogs, stopping after a tier that holds
+    /// the whole window (see [`SpanReader::oldest_start_ns`]).
     async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
         let mut all = TagCatalog::default();
         for tier in &self.0 {
             all.merge(&tier.tag_catalog(from_ns, to_ns).await?);
+            if holds_window(tier.as_ref(), from_ns).await? {
+                break;
+            }
         }
         Ok(all)
     }
 
     /// The tiers hold copies of the same traffic (every span is written to
     /// the hot store and to Elasticsearch), so each edge takes the count
-    /// of the tier that saw most of it rather than the sum.
+    /// of the tier that saw most of it rather than the sum; a tier that
+    /// holds the whole window answers alone.
     async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
         let mut g = Graph::default();
         for tier in &self.0 {
             g.max(&tier.dependencies(from_ns, to_ns).await?);
+            if holds_window(tier.as_ref(), from_ns).await? {
+                break;
+            }
         }
         Ok(g)
+    }
+
+    async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+        let mut oldest: Option<u64> = None;
+        for tier in &self.0 {
+            if let Some(t) = tier.oldest_start_ns().await? {
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            }
+        }
+        Ok(oldest)
     }
 
     /// Scans the tiers one after another; the cursor is `<tier>:<cursor>`.
@@ -232,5 +256,55 @@ mod tests {
         );
         let cat = parts.tag_catalog(0, 1000).await.unwrap();
         assert_eq!(cat.services.len(), 2);
+    }
+
+    /// A tier that says it holds everything since `since`.
+    struct Holds(MemoryStore, u64);
+
+    #[async_trait]
+    impl SpanReader for Holds {
+        async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
+            self.0.trace(id).await
+        }
+        async fn search(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
+            self.0.search(q).await
+        }
+        async fn services(&self) -> Result<Vec<String>> {
+            self.0.services().await
+        }
+        async fn operations(&self, s: Option<&str>) -> Result<Vec<Operation>> {
+            self.0.operations(s).await
+        }
+        async fn scan(&self, q: &SearchQuery, a: Option<&str>, n: usize) -> Result<ScanPage> {
+            self.0.scan(q, a, n).await
+        }
+        async fn dependencies(&self, from: u64, to: u64) -> Result<Graph> {
+            self.0.dependencies(from, to).await
+        }
+        async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+            Ok(Some(self.1))
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_tier_holding_the_window_answers_alone() {
+        let hot = Holds(MemoryStore::new(), 50);
+        hot.0
+            .write(vec![call(1, 1, None, "front"), call(1, 2, Some(1), "api")])
+            .await
+            .unwrap();
+        let cold = Arc::new(MemoryStore::new());
+        cold.write(vec![call(2, 1, None, "old"), call(2, 2, Some(1), "older")])
+            .await
+            .unwrap();
+        let r = TieredReader(vec![Arc::new(hot), cold]);
+        let edges = |g: Graph| g.edges.into_keys().map(|(p, _)| p).collect::<Vec<_>>();
+        assert_eq!(edges(r.dependencies(60, 1000).await.unwrap()), ["front"]);
+        assert_eq!(
+            edges(r.dependencies(10, 1000).await.unwrap()),
+            ["front", "old"],
+            "a window older than the first tier's data asks the next"
+        );
+        assert_eq!(r.oldest_start_ns().await.unwrap(), Some(50));
     }
 }
