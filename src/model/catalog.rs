@@ -104,7 +104,28 @@ pub struct TagCatalog {
     pub keys_incomplete: bool,
 }
 
+/// `i.to_string()` into a stack buffer (this runs for every integer
+/// attribute of every span written).
+fn int_text(i: i64, buf: &mut [u8; 24]) -> &str {
+    let mut n = i.unsigned_abs();
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    std::str::from_utf8(&buf[pos..]).unwrap_or_default()
+}
+
 /// Adds `v` under `key`; false when the key is new and no key is left.
+/// Strings, integers and booleans are added without allocating unless new.
 fn add_key(dict: &mut Dict, key: &str, v: &AttrValue, keys_left: &mut usize, cap: usize) -> bool {
     let entry = match dict.get_mut(key) {
         Some(e) => e,
@@ -114,8 +135,15 @@ fn add_key(dict: &mut Dict, key: &str, v: &AttrValue, keys_left: &mut usize, cap
         }
         None => return false,
     };
-    if let Some((ty, text)) = typed_text(v) {
-        entry.add(&text, ty, cap);
+    match v {
+        AttrValue::Str(s) => entry.add(s, TY_STRING, cap),
+        AttrValue::Int(i) => entry.add(int_text(*i, &mut [0u8; 24]), TY_INT, cap),
+        AttrValue::Bool(b) => entry.add(if *b { "true" } else { "false" }, TY_BOOL, cap),
+        other => {
+            if let Some((ty, text)) = typed_text(other) {
+                entry.add(&text, ty, cap);
+            }
+        }
     }
     true
 }
@@ -328,6 +356,13 @@ mod tests {
                 ..Default::default()
             }),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn int_text_matches_to_string() {
+        for i in [0i64, 7, -7, 500, i64::MAX, i64::MIN] {
+            assert_eq!(int_text(i, &mut [0u8; 24]), i.to_string());
         }
     }
 

@@ -23,6 +23,28 @@ const MAX_INTERNED: usize = 100_000;
 
 type Key = (TraceId, SpanId);
 
+/// A cheap hasher for random ids (trace and span ids are random bytes, so
+/// folding them is enough; SipHash would cost more than the rest of
+/// `observe`).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut a = [0u8; 8];
+            a[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(a))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
+type IdMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 struct Waiting {
     service: Arc<str>,
     start_ns: u64,
@@ -35,9 +57,9 @@ enum Slot {
 }
 
 pub struct EdgeTracker {
-    seen: HashMap<Key, Arc<str>>,
+    seen: IdMap<Arc<str>>,
     /// Keyed by the (trace, parent span id) the children wait for.
-    waiting: HashMap<Key, Vec<Waiting>>,
+    waiting: IdMap<Vec<Waiting>>,
     order: VecDeque<Slot>,
     services: HashSet<Arc<str>>,
     cap: usize,
@@ -52,8 +74,8 @@ impl Default for EdgeTracker {
 impl EdgeTracker {
     pub fn new(cap: usize) -> EdgeTracker {
         EdgeTracker {
-            seen: HashMap::new(),
-            waiting: HashMap::new(),
+            seen: IdMap::default(),
+            waiting: IdMap::default(),
             order: VecDeque::new(),
             services: HashSet::new(),
             cap: cap.max(1),
