@@ -452,8 +452,8 @@ mod catalog {
                     .configure(strand::query::configure),
             )
             .await;
-            println!("| request | answer | p50 ms | p99 ms | requests |");
-            println!("| --- | --- | --- | --- | --- |");
+            println!("| request | answer | first ms | p50 ms | p99 ms | requests |");
+            println!("| --- | --- | --- | --- | --- | --- |");
             for (name, uri, iters) in cases {
                 let mut times = Vec::with_capacity(iters);
                 let mut size = String::new();
