@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use prost::Message;
 
+use common::conformance::Layout;
 use common::es;
 use common::process::Strand;
 use strand::actors::writer::start_hot_writer;
@@ -177,11 +178,16 @@ async fn traces_split_between_hot_and_elasticsearch_pass_the_suite() {
         es_spans: Mutex::default(),
     });
     let (es, prefix, w) = (parts.es.clone(), parts.prefix.clone(), writer.clone());
-    common::conformance::run(writer.clone(), reader, |total| async move {
-        let n = es_docs(&prefix, &w.es_spans.lock());
-        assert!(n > 0 && (n as usize) < total, "a part of the spans");
-        es::wait_indexed(&es, &prefix, n).await
-    })
+    common::conformance::run_with(
+        writer.clone(),
+        reader,
+        |total| async move {
+            let n = es_docs(&prefix, &w.es_spans.lock());
+            assert!(n > 0 && (n as usize) < total, "a part of the spans");
+            es::wait_indexed(&es, &prefix, n).await
+        },
+        Layout::Split,
+    )
     .await;
     parts.close().await;
 }
@@ -246,5 +252,5 @@ async fn a_query_node_over_two_writer_peers_passes_the_suite() {
         client: reqwest::Client::new(),
     });
     let reader = tiers.reader.expect("a reader over the peers");
-    common::conformance::run(writer, reader, |_| async {}).await;
+    common::conformance::run_with(writer, reader, |_| async {}, Layout::Split).await;
 }

@@ -15,7 +15,8 @@ use super::{check_status, client, client_error, daily_indices, document, index_p
 use crate::backoff::Backoff;
 use crate::config::{ElasticsearchConfig, IndexConfig};
 use crate::error::{Error, Result};
-use crate::model::{Operation, ScanPage, SpanReader, TraceHit, MAX_TRACE_SPANS};
+use crate::model::storage_sampling::{sample_traces, SAMPLE_TRACES};
+use crate::model::{Graph, Operation, ScanPage, SpanReader, TagCatalog, TraceHit, MAX_TRACE_SPANS};
 use crate::model::{SearchQuery, Span, SpanKind, TraceId};
 
 /// Spans fetched per request when reading a whole trace.
@@ -321,6 +322,52 @@ impl SpanReader for EsStore {
         ops.sort();
         ops.dedup();
         Ok(ops)
+    }
+
+    /// Services and span names of the window from a composite terms
+    /// aggregation (complete); attribute keys and values, root services
+    /// and names from a sample of the newest traces of the window (the
+    /// documents index attributes without their scope or type).
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        let window = SearchQuery {
+            start_ns: Some(from_ns),
+            end_ns: Some(to_ns),
+            ..Default::default()
+        };
+        let Some(query) = compile(&window) else {
+            return Ok(TagCatalog::default());
+        };
+        let mut cat = TagCatalog::default();
+        for spans in sample_traces(self, from_ns, to_ns, SAMPLE_TRACES).await? {
+            for s in &spans {
+                cat.add_span_attrs(
+                    s,
+                    crate::model::catalog::ANSWER_KEYS,
+                    crate::model::catalog::ANSWER_VALUES_PER_KEY,
+                );
+            }
+        }
+        let sources = json!([
+            { "service": { "terms": { "field": "service" } } },
+            { "operation": { "terms": { "field": "operation" } } },
+        ]);
+        for k in self.composite(query, sources).await? {
+            if let (Some(svc), Some(op)) = (k["service"].as_str(), k["operation"].as_str()) {
+                cat.add_operation(svc, op);
+            }
+        }
+        Ok(cat)
+    }
+
+    /// Elasticsearch keeps no edges: the graph is computed from the newest
+    /// traces of the window, as the default does (see docs/API.md).
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let mut g = Graph::default();
+        let n = crate::model::storage_sampling::SAMPLE_GRAPH_TRACES;
+        for spans in sample_traces(self, from_ns, to_ns, n).await? {
+            g.add_trace(&spans, from_ns, to_ns);
+        }
+        Ok(g)
     }
 
     async fn scan(

@@ -3,20 +3,24 @@
 //! attribute keys, a trace-id membership filter, and time summaries. The
 //! active segment grows an [`IndexBuilder`]; sealing freezes it into a
 //! [`SegmentIndex`] persisted beside the segment (see docs/STORAGE.md).
+//! Since index format 2 it also holds the segment's tag catalog and the
+//! dependency edges counted while it was active ([`catalog`]).
 
 pub mod bloom;
+pub mod catalog;
 pub mod codec;
 pub mod postings;
 pub mod traces;
 
 pub use bloom::Bloom;
+pub use catalog::EdgeBuckets;
 pub use postings::{Plan, Postings};
 pub use traces::{TraceEntry, TraceTable};
 
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::model::{Span, TraceId};
+use crate::model::{Span, TagCatalog, TraceId};
 
 /// Time bounds of a segment (span start times and the latest end).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +55,11 @@ pub struct IndexBuilder {
     pub time: TimeRange,
     pub traces: HashMap<TraceId, TraceEntry>,
     pub postings: Postings,
+    /// Attribute dictionary of the rows (services: see `postings.ops`).
+    pub catalog: TagCatalog,
+    /// Edges resolved while this segment was active (the store's edge
+    /// tracker adds them; a child's segment need not be this one).
+    pub edges: EdgeBuckets,
 }
 
 impl IndexBuilder {
@@ -60,6 +69,8 @@ impl IndexBuilder {
             time: TimeRange::EMPTY,
             traces: HashMap::new(),
             postings: Postings::new(attribute_keys),
+            catalog: TagCatalog::default(),
+            edges: EdgeBuckets::default(),
         }
     }
 
@@ -77,6 +88,7 @@ impl IndexBuilder {
             })
             .add(row, span);
         self.postings.add(row, span);
+        catalog::add_span(&mut self.catalog, span);
     }
 
     pub fn trace_rows(&self, id: &TraceId) -> &[u32] {
@@ -96,6 +108,8 @@ impl IndexBuilder {
             traces,
             bloom,
             postings: self.postings.clone(),
+            catalog: self.catalog.clone(),
+            edges: self.edges.clone(),
         }
     }
 }
@@ -108,7 +122,12 @@ pub struct SegmentIndex {
     pub traces: TraceTable,
     pub bloom: Bloom,
     pub postings: Postings,
+    pub catalog: TagCatalog,
+    pub edges: EdgeBuckets,
 }
+
+/// The index format version [`SegmentIndex::encode`] writes.
+pub const INDEX_VERSION: u32 = 2;
 
 impl SegmentIndex {
     /// Rows of trace `id` (Bloom filter first: most segments answer "no"
@@ -121,6 +140,12 @@ impl SegmentIndex {
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_version(INDEX_VERSION)
+    }
+
+    /// Encodes as format `version` (1: without catalog and edges; tests
+    /// write old files with it).
+    pub fn encode_version(&self, version: u32) -> Vec<u8> {
         let mut w = codec::Writer::default();
         w.u32(self.rows);
         w.u64(self.time.min_start);
@@ -129,10 +154,21 @@ impl SegmentIndex {
         self.traces.encode(&mut w);
         self.bloom.encode(&mut w);
         self.postings.encode(&mut w);
+        if version >= 2 {
+            catalog::encode_catalog(&mut w, &self.catalog);
+            self.edges.encode(&mut w);
+        }
         w.into_inner()
     }
 
+    /// Decodes the current format.
     pub fn decode(buf: &[u8]) -> Result<SegmentIndex> {
+        Self::decode_version(buf, INDEX_VERSION)
+    }
+
+    /// Decodes format `version` (the index file footer's); a version 1
+    /// index has an empty catalog and no edges.
+    pub fn decode_version(buf: &[u8], version: u32) -> Result<SegmentIndex> {
         let mut r = codec::Reader::new(buf);
         let rows = r.u32()?;
         let time = TimeRange {
@@ -143,6 +179,14 @@ impl SegmentIndex {
         let traces = TraceTable::decode(&mut r, rows)?;
         let bloom = Bloom::decode(&mut r)?;
         let postings = Postings::decode(&mut r, rows)?;
+        let (catalog, edges) = if version >= 2 {
+            (
+                catalog::decode_catalog(&mut r)?,
+                EdgeBuckets::decode(&mut r)?,
+            )
+        } else {
+            Default::default()
+        };
         r.finish()?;
         Ok(SegmentIndex {
             rows,
@@ -150,6 +194,8 @@ impl SegmentIndex {
             traces,
             bloom,
             postings,
+            catalog,
+            edges,
         })
     }
 }
@@ -184,6 +230,22 @@ mod tests {
             for s in &spans {
                 prop_assert_eq!(back.trace_rows(&s.trace_id), b.trace_rows(&s.trace_id));
             }
+        }
+
+        #[test]
+        fn version_1_images_decode_without_catalog(n in 0u64..60) {
+            let mut spans: Vec<Span> = (0..n).map(|i| span(i % 5, i, "svc", "op")).collect();
+            for s in spans.iter_mut() {
+                s.attributes = vec![KeyValue::new("user_id", AttrValue::Str(format!("u{}", s.start_ns % 4)))];
+            }
+            let mut b = build(&spans);
+            b.edges.add(1, "a", "b", false);
+            let idx = b.finish();
+            let old = SegmentIndex::decode_version(&idx.encode_version(1), 1).unwrap();
+            prop_assert!(old.catalog.is_empty() && old.edges.is_empty());
+            prop_assert_eq!(&old.postings, &idx.postings);
+            prop_assert!(SegmentIndex::decode(&idx.encode_version(1)).is_err(), "v1 bytes are not v2");
+            prop_assert_eq!(!idx.catalog.span.is_empty(), n > 0);
         }
 
         #[test]

@@ -4,9 +4,16 @@
 use std::fmt;
 use std::sync::Arc;
 
+pub mod catalog;
 mod storage;
+/// The sampling fallback of the catalog and graph defaults.
+pub mod storage_sampling {
+    pub use super::storage::{sample_traces, SAMPLE_GRAPH_TRACES, SAMPLE_TRACES};
+}
+pub use catalog::{EdgeCounts, Graph, KeyValues, TagCatalog};
 pub use storage::{
-    dedup_spans, sort_hits, Operation, ScanPage, SpanReader, SpanWriter, TraceHit, MAX_TRACE_SPANS,
+    dedup_spans, sample_traces, sort_hits, Operation, ScanPage, SpanReader, SpanWriter, TraceHit,
+    MAX_TRACE_SPANS,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

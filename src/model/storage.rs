@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
+use super::catalog::{Graph, TagCatalog};
 use super::{SearchQuery, Span, SpanId, SpanKind, TraceId};
 use crate::error::Result;
 
@@ -49,6 +50,70 @@ pub trait SpanReader: Send + Sync {
         after: Option<&str>,
         page_size: usize,
     ) -> Result<ScanPage>;
+    /// Attribute keys and typed values per scope, services with their span
+    /// names, root services and names, of the spans starting in
+    /// `[from_ns, to_ns]`, within the bounds of `model::catalog`. A tier
+    /// may answer at a coarser granularity (the hot store: whole segments
+    /// overlapping the window). The default samples the newest
+    /// [`SAMPLE_TRACES`] traces, for tiers with no dictionary of their own.
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        let mut cat = TagCatalog::default();
+        for spans in sample_traces(self, from_ns, to_ns, SAMPLE_TRACES).await? {
+            spans.iter().for_each(|s| cat.add_span(s));
+        }
+        Ok(cat)
+    }
+    /// Calls between services whose child span starts in `[from_ns,
+    /// to_ns]`. The default computes them from the newest
+    /// [`SAMPLE_GRAPH_TRACES`] traces of the window, for tiers that keep no
+    /// edges.
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let mut g = Graph::default();
+        for spans in sample_traces(self, from_ns, to_ns, SAMPLE_GRAPH_TRACES).await? {
+            g.add_trace(&spans, from_ns, to_ns);
+        }
+        Ok(g)
+    }
+    /// The start of the oldest span held, when the tier knows it cheaply
+    /// and has received all traffic since (the hot store). A tiered read
+    /// of the catalog or graph asks no further tier once one holds the
+    /// whole window. `None` (the default): unknown.
+    async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+}
+
+/// Traces the default [`SpanReader::tag_catalog`] samples.
+pub const SAMPLE_TRACES: usize = 100;
+/// Traces the default [`SpanReader::dependencies`] samples.
+pub const SAMPLE_GRAPH_TRACES: usize = 1000;
+
+/// The newest `limit` traces with a span starting in `[from_ns, to_ns]`,
+/// each whole (the sampling path autocomplete and the graph used before
+/// tiers kept catalogs; kept for tiers without them and for comparison).
+pub async fn sample_traces<R: SpanReader + ?Sized>(
+    reader: &R,
+    from_ns: u64,
+    to_ns: u64,
+    limit: usize,
+) -> Result<Vec<Vec<Span>>> {
+    let q = SearchQuery {
+        start_ns: Some(from_ns),
+        end_ns: Some(to_ns),
+        limit,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for hit in reader.search(&q).await? {
+        let mut spans = match reader.trace(hit.trace_id).await {
+            // A trace too large to hold is left out of the sample.
+            Err(crate::error::Error::TooLarge(_)) => continue,
+            r => r?,
+        };
+        dedup_spans(&mut spans);
+        out.push(spans);
+    }
+    Ok(out)
 }
 
 /// One page of a [`SpanReader::scan`].

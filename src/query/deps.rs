@@ -2,13 +2,15 @@
 //! parent → child for every span whose parent span belongs to another
 //! service, counted per call, with the calls whose child span failed.
 //!
-//! Computed on demand from the newest [`MAX_TRACES`] traces that have a
-//! span in the window (Jaeger precomputes this with a batch job; a bounded
-//! scan keeps the request cheap and the answer representative of recent
-//! traffic). Traces are loaded a chunk at a time, so memory is bounded by
-//! the chunk, not the window.
+//! Answered from the tiers' graphs (`SpanReader::dependencies`): the hot
+//! store counts edges as spans are written, bucketed by the minute of the
+//! child's start, so a window's graph covers all of its stored traffic
+//! (what the edge tracker can miss is in docs/STORAGE.md). The previous
+//! computation, from the newest [`MAX_TRACES`] traces of the window, stays
+//! reachable with `strategy=sample` (for comparison) and is what the
+//! Elasticsearch tier does for its part.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -17,24 +19,17 @@ use super::jaeger::envelope;
 use super::params::{bad, Params};
 use super::{load_traces, QueryState};
 use crate::error::{Error, Result};
+use crate::model::catalog::{EdgeCounts, Graph};
 use crate::model::{SearchQuery, Span, SpanId, TraceId};
 
-/// Most traces one dependency request scans.
+/// Most traces one sampled dependency request scans.
 pub const MAX_TRACES: usize = 1000;
 /// Jaeger's default `lookback`: one day.
 pub const DEFAULT_LOOKBACK_MS: u64 = 86_400_000;
 const CHUNK: usize = 64;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EdgeCounts {
-    pub calls: u64,
-    pub errors: u64,
-}
-
-/// Edges keyed by (parent service, child service).
-pub type Graph = BTreeMap<(String, String), EdgeCounts>;
-
-/// Adds one trace's cross-service calls to `graph`.
+/// Adds one trace's cross-service calls to `graph` (the sampling path:
+/// every call of a sampled trace counts, whatever its child's start).
 pub fn add_trace(graph: &mut Graph, spans: &[Span]) {
     let by_id: HashMap<SpanId, &Span> = spans.iter().map(|s| (s.span_id, s)).collect();
     for child in spans {
@@ -43,21 +38,46 @@ pub fn add_trace(graph: &mut Graph, spans: &[Span]) {
         };
         let (ps, cs) = (parent.service_name(), child.service_name());
         if ps != cs {
-            let e = graph.entry((ps.to_string(), cs.to_string())).or_default();
-            e.calls += 1;
-            e.errors += u64::from(child.is_error());
+            let errors = u64::from(child.is_error());
+            graph.add(ps, cs, EdgeCounts { calls: 1, errors });
         }
     }
 }
 
 pub fn to_json(graph: &Graph) -> Vec<Value> {
     graph
+        .edges
         .iter()
         .map(|((p, c), e)| json!({ "parent": p, "child": c, "callCount": e.calls, "errorCount": e.errors }))
         .collect()
 }
 
-/// `GET /api/dependencies?endTs=<ms>&lookback=<ms>`.
+/// The old computation: the newest [`MAX_TRACES`] traces with a span in
+/// the window, loaded a chunk at a time.
+pub async fn sampled(state: &QueryState, start: u64, end: u64) -> Result<Graph> {
+    let q = SearchQuery {
+        start_ns: Some(start),
+        end_ns: Some(end),
+        limit: MAX_TRACES,
+        ..Default::default()
+    };
+    let ids: Vec<TraceId> = state
+        .reader
+        .search(&q)
+        .await?
+        .into_iter()
+        .map(|h| h.trace_id)
+        .collect();
+    let mut graph = Graph::default();
+    for chunk in ids.chunks(CHUNK) {
+        for (_, spans) in load_traces(state.reader.as_ref(), chunk).await? {
+            add_trace(&mut graph, &spans);
+        }
+    }
+    Ok(graph)
+}
+
+/// `GET /api/dependencies?endTs=<ms>&lookback=<ms>[&strategy=graph|sample]`.
 pub async fn dependencies(req: HttpRequest, state: web::Data<QueryState>) -> Result<HttpResponse> {
     let p = Params::parse(req.query_string())?;
     let ms_to_ns = |key: &str, v: u64| {
@@ -77,28 +97,20 @@ pub async fn dependencies(req: HttpRequest, state: web::Data<QueryState>) -> Res
             "parameter lookback: must be positive".into(),
         ));
     }
-    let q = SearchQuery {
-        start_ns: Some(end.saturating_sub(lookback)),
-        end_ns: Some(end),
-        limit: MAX_TRACES,
-        ..Default::default()
+    let start = end.saturating_sub(lookback);
+    let graph = match p.get("strategy") {
+        None | Some("graph") => state.reader.dependencies(start, end).await?,
+        Some("sample") => sampled(&state, start, end).await?,
+        Some(other) => return Err(bad("strategy", other, "graph or sample")),
     };
-    let ids: Vec<TraceId> = state
-        .reader
-        .search(&q)
-        .await?
-        .into_iter()
-        .map(|h| h.trace_id)
-        .collect();
-    let mut graph = Graph::new();
-    for chunk in ids.chunks(CHUNK) {
-        for (_, spans) in load_traces(state.reader.as_ref(), chunk).await? {
-            add_trace(&mut graph, &spans);
-        }
-    }
     let data = to_json(&graph);
     let total = data.len();
-    Ok(envelope(Value::Array(data), total, Value::Null))
+    let errors = if graph.truncated {
+        json!([{ "code": 0, "msg": format!("graph truncated at {} edges", crate::model::catalog::MAX_EDGES) }])
+    } else {
+        Value::Null
+    };
+    Ok(envelope(Value::Array(data), total, errors))
 }
 
 #[cfg(test)]
@@ -123,19 +135,19 @@ mod tests {
             span(2, 1, None, "front", "GET", 0, 10),
             span(2, 2, Some(1), "api", "call", 1, 5),
         ];
-        let mut g = Graph::new();
+        let mut g = Graph::default();
         add_trace(&mut g, &t1);
         add_trace(&mut g, &t2);
-        assert_eq!(g.len(), 2);
+        assert_eq!(g.edges.len(), 2);
         assert_eq!(
-            g[&("front".to_string(), "api".to_string())],
+            g.edges[&("front".to_string(), "api".to_string())],
             EdgeCounts {
                 calls: 2,
                 errors: 0
             }
         );
         assert_eq!(
-            g[&("api".to_string(), "db".to_string())],
+            g.edges[&("api".to_string(), "db".to_string())],
             EdgeCounts {
                 calls: 2,
                 errors: 1
@@ -149,7 +161,7 @@ mod tests {
 
     #[test]
     fn empty_and_single_service_traces_give_no_edges() {
-        let mut g = Graph::new();
+        let mut g = Graph::default();
         add_trace(&mut g, &[]);
         add_trace(
             &mut g,
@@ -158,6 +170,6 @@ mod tests {
                 span(1, 2, Some(1), "a", "y", 0, 1),
             ],
         );
-        assert!(g.is_empty());
+        assert!(g.edges.is_empty());
     }
 }

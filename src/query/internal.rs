@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::model::TraceId;
 use crate::otlp::json::traces_to_otlp_json;
 use crate::tiers::wire::{
-    ScanRequest, ScanResponse, WireHit, WireOperation, WireQuery, MAX_SCAN_PAGE, OPERATIONS, SCAN,
-    SEARCH, SERVICES, TRACE,
+    ScanRequest, ScanResponse, Window, WireCatalog, WireGraph, WireHit, WireOperation, WireQuery,
+    CATALOG, DEPENDENCIES, MAX_SCAN_PAGE, OPERATIONS, SCAN, SEARCH, SERVICES, TRACE,
 };
 
 #[derive(Deserialize)]
@@ -25,7 +25,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(SEARCH, web::post().to(search))
         .route(SERVICES, web::get().to(services))
         .route(OPERATIONS, web::get().to(operations))
-        .route(SCAN, web::post().to(scan));
+        .route(SCAN, web::post().to(scan))
+        .route(CATALOG, web::get().to(catalog))
+        .route(DEPENDENCIES, web::get().to(dependencies));
+}
+
+async fn catalog(state: web::Data<QueryState>, w: web::Query<Window>) -> Result<HttpResponse> {
+    let c = state.reader.tag_catalog(w.from, w.to).await?;
+    Ok(HttpResponse::Ok().json(WireCatalog::from(&c)))
+}
+
+async fn dependencies(state: web::Data<QueryState>, w: web::Query<Window>) -> Result<HttpResponse> {
+    let g = state.reader.dependencies(w.from, w.to).await?;
+    Ok(HttpResponse::Ok().json(WireGraph::from(&g)))
 }
 
 async fn trace(state: web::Data<QueryState>, id: web::Path<String>) -> Result<HttpResponse> {

@@ -19,6 +19,7 @@ pub mod jaeger_json;
 pub mod params;
 pub mod skew;
 pub mod tags;
+pub mod tags_sample;
 pub mod tempo;
 pub mod tempo_search;
 pub mod traceql;

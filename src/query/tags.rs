@@ -1,149 +1,35 @@
-//! Tag names and values for Tempo's autocomplete endpoints, collected from
-//! a bounded sample: the newest [`SAMPLE_TRACES`] traces (in the requested
-//! window, if any), at most [`MAX_VALUES_PER_TAG`] distinct values per tag
-//! of at most [`MAX_VALUE_BYTES`] each, at most [`MAX_TAG_NAMES`] names.
-//! The store keeps no tag dictionary, and a sample of recent traffic is
-//! what autocomplete needs; cost stays bounded whatever the store holds.
+//! Tag names and values for Tempo's autocomplete endpoints, answered from
+//! the tiers' tag catalogs (`SpanReader::tag_catalog`): every service,
+//! span name and attribute key of the window, not a sample. Bounds and
+//! their cut-offs are in `model::catalog`; an answer whose values were cut
+//! for a key says so in a `warnings` field.
+//!
+//! The window is `start`/`end` (unix seconds); without them, the last
+//! [`DEFAULT_WINDOW_SECS`]. A `q=` TraceQL filter on the v2 endpoints:
+//! `{}` (or one that does not parse yet, as autocomplete sends) is no
+//! filter; conditions that are all `resource.service.name = "..."` /
+//! `name = "..."` equalities are answered from the catalog for the
+//! `name` and `resource.service.name` values (the catalog pairs services
+//! with their span names); any other filter falls back to the sampling
+//! path in `super::tags_sample` (the newest traces matching the filter).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::params::{bad, Params};
+use super::tags_sample::{sample, Sample, Values};
 use super::tempo::{reply, seconds};
-use super::traceql::{self, AttrScope, Query};
-use super::traceql_eval::TraceCtx;
-use super::{load_traces, root_span, summarize, QueryState};
+use super::traceql::{self, AttrScope, Field, Op, Query};
+use super::QueryState;
 use crate::error::{Error, Result};
-use crate::model::SpanReader;
-use crate::model::{AttrValue, KeyValue, SearchQuery, Span, TraceId};
+use crate::model::catalog::{type_names, Dict, KeyValues, TagCatalog, TY_STRING};
 
-pub const SAMPLE_TRACES: usize = 100;
-pub const MAX_VALUES_PER_TAG: usize = 1000;
-pub const MAX_VALUE_BYTES: usize = 256;
-pub const MAX_TAG_NAMES: usize = 5000;
+pub use super::tags_sample::{Typed, MAX_TAG_NAMES, MAX_VALUES_PER_TAG, MAX_VALUE_BYTES};
 
-/// A value with its TraceQL type (`string`, `int`, `float`, `bool`,
-/// `keyword`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Typed {
-    pub ty: &'static str,
-    pub value: String,
-}
-
-pub type Values = BTreeMap<String, BTreeSet<Typed>>;
-
-#[derive(Debug, Default)]
-pub struct Sample {
-    pub resource: Values,
-    pub span: Values,
-    pub names: BTreeSet<Typed>,
-    pub root_services: BTreeSet<Typed>,
-    pub root_names: BTreeSet<Typed>,
-}
-
-fn typed(v: &AttrValue) -> Option<Typed> {
-    let ty = match v {
-        AttrValue::Str(_) => "string",
-        AttrValue::Int(_) => "int",
-        AttrValue::Double(_) => "float",
-        AttrValue::Bool(_) => "bool",
-        _ => return None,
-    };
-    let value = v.as_text();
-    (value.len() <= MAX_VALUE_BYTES).then_some(Typed { ty, value })
-}
-
-fn insert(set: &mut BTreeSet<Typed>, t: Typed) {
-    if set.len() < MAX_VALUES_PER_TAG {
-        set.insert(t);
-    }
-}
-
-fn add_attrs(into: &mut Values, kvs: &[KeyValue], names_left: &mut usize) {
-    for kv in kvs {
-        if !into.contains_key(&kv.key) {
-            if *names_left == 0 {
-                continue;
-            }
-            *names_left -= 1;
-        }
-        let set = into.entry(kv.key.clone()).or_default();
-        if let Some(t) = typed(&kv.value) {
-            insert(set, t);
-        }
-    }
-}
-
-fn string(s: &str) -> Option<Typed> {
-    (s.len() <= MAX_VALUE_BYTES).then(|| Typed {
-        ty: "string",
-        value: s.to_string(),
-    })
-}
-
-impl Sample {
-    /// Adds the spans of one trace that satisfy `filter`.
-    pub fn add_trace(&mut self, id: TraceId, spans: &[Span], filter: Option<&Query>) {
-        let summary = summarize(id, spans);
-        let ctx = TraceCtx {
-            root_service: &summary.root_service,
-            root_name: &summary.root_name,
-            duration_ns: summary.duration_ns,
-        };
-        let mut names_left = MAX_TAG_NAMES.saturating_sub(self.resource.len() + self.span.len());
-        let mut any = false;
-        for s in spans
-            .iter()
-            .filter(|s| filter.is_none_or(|q| q.matches(s, &ctx)))
-        {
-            any = true;
-            add_attrs(&mut self.resource, &s.resource.attributes, &mut names_left);
-            add_attrs(&mut self.span, &s.attributes, &mut names_left);
-            if let Some(t) = string(&s.name) {
-                insert(&mut self.names, t);
-            }
-        }
-        if let (true, Some(root)) = (any, root_span(spans)) {
-            if let Some(t) = string(root.service_name()) {
-                insert(&mut self.root_services, t);
-            }
-            if let Some(t) = string(&root.name) {
-                insert(&mut self.root_names, t);
-            }
-        }
-    }
-}
-
-/// Samples the newest traces with a span in `[start_ns, end_ns]`.
-pub async fn sample(
-    reader: &dyn SpanReader,
-    start_ns: Option<u64>,
-    end_ns: Option<u64>,
-    filter: Option<&Query>,
-) -> Result<Sample> {
-    let mut q = SearchQuery {
-        start_ns,
-        end_ns,
-        limit: SAMPLE_TRACES,
-        ..Default::default()
-    };
-    if let Some(f) = filter {
-        f.narrow(&mut q);
-    }
-    let ids: Vec<TraceId> = reader
-        .search(&q)
-        .await?
-        .into_iter()
-        .map(|h| h.trace_id)
-        .collect();
-    let mut out = Sample::default();
-    for (id, spans) in load_traces(reader, &ids).await? {
-        out.add_trace(id, &spans, filter);
-    }
-    Ok(out)
-}
+/// The window autocomplete looks at when the request names none.
+pub const DEFAULT_WINDOW_SECS: u64 = 3600;
 
 /// Intrinsics offered for autocomplete (those the TraceQL subset knows).
 pub const INTRINSICS: [&str; 8] = [
@@ -157,28 +43,168 @@ pub const INTRINSICS: [&str; 8] = [
     "traceDuration",
 ];
 
-async fn sample_for(req: &HttpRequest, state: &QueryState) -> Result<(Params, Sample)> {
-    let p = Params::parse(req.query_string())?;
-    // An autocomplete `q` is often unfinished: use it when it parses.
-    let filter = p.get("q").and_then(|q| traceql::parse(q).ok());
-    let smp = sample(
-        state.reader.as_ref(),
-        seconds(&p, "start")?,
-        seconds(&p, "end")?,
-        filter.as_ref(),
+fn typed_set(v: &KeyValues) -> BTreeSet<Typed> {
+    v.values
+        .iter()
+        .flat_map(|(text, mask)| {
+            type_names(*mask).map(move |ty| Typed {
+                ty,
+                value: text.clone(),
+            })
+        })
+        .collect()
+}
+
+fn values_of(d: &Dict, scope: &str, warnings: &mut Vec<String>) -> Values {
+    d.iter()
+        .map(|(k, v)| {
+            if v.incomplete {
+                warnings.push(format!("values of {scope}.{k} are incomplete"));
+            }
+            (k.clone(), typed_set(v))
+        })
+        .collect()
+}
+
+/// The catalog in the shape the handlers render. With `services` given,
+/// only those services and their span names are kept (the scoped form).
+fn view(cat: &TagCatalog, services: Option<&BTreeSet<String>>) -> Sample {
+    let mut warnings = Vec::new();
+    let mut resource = values_of(&cat.resource, "resource", &mut warnings);
+    let span = values_of(&cat.span, "span", &mut warnings);
+    let mut names = KeyValues::default();
+    let mut svcs = KeyValues::default();
+    for (svc, n) in &cat.services {
+        if services.is_some_and(|s| !s.contains(svc)) {
+            continue;
+        }
+        svcs.add(svc, TY_STRING, usize::MAX);
+        names.merge(n, usize::MAX);
+    }
+    if names.incomplete {
+        warnings.push("values of name are incomplete".into());
+    }
+    if cat.keys_incomplete {
+        warnings.push("some attribute keys are not listed (catalog bound)".into());
+    }
+    if !svcs.values.is_empty() {
+        resource.insert("service.name".into(), typed_set(&svcs));
+    }
+    Sample {
+        warnings,
+        resource,
+        span,
+        names: typed_set(&names),
+        root_services: typed_set(&cat.root_services),
+        root_names: typed_set(&cat.root_names),
+    }
+}
+
+/// The services and span names a filter of service/name equalities
+/// allows, or `None` if it has another kind of condition.
+fn scope_of(q: &Query, cat: &TagCatalog) -> Option<BTreeSet<String>> {
+    let mut services: Option<String> = None;
+    let mut name: Option<String> = None;
+    for c in q.and_chain()? {
+        let traceql::Value::Str(v) = &c.value else {
+            return None;
+        };
+        if c.op != Op::Eq {
+            return None;
+        }
+        let slot = match &c.field {
+            Field::Attr(AttrScope::Resource | AttrScope::Any, k) if k == "service.name" => {
+                &mut services
+            }
+            Field::Name => &mut name,
+            _ => return None,
+        };
+        if slot.as_ref().is_some_and(|old| old != v) {
+            return Some(BTreeSet::new()); // two different values: nothing
+        }
+        *slot = Some(v.clone());
+    }
+    Some(
+        cat.services
+            .iter()
+            .filter(|(svc, names)| {
+                services.as_ref().is_none_or(|s| s == *svc)
+                    && name.as_ref().is_none_or(|n| names.values.contains_key(n))
+            })
+            .map(|(svc, _)| svc.clone())
+            .collect(),
     )
-    .await?;
+}
+
+/// Which answer a request needs from a filter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Span names or services: answerable for service/name scopes.
+    NamesOrServices,
+    Other,
+}
+
+/// The window of a request, in nanoseconds.
+fn window(p: &Params) -> Result<(u64, u64)> {
+    let (start, end) = (seconds(p, "start")?, seconds(p, "end")?);
+    let span = DEFAULT_WINDOW_SECS * 1_000_000_000;
+    let end = end.unwrap_or_else(crate::model::now_ns);
+    let start = start.unwrap_or(end.saturating_sub(span));
+    if start > end {
+        return Err(Error::InvalidArgument(
+            "parameter start: must not be after end".into(),
+        ));
+    }
+    Ok((start, end))
+}
+
+async fn view_for(req: &HttpRequest, state: &QueryState, need: Need) -> Result<(Params, Sample)> {
+    let p = Params::parse(req.query_string())?;
+    let (from, to) = window(&p)?;
+    // An autocomplete `q` is often unfinished: use it when it parses.
+    let filter = p
+        .get("q")
+        .and_then(|q| traceql::parse(q).ok())
+        .filter(|q| q.and_chain().is_none_or(|c| !c.is_empty()));
+    let sampled = match p.get("strategy") {
+        None | Some("catalog") => false,
+        Some("sample") => true,
+        Some(other) => return Err(bad("strategy", other, "catalog or sample")),
+    };
+    if !sampled {
+        let cat = state.reader.tag_catalog(from, to).await?;
+        match &filter {
+            None => return Ok((p, view(&cat, None))),
+            Some(f) if need == Need::NamesOrServices => {
+                if let Some(svcs) = scope_of(f, &cat) {
+                    return Ok((p, view(&cat, Some(&svcs))));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let mut smp = sample(state.reader.as_ref(), Some(from), Some(to), filter.as_ref()).await?;
+    smp.warnings.push(format!(
+        "sampled from the newest {} traces matching the query",
+        super::tags_sample::SAMPLE_TRACES
+    ));
     Ok((p, smp))
+}
+
+fn with_warnings(mut v: Value, smp: &Sample) -> Value {
+    if !smp.warnings.is_empty() {
+        v["warnings"] = json!(smp.warnings);
+    }
+    v
 }
 
 /// `GET /api/search/tags`: attribute names of either scope.
 pub async fn tags_v1(req: HttpRequest, state: web::Data<QueryState>) -> HttpResponse {
     reply(
         async {
-            let (_, smp) = sample_for(&req, &state).await?;
-            let names: std::collections::BTreeSet<&String> =
-                smp.resource.keys().chain(smp.span.keys()).collect();
-            Ok(json!({ "tagNames": names }))
+            let (_, smp) = view_for(&req, &state, Need::Other).await?;
+            let names: BTreeSet<&String> = smp.resource.keys().chain(smp.span.keys()).collect();
+            Ok(with_warnings(json!({ "tagNames": names }), &smp))
         }
         .await,
     )
@@ -188,8 +214,12 @@ pub async fn tags_v1(req: HttpRequest, state: web::Data<QueryState>) -> HttpResp
 pub async fn tags_v2(req: HttpRequest, state: web::Data<QueryState>) -> HttpResponse {
     reply(
         async {
-            let (p, smp) = sample_for(&req, &state).await?;
+            let p = Params::parse(req.query_string())?;
             let scope = p.get("scope").unwrap_or("all");
+            if !matches!(scope, "all" | "resource" | "span" | "intrinsic") {
+                return Err(bad("scope", scope, "resource, span, intrinsic or all"));
+            }
+            let (_, smp) = view_for(&req, &state, Need::Other).await?;
             let all = [
                 ("resource", smp.resource.keys().cloned().collect::<Vec<_>>()),
                 ("span", smp.span.keys().cloned().collect()),
@@ -198,15 +228,12 @@ pub async fn tags_v2(req: HttpRequest, state: web::Data<QueryState>) -> HttpResp
                     INTRINSICS.iter().map(|s| s.to_string()).collect(),
                 ),
             ];
-            if !matches!(scope, "all" | "resource" | "span" | "intrinsic") {
-                return Err(bad("scope", scope, "resource, span, intrinsic or all"));
-            }
             let scopes: Vec<Value> = all
                 .into_iter()
                 .filter(|(n, _)| scope == "all" || scope == *n)
                 .map(|(n, tags)| json!({ "name": n, "tags": tags }))
                 .collect();
-            Ok(json!({ "scopes": scopes }))
+            Ok(with_warnings(json!({ "scopes": scopes }), &smp))
         }
         .await,
     )
@@ -221,9 +248,9 @@ pub async fn tag_values_v1(
 ) -> HttpResponse {
     reply(
         async {
-            let (_, smp) = sample_for(&req, &state).await?;
+            let (_, smp) = view_for(&req, &state, Need::Other).await?;
             let tag = path.as_str();
-            let mut values: std::collections::BTreeSet<&str> = smp
+            let mut values: BTreeSet<&str> = smp
                 .resource
                 .get(tag)
                 .into_iter()
@@ -234,10 +261,19 @@ pub async fn tag_values_v1(
             if tag == "name" {
                 values.extend(smp.names.iter().map(|t| t.value.as_str()));
             }
-            Ok(json!({ "tagValues": values }))
+            Ok(with_warnings(json!({ "tagValues": values }), &smp))
         }
         .await,
     )
+}
+
+fn keywords(v: &[&str]) -> Vec<Typed> {
+    v.iter()
+        .map(|s| Typed {
+            ty: "keyword",
+            value: s.to_string(),
+        })
+        .collect()
 }
 
 /// `GET /api/v2/search/tag/{tag}/values`: `tag` is a TraceQL field
@@ -252,17 +288,10 @@ pub async fn tag_values_v2(
             let tag = path.as_str();
             let field = traceql::field(tag)
                 .map_err(|e| Error::InvalidArgument(format!("parameter tag: {e}")))?;
-            let keywords = |v: &[&str]| {
-                v.iter()
-                    .map(|s| Typed {
-                        ty: "keyword",
-                        value: s.to_string(),
-                    })
-                    .collect::<Vec<_>>()
-            };
+            let mut warnings = Vec::new();
             let values: Vec<Typed> = match &field {
-                traceql::Field::Status => keywords(&["error", "ok", "unset"]),
-                traceql::Field::Kind => keywords(&[
+                Field::Status => keywords(&["error", "ok", "unset"]),
+                Field::Kind => keywords(&[
                     "unspecified",
                     "internal",
                     "server",
@@ -270,28 +299,33 @@ pub async fn tag_values_v2(
                     "producer",
                     "consumer",
                 ]),
-                traceql::Field::Duration
-                | traceql::Field::TraceDuration
-                | traceql::Field::StatusMessage => Vec::new(),
+                Field::Duration | Field::TraceDuration | Field::StatusMessage => Vec::new(),
                 f => {
-                    let (_, smp) = sample_for(&req, &state).await?;
-                    let set: std::collections::BTreeSet<Typed> = match f {
-                        traceql::Field::Name => smp.names,
-                        traceql::Field::RootServiceName => smp.root_services,
-                        traceql::Field::RootName => smp.root_names,
-                        traceql::Field::Attr(AttrScope::Resource, k) => {
-                            smp.resource.get(k).cloned().unwrap_or_default()
+                    let need = match f {
+                        Field::Name => Need::NamesOrServices,
+                        Field::Attr(AttrScope::Resource | AttrScope::Any, k)
+                            if k == "service.name" =>
+                        {
+                            Need::NamesOrServices
                         }
-                        traceql::Field::Attr(AttrScope::Span, k) => {
-                            smp.span.get(k).cloned().unwrap_or_default()
+                        _ => Need::Other,
+                    };
+                    let (_, mut smp) = view_for(&req, &state, need).await?;
+                    warnings = std::mem::take(&mut smp.warnings);
+                    let set: BTreeSet<Typed> = match f {
+                        Field::Name => smp.names,
+                        Field::RootServiceName => smp.root_services,
+                        Field::RootName => smp.root_names,
+                        Field::Attr(AttrScope::Resource, k) => {
+                            smp.resource.remove(k).unwrap_or_default()
                         }
-                        traceql::Field::Attr(AttrScope::Any, k) => smp
+                        Field::Attr(AttrScope::Span, k) => smp.span.remove(k).unwrap_or_default(),
+                        Field::Attr(AttrScope::Any, k) => smp
                             .resource
-                            .get(k)
+                            .remove(k)
                             .into_iter()
-                            .chain(smp.span.get(k))
+                            .chain(smp.span.remove(k))
                             .flatten()
-                            .cloned()
                             .collect(),
                         _ => Default::default(),
                     };
@@ -302,7 +336,11 @@ pub async fn tag_values_v2(
                 .into_iter()
                 .map(|t| json!({ "type": t.ty, "value": t.value }))
                 .collect();
-            Ok(json!({ "tagValues": out }))
+            let mut v = json!({ "tagValues": out });
+            if !warnings.is_empty() {
+                v["warnings"] = json!(warnings);
+            }
+            Ok(v)
         }
         .await,
     )
@@ -310,58 +348,53 @@ pub async fn tag_values_v2(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::span;
     use super::*;
+    use crate::model::catalog::TY_INT;
 
-    #[test]
-    fn collects_typed_values_per_scope_with_bounds() {
-        let mut a = span(1, 1, None, "front", "GET /", 0, 10);
-        a.attributes = vec![
-            KeyValue::new("code", AttrValue::Int(200)),
-            KeyValue::new("big", AttrValue::Str("x".repeat(MAX_VALUE_BYTES + 1))),
-            KeyValue::new("list", AttrValue::Array(vec![])),
-        ];
-        let b = span(1, 2, Some(1), "back", "query", 1, 5);
-        let mut s = Sample::default();
-        s.add_trace(TraceId([1; 16]), &[a, b], None);
-        assert_eq!(
-            s.span["code"].iter().next(),
-            Some(&Typed {
-                ty: "int",
-                value: "200".into()
-            })
-        );
-        assert!(
-            s.span["big"].is_empty(),
-            "oversize values are not collected"
-        );
-        assert!(s.span["list"].is_empty());
-        assert_eq!(s.resource["service.name"].len(), 2);
-        assert_eq!(s.names.len(), 2);
-        assert_eq!(
-            s.root_services
-                .iter()
-                .map(|t| t.value.as_str())
-                .collect::<Vec<_>>(),
-            vec!["front"]
-        );
+    fn catalog() -> TagCatalog {
+        let mut c = TagCatalog::default();
+        c.add_operation("front", "GET /");
+        c.add_operation("back", "query");
+        c.add_operation("back", "GET /");
+        let code = c.span.entry("code".into()).or_default();
+        code.add("200", TY_INT | TY_STRING, 10);
+        code.incomplete = true;
+        c
     }
 
     #[test]
-    fn filter_limits_which_spans_contribute() {
-        let q = super::super::traceql::parse(r#"{ resource.service.name = "back" }"#).unwrap();
-        let mut s = Sample::default();
-        s.add_trace(
-            TraceId([1; 16]),
-            &[
-                span(1, 1, None, "front", "GET /", 0, 10),
-                span(1, 2, Some(1), "back", "query", 1, 5),
-            ],
-            Some(&q),
-        );
+    fn view_lists_services_and_types_and_warns() {
+        let v = view(&catalog(), None);
+        let svcs: Vec<&str> = v.resource["service.name"]
+            .iter()
+            .map(|t| t.value.as_str())
+            .collect();
+        assert_eq!(svcs, ["back", "front"]);
+        assert_eq!(v.span["code"].len(), 2, "one entry per type");
+        assert_eq!(v.names.len(), 2);
+        assert_eq!(v.warnings, ["values of span.code are incomplete"]);
+    }
+
+    #[test]
+    fn service_and_name_equalities_scope_from_the_catalog() {
+        let c = catalog();
+        let q = traceql::parse(r#"{ resource.service.name = "back" }"#).unwrap();
+        let s = scope_of(&q, &c).unwrap();
+        let names: Vec<String> = view(&c, Some(&s))
+            .names
+            .into_iter()
+            .map(|t| t.value)
+            .collect();
+        assert_eq!(names, ["GET /", "query"]);
+        let q = traceql::parse(r#"{ name = "query" }"#).unwrap();
         assert_eq!(
-            s.names.iter().map(|t| t.value.as_str()).collect::<Vec<_>>(),
-            vec!["query"]
+            scope_of(&q, &c).unwrap().into_iter().collect::<Vec<_>>(),
+            ["back"]
+        );
+        let q = traceql::parse(r#"{ span.code = 200 }"#).unwrap();
+        assert!(
+            scope_of(&q, &c).is_none(),
+            "other filters take the sampling path"
         );
     }
 }

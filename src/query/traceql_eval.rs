@@ -189,6 +189,28 @@ impl Query {
             .collect()
     }
 
+    /// The conditions of a query that is one spanset of `&&`-joined
+    /// conditions (`{}` gives none); `None` for anything else (`||`,
+    /// several spansets, `false`).
+    pub fn and_chain(&self) -> Option<Vec<&Cond>> {
+        fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a Cond>) -> bool {
+            match e {
+                Expr::Cond(c) => {
+                    out.push(c);
+                    true
+                }
+                Expr::And(v) => v.iter().all(|e| walk(e, out)),
+                Expr::Const(b) => *b,
+                Expr::Or(_) => false,
+            }
+        }
+        let Spansets::Filter(e) = &self.spansets else {
+            return None;
+        };
+        let mut out = Vec::new();
+        walk(e, &mut out).then_some(out)
+    }
+
     /// Narrows `q` with the conditions a store search can apply. Only
     /// conditions every match needs are used (the `&&` chain of a single
     /// spanset), so the exact check afterwards only removes traces, never

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
+use super::edges::EdgeTracker;
+use super::hot::shard_of;
 use crate::index::IndexBuilder;
 use crate::model::Span;
 
@@ -34,14 +36,25 @@ impl MemSegment {
         }
     }
 
-    /// Appends acknowledged batches, indexing each row.
-    pub fn append(&self, batches: impl IntoIterator<Item = Vec<Span>>) -> usize {
+    /// Appends acknowledged batches, indexing each row. Each span also
+    /// goes to the edge tracker of its trace's shard among `trackers` (a
+    /// writer passes its shard's one; replay passes every shard's), and
+    /// the edges it completes are counted in this segment.
+    pub fn append(
+        &self,
+        batches: impl IntoIterator<Item = Vec<Span>>,
+        trackers: &mut [EdgeTracker],
+    ) -> usize {
         let mut g = self.inner.write();
         let inner = &mut *g;
         let before = inner.spans.len();
         for batch in batches {
             for s in &batch {
                 inner.index.add(s);
+                if !trackers.is_empty() {
+                    let n = trackers.len();
+                    trackers[shard_of(&s.trace_id, n)].observe(s, &mut inner.index.edges);
+                }
             }
             inner.spans.extend(batch);
         }

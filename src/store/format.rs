@@ -11,8 +11,13 @@ use crate::error::{Error, Result};
 
 pub const MAGIC: &[u8; 8] = b"STRANDFT";
 pub const FOOTER_LEN: usize = 32;
-/// Current format version of every file kind; bumped on incompatible change.
+/// Format version of segment data and manifest files; bumped on
+/// incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
+/// Format version of segment index files written now. Version 2 appended
+/// the tag catalog and dependency edges; version 1 files (without them)
+/// are still read, as an empty catalog and no edges.
+pub const INDEX_FORMAT_VERSION: u32 = 2;
 
 /// What a file holds; a file of the wrong kind is as corrupt as a torn one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,12 +28,25 @@ pub enum FileKind {
     Manifest = 3,
 }
 
+/// The version a file of `kind` is written with.
+pub fn current_version(kind: FileKind) -> u32 {
+    match kind {
+        FileKind::SegmentIndex => INDEX_FORMAT_VERSION,
+        _ => FORMAT_VERSION,
+    }
+}
+
 /// Builds the footer for `payload`.
 pub fn footer(kind: FileKind, payload: &[u8]) -> [u8; FOOTER_LEN] {
+    footer_versioned(kind, current_version(kind), payload)
+}
+
+/// Builds a footer naming `version` (tests write older versions with it).
+pub fn footer_versioned(kind: FileKind, version: u32, payload: &[u8]) -> [u8; FOOTER_LEN] {
     let mut f = [0u8; FOOTER_LEN];
     f[0..8].copy_from_slice(MAGIC);
     f[8..12].copy_from_slice(&(kind as u32).to_le_bytes());
-    f[12..16].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    f[12..16].copy_from_slice(&version.to_le_bytes());
     f[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     f[24..28].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
     let fcrc = crc32fast::hash(&f[0..28]);
@@ -46,6 +64,12 @@ fn le_u32(b: &[u8]) -> u32 {
 /// payload. Any mismatch (length, magic, kind, version, either CRC) is
 /// `Error::Corrupt`, naming what failed.
 pub fn verify(kind: FileKind, file: &[u8]) -> Result<&[u8]> {
+    verify_versioned(kind, file).map(|(p, _)| p)
+}
+
+/// [`verify`], also returning the file's format version: any from 1 to
+/// the kind's current one.
+pub fn verify_versioned(kind: FileKind, file: &[u8]) -> Result<(&[u8], u32)> {
     let corrupt = |what: &str| Error::Corrupt(format!("{kind:?} file: {what}"));
     if file.len() < FOOTER_LEN {
         return Err(corrupt("shorter than its footer"));
@@ -61,7 +85,7 @@ pub fn verify(kind: FileKind, file: &[u8]) -> Result<&[u8]> {
         return Err(corrupt("wrong file kind"));
     }
     let version = le_u32(&f[12..16]);
-    if version != FORMAT_VERSION {
+    if version == 0 || version > current_version(kind) {
         return Err(corrupt(&format!("unsupported format version {version}")));
     }
     let mut len = [0u8; 8];
@@ -72,7 +96,7 @@ pub fn verify(kind: FileKind, file: &[u8]) -> Result<&[u8]> {
     if le_u32(&f[24..28]) != crc32fast::hash(payload) {
         return Err(corrupt("payload checksum mismatch"));
     }
-    Ok(payload)
+    Ok((payload, version))
 }
 
 /// Writes `payload` + footer to `path` atomically: temp file, fsync,
@@ -116,7 +140,7 @@ impl<W: Write> ChecksumWriter<W> {
         let mut f = [0u8; FOOTER_LEN];
         f[0..8].copy_from_slice(MAGIC);
         f[8..12].copy_from_slice(&(kind as u32).to_le_bytes());
-        f[12..16].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        f[12..16].copy_from_slice(&current_version(kind).to_le_bytes());
         f[16..24].copy_from_slice(&self.len.to_le_bytes());
         f[24..28].copy_from_slice(&self.hasher.finalize().to_le_bytes());
         let fcrc = crc32fast::hash(&f[0..28]);
@@ -168,6 +192,30 @@ mod tests {
             );
         }
         assert!(verify(FileKind::SegmentIndex, &file[..file.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn older_versions_verify_newer_ones_do_not() {
+        let payload = b"idx".to_vec();
+        for (version, ok) in [
+            (0, false),
+            (1, true),
+            (INDEX_FORMAT_VERSION, true),
+            (9, false),
+        ] {
+            let mut file = payload.clone();
+            file.extend_from_slice(&footer_versioned(FileKind::SegmentIndex, version, &payload));
+            let got = verify_versioned(FileKind::SegmentIndex, &file)
+                .map(|(_, v)| v)
+                .ok();
+            assert_eq!(got, ok.then_some(version), "version {version}");
+        }
+        let mut data = payload.clone();
+        data.extend_from_slice(&footer_versioned(FileKind::SegmentData, 2, &payload));
+        assert!(
+            verify(FileKind::SegmentData, &data).is_err(),
+            "data files stay at 1"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::active::MemSegment;
+use super::edges::EdgeTracker;
 use super::format;
 use super::manifest::{self, Manifest, SegmentEntry};
 use super::segment::{self, SealedSegment};
@@ -91,6 +92,10 @@ pub struct HotStore {
     pub(crate) seal_locks: Mutex<BTreeMap<u64, Arc<Mutex<()>>>>,
     pub(crate) next_id: AtomicU64,
     pub(crate) commits: AtomicU64,
+    /// One per shard: recent spans and waiting children, for edges.
+    pub(crate) edges: Vec<Mutex<EdgeTracker>>,
+    /// Catalog and graph of sealed segments, cached (see read_catalog).
+    pub(crate) catalog_cache: super::read_catalog::CatalogCache,
 }
 
 /// The shard of a trace id: a hash of its low bytes (the random part of
@@ -158,7 +163,12 @@ impl HotStore {
         wal.append(&records)?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         let active = self.state.read().active[shard].clone();
-        Ok(active.append(batches.into_iter().map(|b| b.spans)))
+        // Only this shard's writer thread takes this lock.
+        let mut tracker = self.edges[shard].lock();
+        Ok(active.append(
+            batches.into_iter().map(|b| b.spans),
+            std::slice::from_mut(&mut *tracker),
+        ))
     }
 
     /// Group commits (WAL appends, each with one fsync) since open.

@@ -5,12 +5,16 @@
 //! (`crate::tiers`, `crate::query`).
 
 pub mod active;
+#[cfg(test)]
+mod catalog_tests;
+pub mod edges;
 pub mod format;
 pub mod hot;
 #[cfg(test)]
 mod hot_tests;
 pub mod manifest;
 mod read;
+mod read_catalog;
 mod recover;
 pub mod rows;
 pub mod schema;

@@ -14,26 +14,26 @@ use super::segment::SealedSegment;
 use crate::error::{Error, Result};
 use crate::index::{Plan, Postings, TimeRange};
 use crate::model::{
-    sort_hits, Operation, ScanPage, SearchQuery, Span, SpanKind, SpanReader, TraceHit, TraceId,
-    MAX_TRACE_SPANS,
+    sort_hits, Graph, Operation, ScanPage, SearchQuery, Span, SpanKind, SpanReader, TagCatalog,
+    TraceHit, TraceId, MAX_TRACE_SPANS,
 };
 
 /// A segment of either kind, in id order (= write order).
 #[derive(Clone)]
-enum Seg {
+pub(super) enum Seg {
     Mem(Arc<MemSegment>),
     Sealed(Arc<SealedSegment>),
 }
 
 impl Seg {
-    fn id(&self) -> u64 {
+    pub(super) fn id(&self) -> u64 {
         match self {
             Seg::Mem(m) => m.id,
             Seg::Sealed(s) => s.id,
         }
     }
 
-    fn time(&self) -> TimeRange {
+    pub(super) fn time(&self) -> TimeRange {
         match self {
             Seg::Mem(m) => m.read().index.time,
             Seg::Sealed(s) => s.index.time,
@@ -89,7 +89,7 @@ fn ops_into(p: &Postings, service: Option<&str>, out: &mut BTreeSet<Operation>) 
 impl HotStore {
     /// Every segment, oldest first. Readers work on this snapshot without
     /// holding the store lock.
-    fn segments(&self) -> Vec<Seg> {
+    pub(super) fn segments(&self) -> Vec<Seg> {
         let st = self.state.read();
         let mut v: Vec<Seg> = st.sealed.values().map(|s| Seg::Sealed(s.clone())).collect();
         v.extend(st.frozen.iter().map(|m| Seg::Mem(m.clone())));
@@ -334,6 +334,18 @@ impl HotStore {
 
 #[async_trait]
 impl SpanReader for HotStore {
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        Ok(self.tag_catalog_sync(from_ns, to_ns))
+    }
+
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        Ok(self.dependencies_sync(from_ns, to_ns))
+    }
+
+    async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+        Ok(self.time_range().map(|t| t.min_start))
+    }
+
     async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
         self.trace_sync(id)
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::active::MemSegment;
+use super::edges::EdgeTracker;
 use super::format;
 use super::hot::{seg_dir, wal_dir, wal_path, HotStore, State};
 use super::manifest;
@@ -143,6 +144,9 @@ impl HotStore {
         // The newest WAL of each shard takes appends again; which shard a
         // WAL had does not matter (reads see every segment alike).
         let mut actives = Vec::new();
+        // Replay feeds each span to its shard's tracker, rebuilding the
+        // edges of unsealed segments and the cache the writers go on with.
+        let mut trackers: Vec<EdgeTracker> = (0..shards).map(|_| EdgeTracker::default()).collect();
         let reopen_from = wal_ids.len().saturating_sub(shards);
         for (i, &id) in wal_ids.iter().enumerate() {
             let p = wal_path(&dir, id);
@@ -157,7 +161,7 @@ impl HotStore {
             }
             max_id = max_id.max(id);
             let seg = MemSegment::new(id, &keys);
-            seg.append([r.spans]);
+            seg.append([r.spans], &mut trackers);
             if i >= reopen_from {
                 actives.push((Arc::new(seg), WalWriter::reopen(&p, storage.fsync)?));
             } else if seg.is_empty() {
@@ -193,6 +197,8 @@ impl HotStore {
             seal_locks: Mutex::default(),
             next_id: AtomicU64::new(max_id + 1),
             commits: AtomicU64::new(0),
+            edges: trackers.into_iter().map(Mutex::new).collect(),
+            catalog_cache: Default::default(),
         };
         if rewrite {
             let _g = store.manifest_lock.lock();

@@ -89,7 +89,8 @@ impl SealedSegment {
     /// Opens and verifies segment `id`. Any damage is `Error::Corrupt`.
     pub fn open(dir: &Path, id: u64) -> Result<SealedSegment> {
         let ibytes = fs::read(index_path(dir, id))?;
-        let index = SegmentIndex::decode(format::verify(FileKind::SegmentIndex, &ibytes)?)?;
+        let (payload, version) = format::verify_versioned(FileKind::SegmentIndex, &ibytes)?;
+        let index = SegmentIndex::decode_version(payload, version)?;
         let file = File::open(data_path(dir, id))?;
         // SAFETY: segment files are immutable: written under a temp name,
         // fsynced, renamed into place, and never opened for writing again.
@@ -203,6 +204,30 @@ mod tests {
         assert_eq!(
             seg.index.trace_rows(&spans[0].trace_id),
             &[0, 5, 10, 15, 20, 25, 30, 35, 40, 45]
+        );
+    }
+
+    #[test]
+    fn version_1_index_files_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let spans: Vec<Span> = (0..20).map(|i| span(i % 4, i, "svc", "op")).collect();
+        write_segment(dir.path(), &spans);
+        let fresh = SealedSegment::open(dir.path(), 7).unwrap();
+        assert!(
+            !fresh.index.catalog.span.is_empty(),
+            "format 2 holds a catalog"
+        );
+        // Rewrite the index as a format-1 file, as older versions wrote it.
+        let old = fresh.index.encode_version(1);
+        let mut file = old.clone();
+        file.extend_from_slice(&format::footer_versioned(FileKind::SegmentIndex, 1, &old));
+        std::fs::write(index_path(dir.path(), 7), file).unwrap();
+        let seg = SealedSegment::open(dir.path(), 7).unwrap();
+        assert!(seg.index.catalog.is_empty() && seg.index.edges.is_empty());
+        assert_eq!(seg.index.postings, fresh.index.postings);
+        assert_eq!(
+            seg.index.trace_rows(&spans[0].trace_id),
+            fresh.index.trace_rows(&spans[0].trace_id)
         );
     }
 

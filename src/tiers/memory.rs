@@ -7,8 +7,10 @@ use parking_lot::RwLock;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::error::Result;
+use crate::model::catalog::by_trace;
 use crate::model::{
-    sort_hits, Operation, ScanPage, SearchQuery, Span, SpanReader, SpanWriter, TraceHit, TraceId,
+    dedup_spans, sort_hits, Graph, Operation, ScanPage, SearchQuery, Span, SpanReader, SpanWriter,
+    TagCatalog, TraceHit, TraceId,
 };
 
 #[derive(Default)]
@@ -79,6 +81,27 @@ impl SpanReader for MemoryStore {
             })
             .collect();
         Ok(set.into_iter().collect())
+    }
+
+    /// Exactly the spans starting in the window.
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        let mut cat = TagCatalog::default();
+        for s in self.spans.read().iter() {
+            if (from_ns..=to_ns).contains(&s.start_ns) {
+                cat.add_span(s);
+            }
+        }
+        Ok(cat)
+    }
+
+    /// Every call whose child starts in the window, copies counted once.
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let mut g = Graph::default();
+        for (_, mut spans) in by_trace(&self.spans.read()) {
+            dedup_spans(&mut spans);
+            g.add_trace(&spans, from_ns, to_ns);
+        }
+        Ok(g)
     }
 
     async fn scan(

@@ -3,7 +3,8 @@
 //! [`compose`] from the parts a node runs.
 //!
 //! - [`fanout`]: a write is durable only once every tier has it.
-//! - [`tiered`]: reads merged over tiers, hot first, spans deduplicated.
+//! - [`tiered`]: reads merged over tiers, hot first, spans deduplicated;
+//!   `PartitionedReader` for tiers holding disjoint traffic (peers).
 //! - [`offload`]: hot-store reads run on the blocking pool.
 //! - [`secondary`]: a tier that may be down (Elasticsearch) without taking
 //!   reads with it.
@@ -71,8 +72,16 @@ pub struct Tiers {
 /// be down; writes fan out to every local write tier.
 pub fn compose(parts: Parts) -> Result<Tiers> {
     let mut readers: Vec<Arc<dyn SpanReader>> = Vec::new();
+    let mut peers: Vec<Arc<dyn SpanReader>> = Vec::new();
     for p in &parts.peers {
-        readers.push(Arc::new(peer::PeerReader::new(p, peer::DEFAULT_TIMEOUT)?));
+        peers.push(Arc::new(peer::PeerReader::new(p, peer::DEFAULT_TIMEOUT)?));
+    }
+    // Peers hold disjoint traffic (their graphs add up); the other tiers
+    // hold copies of the same traffic.
+    match peers.len() {
+        0 => {}
+        1 => readers.extend(peers),
+        _ => readers.push(Arc::new(tiered::PartitionedReader(TieredReader(peers)))),
     }
     if let Some(hot) = parts.hot {
         readers.push(Arc::new(offload::OffloadedHotStore(hot)));

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
+use crate::model::{Graph, Operation, ScanPage, SpanReader, TagCatalog, TraceHit};
 use crate::model::{SearchQuery, Span, TraceId};
 use crate::store::HotStore;
 
@@ -38,6 +38,21 @@ impl SpanReader for OffloadedHotStore {
     async fn operations(&self, service: Option<&str>) -> Result<Vec<Operation>> {
         let (s, svc) = (self.0.clone(), service.map(str::to_string));
         blocking(move || Ok(s.operations_sync(svc.as_deref()))).await
+    }
+
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        let s = self.0.clone();
+        blocking(move || Ok(s.tag_catalog_sync(from_ns, to_ns))).await
+    }
+
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let s = self.0.clone();
+        blocking(move || Ok(s.dependencies_sync(from_ns, to_ns))).await
+    }
+
+    /// Cheap (segment time ranges only): answered on the caller's thread.
+    async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+        Ok(self.0.time_range().map(|t| t.min_start))
     }
 
     async fn scan(

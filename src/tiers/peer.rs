@@ -13,9 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
-use super::wire::{self, ScanRequest, ScanResponse, WireHit, WireOperation, WireQuery};
+use super::wire::{
+    self, ScanRequest, ScanResponse, WireCatalog, WireGraph, WireHit, WireOperation, WireQuery,
+};
 use crate::error::{Error, Result};
-use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
+use crate::model::{Graph, Operation, ScanPage, SpanReader, TagCatalog, TraceHit};
 use crate::model::{SearchQuery, Span, TraceId};
 use crate::otlp::convert::spans_from_proto;
 use crate::otlp::json::decode_request;
@@ -130,6 +132,18 @@ impl SpanReader for PeerReader {
         let body = self.send(req).await?;
         let ops: Vec<WireOperation> = self.parse(&body)?;
         Ok(ops.into_iter().map(Operation::from).collect())
+    }
+
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        let path = format!("{}?from={from_ns}&to={to_ns}", wire::CATALOG);
+        let c: WireCatalog = self.get_json(&path).await?;
+        Ok(c.into_catalog())
+    }
+
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let path = format!("{}?from={from_ns}&to={to_ns}", wire::DEPENDENCIES);
+        let g: WireGraph = self.get_json(&path).await?;
+        Ok(g.into_graph())
     }
 
     async fn scan(

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::metrics::Counter;
-use crate::model::{Operation, ScanPage, SpanReader, TraceHit};
+use crate::model::{Graph, Operation, ScanPage, SpanReader, TagCatalog, TraceHit};
 use crate::model::{SearchQuery, Span, TraceId};
 
 pub struct SecondaryTier {
@@ -67,6 +67,17 @@ impl SpanReader for SecondaryTier {
         page_size: usize,
     ) -> Result<ScanPage> {
         self.inner.scan(q, after, page_size).await
+    }
+
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        self.degrade("tag_catalog", self.inner.tag_catalog(from_ns, to_ns).await)
+    }
+
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        self.degrade(
+            "dependencies",
+            self.inner.dependencies(from_ns, to_ns).await,
+        )
     }
 }
 

@@ -7,8 +7,14 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    dedup_spans, sort_hits, Operation, ScanPage, SearchQuery, Span, SpanReader, TraceHit, TraceId,
+    dedup_spans, sort_hits, Graph, Operation, ScanPage, SearchQuery, Span, SpanReader, TagCatalog,
+    TraceHit, TraceId,
 };
+
+/// Whether `tier` received everything from `from_ns` on.
+async fn holds_window(tier: &dyn SpanReader, from_ns: u64) -> Result<bool> {
+    Ok(tier.oldest_start_ns().await?.is_some_and(|t| t <= from_ns))
+}
 
 /// Reads from several tiers (hot first), merging and deduplicating.
 pub struct TieredReader(pub Vec<Arc<dyn SpanReader>>);
@@ -53,6 +59,44 @@ impl SpanReader for TieredReader {
         Ok(all.into_iter().collect())
     }
 
+    /// The union of the tiers' catalogs, stopping after a tier that holds
+    /// the whole window (see [`SpanReader::oldest_start_ns`]).
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        let mut all = TagCatalog::default();
+        for tier in &self.0 {
+            all.merge(&tier.tag_catalog(from_ns, to_ns).await?);
+            if holds_window(tier.as_ref(), from_ns).await? {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// The tiers hold copies of the same traffic (every span is written to
+    /// the hot store and to Elasticsearch), so each edge takes the count
+    /// of the tier that saw most of it rather than the sum; a tier that
+    /// holds the whole window answers alone.
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let mut g = Graph::default();
+        for tier in &self.0 {
+            g.max(&tier.dependencies(from_ns, to_ns).await?);
+            if holds_window(tier.as_ref(), from_ns).await? {
+                break;
+            }
+        }
+        Ok(g)
+    }
+
+    async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+        let mut oldest: Option<u64> = None;
+        for tier in &self.0 {
+            if let Some(t) = tier.oldest_start_ns().await? {
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            }
+        }
+        Ok(oldest)
+    }
+
     /// Scans the tiers one after another; the cursor is `<tier>:<cursor>`.
     /// Spans held by several tiers appear once per tier; export callers
     /// deduplicate within their sort window.
@@ -91,6 +135,45 @@ impl SpanReader for TieredReader {
             inner = None;
         }
         Ok(ScanPage::default())
+    }
+}
+
+/// Readers over disjoint parts of the traffic (writer peers: Kafka
+/// partitions by trace id, so each holds whole traces of its own). Reads
+/// as [`TieredReader`], except that dependency graphs are summed.
+pub struct PartitionedReader(pub TieredReader);
+
+#[async_trait]
+impl SpanReader for PartitionedReader {
+    async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
+        self.0.trace(id).await
+    }
+    async fn search(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
+        self.0.search(q).await
+    }
+    async fn services(&self) -> Result<Vec<String>> {
+        self.0.services().await
+    }
+    async fn operations(&self, service: Option<&str>) -> Result<Vec<Operation>> {
+        self.0.operations(service).await
+    }
+    async fn scan(
+        &self,
+        q: &SearchQuery,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<ScanPage> {
+        self.0.scan(q, after, page_size).await
+    }
+    async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
+        self.0.tag_catalog(from_ns, to_ns).await
+    }
+    async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
+        let mut g = Graph::default();
+        for part in &self.0 .0 {
+            g.sum(&part.dependencies(from_ns, to_ns).await?);
+        }
+        Ok(g)
     }
 }
 
@@ -136,5 +219,92 @@ mod tests {
             }
         }
         assert_eq!(n, 5, "each tier's spans are scanned once");
+    }
+
+    fn call(t: u8, s: u8, parent: Option<u8>, svc: &str) -> Span {
+        let mut sp = span(t, s, 100 + u64::from(s));
+        sp.parent_span_id = parent.map(|p| crate::model::SpanId([p; 8]));
+        sp.resource = std::sync::Arc::new(crate::model::Resource {
+            attributes: vec![crate::model::KeyValue::new(
+                "service.name",
+                crate::model::AttrValue::Str(svc.into()),
+            )],
+            ..Default::default()
+        });
+        sp
+    }
+
+    #[actix_rt::test]
+    async fn copies_take_the_larger_count_partitions_add_up() {
+        let (a, b) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+        let t1 = vec![call(1, 1, None, "front"), call(1, 2, Some(1), "api")];
+        let t2 = vec![call(2, 1, None, "front"), call(2, 2, Some(1), "api")];
+        a.write(t1.clone()).await.unwrap();
+        b.write(t1).await.unwrap();
+        b.write(t2).await.unwrap();
+        let key = ("front".to_string(), "api".to_string());
+        let copies = TieredReader(vec![a.clone(), b.clone()]);
+        let g = copies.dependencies(0, 1000).await.unwrap();
+        assert_eq!(
+            g.edges[&key].calls, 2,
+            "b saw both calls; a's copy adds none"
+        );
+        let parts = PartitionedReader(TieredReader(vec![a, b]));
+        assert_eq!(
+            parts.dependencies(0, 1000).await.unwrap().edges[&key].calls,
+            3
+        );
+        let cat = parts.tag_catalog(0, 1000).await.unwrap();
+        assert_eq!(cat.services.len(), 2);
+    }
+
+    /// A tier that says it holds everything since `since`.
+    struct Holds(MemoryStore, u64);
+
+    #[async_trait]
+    impl SpanReader for Holds {
+        async fn trace(&self, id: TraceId) -> Result<Vec<Span>> {
+            self.0.trace(id).await
+        }
+        async fn search(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
+            self.0.search(q).await
+        }
+        async fn services(&self) -> Result<Vec<String>> {
+            self.0.services().await
+        }
+        async fn operations(&self, s: Option<&str>) -> Result<Vec<Operation>> {
+            self.0.operations(s).await
+        }
+        async fn scan(&self, q: &SearchQuery, a: Option<&str>, n: usize) -> Result<ScanPage> {
+            self.0.scan(q, a, n).await
+        }
+        async fn dependencies(&self, from: u64, to: u64) -> Result<Graph> {
+            self.0.dependencies(from, to).await
+        }
+        async fn oldest_start_ns(&self) -> Result<Option<u64>> {
+            Ok(Some(self.1))
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_tier_holding_the_window_answers_alone() {
+        let hot = Holds(MemoryStore::new(), 50);
+        hot.0
+            .write(vec![call(1, 1, None, "front"), call(1, 2, Some(1), "api")])
+            .await
+            .unwrap();
+        let cold = Arc::new(MemoryStore::new());
+        cold.write(vec![call(2, 1, None, "old"), call(2, 2, Some(1), "older")])
+            .await
+            .unwrap();
+        let r = TieredReader(vec![Arc::new(hot), cold]);
+        let edges = |g: Graph| g.edges.into_keys().map(|(p, _)| p).collect::<Vec<_>>();
+        assert_eq!(edges(r.dependencies(60, 1000).await.unwrap()), ["front"]);
+        assert_eq!(
+            edges(r.dependencies(10, 1000).await.unwrap()),
+            ["front", "old"],
+            "a window older than the first tier's data asks the next"
+        );
+        assert_eq!(r.oldest_start_ns().await.unwrap(), Some(50));
     }
 }

@@ -4,10 +4,13 @@
 //! lossless: spans travel as OTLP JSON, hits as `{traceID, startNs}`. It is
 //! not a public API and may change with the binary version.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::model::catalog::{Dict, EdgeCounts, Graph, KeyValues, TagCatalog};
 use crate::model::{Operation, SearchQuery, SpanKind, TraceHit, TraceId};
 
 pub const TRACE: &str = "/internal/v1/trace";
@@ -15,6 +18,10 @@ pub const SEARCH: &str = "/internal/v1/search";
 pub const SERVICES: &str = "/internal/v1/services";
 pub const OPERATIONS: &str = "/internal/v1/operations";
 pub const SCAN: &str = "/internal/v1/scan";
+/// `GET ?from=<ns>&to=<ns>`: [`WireCatalog`].
+pub const CATALOG: &str = "/internal/v1/catalog";
+/// `GET ?from=<ns>&to=<ns>`: [`WireGraph`].
+pub const DEPENDENCIES: &str = "/internal/v1/dependencies";
 
 /// Largest scan page a peer may ask for, so one request stays bounded.
 pub const MAX_SCAN_PAGE: usize = 10_000;
@@ -121,5 +128,169 @@ impl From<WireOperation> for Operation {
             name: o.name,
             kind: SpanKind::from_i32(i32::from(o.kind)),
         }
+    }
+}
+
+/// The window of a catalog or dependencies request.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Window {
+    pub from: u64,
+    pub to: u64,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct WireValues {
+    pub incomplete: bool,
+    /// Value text → TraceQL type mask (`model::catalog::TY_*`).
+    pub values: BTreeMap<String, u8>,
+}
+
+/// [`TagCatalog`] on the wire.
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WireCatalog {
+    pub resource: BTreeMap<String, WireValues>,
+    pub span: BTreeMap<String, WireValues>,
+    pub services: BTreeMap<String, WireValues>,
+    pub root_services: WireValues,
+    pub root_names: WireValues,
+    pub keys_incomplete: bool,
+}
+
+fn values_out(v: &KeyValues) -> WireValues {
+    WireValues {
+        incomplete: v.incomplete,
+        values: v.values.clone(),
+    }
+}
+
+fn values_in(v: WireValues) -> KeyValues {
+    KeyValues {
+        incomplete: v.incomplete,
+        values: v.values,
+    }
+}
+
+fn dict_out(d: &Dict) -> BTreeMap<String, WireValues> {
+    d.iter().map(|(k, v)| (k.clone(), values_out(v))).collect()
+}
+
+fn dict_in(d: BTreeMap<String, WireValues>) -> Dict {
+    d.into_iter().map(|(k, v)| (k, values_in(v))).collect()
+}
+
+impl From<&TagCatalog> for WireCatalog {
+    fn from(c: &TagCatalog) -> Self {
+        WireCatalog {
+            resource: dict_out(&c.resource),
+            span: dict_out(&c.span),
+            services: dict_out(&c.services),
+            root_services: values_out(&c.root_services),
+            root_names: values_out(&c.root_names),
+            keys_incomplete: c.keys_incomplete,
+        }
+    }
+}
+
+impl WireCatalog {
+    /// Back to the model type; merged into an empty catalog so a peer's
+    /// answer is held to this node's bounds.
+    pub fn into_catalog(self) -> TagCatalog {
+        let c = TagCatalog {
+            resource: dict_in(self.resource),
+            span: dict_in(self.span),
+            services: dict_in(self.services),
+            root_services: values_in(self.root_services),
+            root_names: values_in(self.root_names),
+            keys_incomplete: self.keys_incomplete,
+        };
+        let mut out = TagCatalog::default();
+        out.merge(&c);
+        out
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct WireEdge {
+    pub parent: String,
+    pub child: String,
+    pub calls: u64,
+    pub errors: u64,
+}
+
+/// [`Graph`] on the wire.
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct WireGraph {
+    pub edges: Vec<WireEdge>,
+    pub truncated: bool,
+}
+
+impl From<&Graph> for WireGraph {
+    fn from(g: &Graph) -> Self {
+        WireGraph {
+            edges: g
+                .edges
+                .iter()
+                .map(|((p, c), e)| WireEdge {
+                    parent: p.clone(),
+                    child: c.clone(),
+                    calls: e.calls,
+                    errors: e.errors,
+                })
+                .collect(),
+            truncated: g.truncated,
+        }
+    }
+}
+
+impl WireGraph {
+    /// Back to the model type, held to this node's edge bound.
+    pub fn into_graph(self) -> Graph {
+        let mut g = Graph {
+            truncated: self.truncated,
+            ..Default::default()
+        };
+        for e in self.edges {
+            let counts = EdgeCounts {
+                calls: e.calls,
+                errors: e.errors.min(e.calls),
+            };
+            g.add(&e.parent, &e.child, counts);
+        }
+        g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::catalog::TY_INT;
+
+    #[test]
+    fn catalog_and_graph_survive_the_wire() {
+        let mut c = TagCatalog::default();
+        c.add_operation("front", "GET /");
+        c.span
+            .entry("code".into())
+            .or_default()
+            .add("200", TY_INT, 10);
+        c.root_names.incomplete = true;
+        let json = serde_json::to_string(&WireCatalog::from(&c)).unwrap();
+        let back: WireCatalog = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.into_catalog(), c);
+        let mut g = Graph::default();
+        g.add(
+            "a",
+            "b",
+            EdgeCounts {
+                calls: 3,
+                errors: 1,
+            },
+        );
+        let json = serde_json::to_string(&WireGraph::from(&g)).unwrap();
+        let back: WireGraph = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.into_graph(), g);
     }
 }

@@ -14,10 +14,35 @@ use strand::model::{SpanReader, SpanWriter};
 use super::fixtures;
 use super::store::{memory_with, scan_all, MemoryStore};
 
+/// How the spans under test are laid out over the tier's parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Every part that holds a trace holds all of it (one store, or
+    /// copies of the same traffic): the dependency graph must be exact.
+    Whole,
+    /// Spans of one trace split between parts (a test construction): an
+    /// edge whose parent and child sit in different parts cannot be
+    /// seen, so the graph must only be a subset of the reference.
+    Split,
+}
+
 /// Runs every check. `settle` is awaited after writing, for tiers whose
 /// writes become searchable asynchronously (it should poll, not sleep).
 pub async fn run<F, Fut>(writer: Arc<dyn SpanWriter>, reader: Arc<dyn SpanReader>, settle: F)
 where
+    F: FnOnce(usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run_with(writer, reader, settle, Layout::Whole).await
+}
+
+/// [`run`] for a given [`Layout`].
+pub async fn run_with<F, Fut>(
+    writer: Arc<dyn SpanWriter>,
+    reader: Arc<dyn SpanReader>,
+    settle: F,
+    layout: Layout,
+) where
     F: FnOnce(usize) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -34,6 +59,77 @@ where
     check_services_and_operations(&reference, reader.as_ref()).await;
     check_scan(&spans, reader.as_ref()).await;
     check_traceql(&spans, reader.as_ref()).await;
+    check_catalog(&spans, &reference, reader.as_ref()).await;
+    check_dependencies(&spans, &reference, reader.as_ref(), layout).await;
+}
+
+fn window(spans: &[Span]) -> (u64, u64) {
+    let min = spans.iter().map(|s| s.start_ns).min().unwrap();
+    let max = spans.iter().map(|s| s.start_ns).max().unwrap();
+    (min - 1, max + 1)
+}
+
+/// Far before the fixtures (a day earlier than their first span).
+fn empty_window(spans: &[Span]) -> (u64, u64) {
+    let (from, _) = window(spans);
+    let day = 86_400_000_000_000;
+    (from - 2 * day, from - day)
+}
+
+async fn check_catalog(spans: &[Span], reference: &MemoryStore, reader: &dyn SpanReader) {
+    let (from, to) = window(spans);
+    let want = reference.tag_catalog(from, to).await.unwrap();
+    let got = reader.tag_catalog(from, to).await.expect("tag catalog");
+    assert!(want.services.len() >= 3 && !want.span.is_empty() && !want.resource.is_empty());
+    assert_eq!(
+        got.services, want.services,
+        "services with their span names"
+    );
+    assert_eq!(
+        got.resource, want.resource,
+        "resource keys and typed values"
+    );
+    assert_eq!(got.span, want.span, "span keys and typed values");
+    assert_eq!(got.root_services, want.root_services);
+    assert_eq!(got.root_names, want.root_names);
+    let (from, to) = empty_window(spans);
+    assert!(reader
+        .tag_catalog(from, to)
+        .await
+        .unwrap()
+        .services
+        .is_empty());
+}
+
+async fn check_dependencies(
+    spans: &[Span],
+    reference: &MemoryStore,
+    reader: &dyn SpanReader,
+    layout: Layout,
+) {
+    let (from, to) = window(spans);
+    let want = reference.dependencies(from, to).await.unwrap();
+    let got = reader.dependencies(from, to).await.expect("dependencies");
+    assert!(
+        !want.edges.is_empty(),
+        "fixture sanity: the fixtures have calls"
+    );
+    match layout {
+        Layout::Whole => assert_eq!(got, want, "every call, exact counts"),
+        Layout::Split => {
+            for (edge, c) in &got.edges {
+                assert!(want.edges.contains_key(edge), "{edge:?} is a real edge");
+                assert!(c.errors <= c.calls);
+            }
+        }
+    }
+    let (from, to) = empty_window(spans);
+    assert!(reader
+        .dependencies(from, to)
+        .await
+        .unwrap()
+        .edges
+        .is_empty());
 }
 
 fn sorted(mut v: Vec<Span>) -> Vec<Span> {
