@@ -125,12 +125,9 @@ fn span_of(z: proto::Span, service: &str, shared: &SharedIds) -> (Span, (String,
             k if SCOPE_VERSION_TAGS.contains(&k) => scope.1 = v,
             STATUS_CODE_TAG => status_code = Some(v),
             STATUS_DESCRIPTION_TAG => status_description = v,
-            _ => {
-                if k == "error" {
-                    error = Some(v.clone());
-                }
-                attributes.push(kv(&k, string(v)));
-            }
+            // The status carries it (Jaeger's view shows `error=true`).
+            "error" => error = Some(v),
+            _ => attributes.push(kv(&k, string(v))),
         }
     }
     let mut insert = |key: &str, value: any_value::Value| {
@@ -208,11 +205,17 @@ fn span_of(z: proto::Span, service: &str, shared: &SharedIds) -> (Span, (String,
     (otlp, scope)
 }
 
-/// `otel.status_code` (with `otel.status_description`) when present, else
-/// an `error` tag means an error status whose message is the tag's value.
+/// `otel.status_code` (with `otel.status_description`, or the `error` tag's
+/// value, as message) when present, else an `error` tag means an error
+/// status whose message is the tag's value.
 fn status(code: Option<&str>, description: String, error: Option<String>) -> Option<Status> {
     use crate::otlp::proto::trace::v1::status::StatusCode;
     let (code, message) = match code.map(str::to_ascii_uppercase).as_deref() {
+        // OTel's Zipkin exporters put the description in the error tag.
+        Some("ERROR") if description.is_empty() => (
+            StatusCode::Error,
+            error.filter(|e| e != "true").unwrap_or_default(),
+        ),
         Some("ERROR") => (StatusCode::Error, description),
         Some("OK") => (StatusCode::Ok, description),
         Some(_) => (StatusCode::Unset, description),

@@ -146,7 +146,8 @@ fn annotations_tags_scope_and_status() {
           "tags":{"otel.status_code":"ERROR","otel.status_description":"boom","error":"boom"}},
           {"traceId":"1","id":"4","timestamp":5,"name":"c","tags":{"otel.status_code":"OK"}},
           {"traceId":"1","id":"5","timestamp":5,"name":"d","tags":{"error":"true"}},
-          {"traceId":"1","id":"6","timestamp":5,"name":"e"}]"#,
+          {"traceId":"1","id":"6","timestamp":5,"name":"e"},
+          {"traceId":"1","id":"7","timestamp":5,"name":"f","tags":{"otel.status_code":"ERROR","error":"timeout"}}]"#,
     )
     .unwrap();
     let scope = req.resource_spans[0]
@@ -165,6 +166,10 @@ fn annotations_tags_scope_and_status() {
         Some(any_value::Value::StringValue("GET".into()))
     );
     assert!(attr(a, "otel.scope.name").is_none());
+    assert!(
+        attr(a, "error").is_none(),
+        "the status carries the error tag"
+    );
     let st = a.status.as_ref().unwrap();
     assert_eq!((st.code, st.message.as_str()), (2, "connection refused"));
     let (_, b) = by_name(&spans, "b");
@@ -175,6 +180,8 @@ fn annotations_tags_scope_and_status() {
     let d = by_name(&spans, "d").1.status.as_ref().unwrap();
     assert_eq!((d.code, d.message.as_str()), (2, ""));
     assert!(by_name(&spans, "e").1.status.is_none());
+    let f = by_name(&spans, "f").1.status.as_ref().unwrap();
+    assert_eq!((f.code, f.message.as_str()), (2, "timeout"));
 }
 
 #[test]
