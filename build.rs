@@ -1,8 +1,11 @@
-// Compiles the vendored OTLP protos without a system protoc: protox parses
-// them into a descriptor set, tonic-prost-build generates messages and the
-// TraceService client/server from it.
+// Compiles the vendored OTLP protos and strand's own Zipkin v2 proto without
+// a system protoc: protox parses them into a descriptor set,
+// tonic-prost-build generates messages and the TraceService client/server.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/opentelemetry/proto/collector/trace/v1/trace_service.proto"];
+    let files = [
+        "proto/opentelemetry/proto/collector/trace/v1/trace_service.proto",
+        "proto/zipkin.proto",
+    ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
         .build_server(true)

@@ -7,7 +7,7 @@
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # start_node NAME TARGET PORT_BASE QUERY_TOML EXTRA_TOML [CPUS]: a strand
-# with gRPC/HTTP/query on PORT_BASE+0/1/2, its config and data under
+# with gRPC/HTTP/query/Zipkin on PORT_BASE+0/1/2/3, its config and data under
 # $WORK/NAME, EXTRA_TOML appended after the [storage] table; pinned to the
 # CPU list CPUS (taskset -c) when given; prints its pid.
 start_node() {
@@ -19,6 +19,7 @@ start_node() {
 [ingest]
 grpc_addr = "127.0.0.1:$base"
 http_addr = "127.0.0.1:$((base + 1))"
+zipkin_addr = "127.0.0.1:$((base + 3))"
 
 [query]
 addr = "127.0.0.1:$((base + 2))"

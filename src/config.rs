@@ -29,6 +29,9 @@ pub struct IngestConfig {
     pub grpc_addr: String,
     /// OTLP/HTTP listen address.
     pub http_addr: String,
+    /// Zipkin v2 (`POST /api/v2/spans`, JSON or protobuf) listen address;
+    /// empty turns the Zipkin receiver off.
+    pub zipkin_addr: String,
     /// Largest accepted request body, after decompression.
     pub max_request_bytes: usize,
     /// Request bytes admitted but not yet durable; beyond it clients get
@@ -59,6 +62,7 @@ impl Default for IngestConfig {
         IngestConfig {
             grpc_addr: "0.0.0.0:4317".into(),
             http_addr: "0.0.0.0:4318".into(),
+            zipkin_addr: "0.0.0.0:9411".into(),
             max_request_bytes: 16 << 20,
             max_inflight_bytes: 256 << 20,
             max_attribute_value_bytes: 64 << 10,
@@ -279,8 +283,12 @@ impl Config {
         for (key, addr) in [
             ("ingest.grpc_addr", &self.ingest.grpc_addr),
             ("ingest.http_addr", &self.ingest.http_addr),
+            ("ingest.zipkin_addr", &self.ingest.zipkin_addr),
             ("query.addr", &self.query.addr),
         ] {
+            if key == "ingest.zipkin_addr" && addr.is_empty() {
+                continue;
+            }
             addr.parse::<std::net::SocketAddr>()
                 .map_err(|e| Error::config(key, format!("{addr:?}: {e}")))?;
         }
@@ -429,6 +437,10 @@ mod tests {
         assert_eq!(c.storage.segment_max_spans, 42);
         let e = Config::from_sources("[sampling]\nratio = 2.0\n", &[]).unwrap_err();
         assert!(e.to_string().contains("sampling.ratio"), "{e}");
+        let e = Config::from_sources("[ingest]\nzipkin_addr = \"nope\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("ingest.zipkin_addr"), "{e}");
+        let c = Config::from_sources("[ingest]\nzipkin_addr = \"\"\n", &[]).unwrap();
+        assert!(c.ingest.zipkin_addr.is_empty(), "empty turns Zipkin off");
         let e = Config::from_sources("[query]\naddr = \"nope\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("query.addr"), "{e}");
         let c = Config::from_sources("[query]\npeers = [\"http://w1:16686\"]\n", &[]).unwrap();

@@ -147,6 +147,10 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     } else {
         (None, None)
     };
+    let zipkin_listener = match ingests_here && !cfg.ingest.zipkin_addr.is_empty() {
+        true => Some(bind("ingest.zipkin_addr", &cfg.ingest.zipkin_addr)?),
+        false => None,
+    };
     let query_listener = bind("query.addr", &cfg.query.addr)?;
 
     // Storage: the hot store where data lives (a query node with peers
@@ -220,6 +224,13 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             workers,
             StageHandle::new(Some(&root), "ingest", "otlp_grpc"),
         )?);
+        if let Some(l) = zipkin_listener {
+            let zipkin = crate::ingest::zipkin::zipkin_server_on(l, intake.clone(), workers)?;
+            servers.push(zipkin.handle());
+            let stage = StageHandle::new(Some(&root), "ingest", "zipkin_http");
+            watch_http(zipkin, stage, stopping.clone());
+            tracing::info!(zipkin = %cfg.ingest.zipkin_addr, "Zipkin receiver listening");
+        }
         let http = crate::ingest::http_server_on(http_listener, intake, workers)?;
         servers.push(http.handle());
         watch_http(

@@ -13,7 +13,12 @@ use serde_json::Value;
 
 use common::process::{free_port, serve_until_exit, Strand};
 
-const KEYS: [&str; 3] = ["ingest.grpc_addr", "ingest.http_addr", "query.addr"];
+const KEYS: [&str; 4] = [
+    "ingest.grpc_addr",
+    "ingest.http_addr",
+    "ingest.zipkin_addr",
+    "query.addr",
+];
 
 #[test]
 fn a_taken_port_fails_start_up_naming_the_address_and_the_key() {
@@ -29,10 +34,11 @@ fn a_taken_port_fails_start_up_naming_the_address_and_the_key() {
             }
         };
         let config = format!(
-            "[ingest]\ngrpc_addr = \"{}\"\nhttp_addr = \"{}\"\n\n[query]\naddr = \"{}\"\n\n[storage]\ndir = {:?}\n",
+            "[ingest]\ngrpc_addr = \"{}\"\nhttp_addr = \"{}\"\nzipkin_addr = \"{}\"\n\n[query]\naddr = \"{}\"\n\n[storage]\ndir = {:?}\n",
             addr(KEYS[0]),
             addr(KEYS[1]),
             addr(KEYS[2]),
+            addr(KEYS[3]),
             dir.path().join("data").display().to_string()
         );
         let out = serve_until_exit(dir.path(), &config, Duration::from_secs(30));
@@ -97,7 +103,7 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 
 async fn check_tree(s: &Strand, workers: usize, shards: usize) {
     let mut ingest: BTreeSet<String> = names("receiver-", workers).into_iter().collect();
-    ingest.extend(["otlp_grpc".into(), "otlp_http".into()]);
+    ingest.extend(["otlp_grpc".into(), "otlp_http".into(), "zipkin_http".into()]);
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     let mut storage = set(&["segment_sealer", "retention_janitor"]);
     storage.extend(names("hot_writer-", shards));

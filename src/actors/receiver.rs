@@ -37,15 +37,20 @@ pub type Hold = Box<dyn Send>;
 pub enum Payload {
     Protobuf(bytes::Bytes),
     Json(bytes::Bytes),
+    /// Zipkin v2: a JSON list of spans, or a protobuf `ListOfSpans`.
+    ZipkinJson(bytes::Bytes),
+    ZipkinProtobuf(bytes::Bytes),
     Decoded(Box<ExportTraceServiceRequest>),
 }
 
 impl Payload {
-    /// Bad protobuf or JSON is `InvalidArgument`.
+    /// Bad protobuf or JSON (OTLP or Zipkin) is `InvalidArgument`.
     fn decode(self) -> Result<ExportTraceServiceRequest> {
         match self {
             Payload::Protobuf(b) => crate::otlp::decode_protobuf(&b),
             Payload::Json(b) => crate::otlp::json::decode_request(&b),
+            Payload::ZipkinJson(b) => crate::ingest::zipkin::decode_json(&b),
+            Payload::ZipkinProtobuf(b) => crate::ingest::zipkin::decode_protobuf(&b),
             Payload::Decoded(r) => Ok(*r),
         }
     }

@@ -181,13 +181,13 @@ async fn handle(
     state.export(payload, Transport::Http, permit).await
 }
 
-fn too_large(max: usize) -> Error {
+pub(crate) fn too_large(max: usize) -> Error {
     Error::TooLarge(format!(
         "request body exceeds ingest.max_request_bytes ({max} bytes)"
     ))
 }
 
-async fn read_bounded(mut payload: web::Payload, max: usize) -> Result<BytesMut> {
+pub(crate) async fn read_bounded(mut payload: web::Payload, max: usize) -> Result<BytesMut> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =

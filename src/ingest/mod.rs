@@ -1,4 +1,5 @@
-//! OTLP ingest: the gRPC (:4317) and HTTP (:4318) servers in front of the
+//! Ingest: the OTLP gRPC (:4317) and HTTP (:4318) servers and the Zipkin
+//! v2 server (:9411, `zipkin`) in front of the
 //! receiver pool (`crate::actors::receiver`). The servers authenticate,
 //! bound and decode requests, take bytes from the shared in-flight budget,
 //! and await a worker's reply, which comes only once the spans are
@@ -7,6 +8,7 @@
 pub mod admission;
 pub mod grpc;
 pub mod http;
+pub mod zipkin;
 
 use std::sync::Arc;
 

@@ -78,6 +78,11 @@ pub enum Sender {
         client: reqwest::Client,
         url: String,
     },
+    /// Zipkin v2 JSON, rendered from the OTLP request at send time.
+    Zipkin {
+        client: reqwest::Client,
+        url: String,
+    },
 }
 
 fn rejected(r: &ExportTraceServiceResponse) -> u64 {
@@ -103,14 +108,20 @@ impl Sender {
 
     /// An OTLP/HTTP sender posting to `<base>/v1/traces`.
     pub fn http(base: &str) -> Result<Sender> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| Error::Internal(format!("http client: {e}")))?;
         let url = format!("{}/v1/traces", base.trim_end_matches('/'));
-        Ok(Sender::Http { client, url })
+        Ok(Sender::Http {
+            client: http_client()?,
+            url,
+        })
+    }
+
+    /// A Zipkin v2 sender posting JSON to `<base>/api/v2/spans`.
+    pub fn zipkin(base: &str) -> Result<Sender> {
+        let url = format!("{}/api/v2/spans", base.trim_end_matches('/'));
+        Ok(Sender::Zipkin {
+            client: http_client()?,
+            url,
+        })
     }
 
     pub async fn send(&mut self, body: Bytes) -> Outcome {
@@ -140,6 +151,24 @@ impl Sender {
                     },
                 }
             }
+            Sender::Zipkin { client, url } => {
+                let json = match super::zipkin::to_zipkin_json(&body) {
+                    Ok(j) => j,
+                    Err(e) => return Outcome::Failed(e.to_string()),
+                };
+                let resp = client
+                    .post(url.as_str())
+                    .header("content-type", "application/json")
+                    .body(json)
+                    .send()
+                    .await;
+                http_outcome(resp, |text| {
+                    // "rejected N of M spans: ..." (docs/INGEST.md, Zipkin)
+                    let rest = std::str::from_utf8(text).ok()?.strip_prefix("rejected ")?;
+                    rest.split(' ').next()?.parse().ok()
+                })
+                .await
+            }
             Sender::Http { client, url } => {
                 let resp = client
                     .post(url.as_str())
@@ -147,40 +176,61 @@ impl Sender {
                     .body(body)
                     .send()
                     .await;
-                let resp = match resp {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return Outcome::Retry {
-                            after: None,
-                            why: format!("request: {e}"),
-                        }
-                    }
-                };
-                let status = resp.status().as_u16();
-                let after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let body = resp.bytes().await.unwrap_or_default();
-                match status {
-                    200..=299 => Outcome::Accepted {
-                        rejected: ExportTraceServiceResponse::decode(body)
-                            .map(|r| rejected(&r))
-                            .unwrap_or(0),
-                    },
-                    429 | 502 | 503 | 504 => Outcome::Retry {
-                        after,
-                        why: format!("HTTP {status}"),
-                    },
-                    _ => Outcome::Failed(format!(
-                        "HTTP {status}: {}",
-                        String::from_utf8_lossy(&body[..body.len().min(200)])
-                    )),
-                }
+                http_outcome(resp, |b| {
+                    ExportTraceServiceResponse::decode(b)
+                        .ok()
+                        .map(|r| rejected(&r))
+                })
+                .await
             }
         }
+    }
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| Error::Internal(format!("http client: {e}")))
+}
+
+/// The outcome of an HTTP export; `rejected` reads the rejected-span count
+/// from a success body.
+async fn http_outcome(
+    resp: reqwest::Result<reqwest::Response>,
+    rejected: impl Fn(&[u8]) -> Option<u64>,
+) -> Outcome {
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Retry {
+                after: None,
+                why: format!("request: {e}"),
+            }
+        }
+    };
+    let status = resp.status().as_u16();
+    let after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = resp.bytes().await.unwrap_or_default();
+    match status {
+        200..=299 => Outcome::Accepted {
+            rejected: rejected(&body).unwrap_or(0),
+        },
+        429 | 502 | 503 | 504 => Outcome::Retry {
+            after,
+            why: format!("HTTP {status}"),
+        },
+        _ => Outcome::Failed(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )),
     }
 }
 

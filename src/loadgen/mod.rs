@@ -1,5 +1,5 @@
 //! `strand loadgen`: OTLP load from a simulated microservice topology, over
-//! gRPC or HTTP, from a pool of pre-encoded requests (so the generator stays
+//! gRPC or HTTP (or as Zipkin v2 JSON, `--protocol zipkin`), from a pool of pre-encoded requests (so the generator stays
 //! cheap), with latency, retry and ingest-to-visible lag measurements; and
 //! `--mode query` for query-side load.
 
@@ -11,6 +11,7 @@ pub mod query;
 pub mod shop;
 pub mod stats;
 pub mod topology;
+pub mod zipkin;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +38,8 @@ use crate::model::{now_ns, TraceId};
 pub enum Protocol {
     Grpc,
     Http,
+    /// Zipkin v2 JSON to `<zipkin-url>/api/v2/spans`.
+    Zipkin,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,6 +60,8 @@ pub struct LoadgenArgs {
     pub grpc_url: String,
     #[arg(long, default_value = "http://127.0.0.1:4318")]
     pub http_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:9411")]
+    pub zipkin_url: String,
     /// Query API, for lag measurement and --mode query.
     #[arg(long, default_value = "http://127.0.0.1:16686")]
     pub query_url: String,
@@ -306,6 +311,7 @@ pub async fn run_loadgen(args: &LoadgenArgs) -> Result<LoadgenSummary> {
         senders.push(match args.protocol {
             Protocol::Grpc => Sender::grpc(&args.grpc_url).await?,
             Protocol::Http => Sender::http(&args.http_url)?,
+            Protocol::Zipkin => Sender::zipkin(&args.zipkin_url)?,
         });
     }
     let start = Instant::now();

@@ -10,6 +10,8 @@ use crate::metrics::Counter;
 pub enum Transport {
     Grpc,
     Http,
+    /// Zipkin v2 `POST /api/v2/spans`.
+    Zipkin,
 }
 
 impl Transport {
@@ -17,6 +19,7 @@ impl Transport {
         match self {
             Transport::Grpc => "grpc",
             Transport::Http => "http",
+            Transport::Zipkin => "zipkin",
         }
     }
 }
@@ -51,9 +54,11 @@ impl TransportMetrics {
     pub fn get(t: Transport) -> &'static TransportMetrics {
         static GRPC: OnceLock<TransportMetrics> = OnceLock::new();
         static HTTP: OnceLock<TransportMetrics> = OnceLock::new();
+        static ZIPKIN: OnceLock<TransportMetrics> = OnceLock::new();
         let cell = match t {
             Transport::Grpc => &GRPC,
             Transport::Http => &HTTP,
+            Transport::Zipkin => &ZIPKIN,
         };
         cell.get_or_init(|| {
             let l = [("transport", t.label())];

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use super::sampling::{keep_at_ratio, Sampler};
+use super::sampling::{forces_keep, keep_at_ratio, Sampler};
 use super::scrub::Scrubber;
 use crate::config::Config;
 use crate::metrics::Counter;
@@ -135,19 +135,19 @@ impl Processor {
         if ratio >= 1.0 {
             return 0;
         }
-        let error_traces: HashSet<Vec<u8>> = if self.sampler.keep_errors() {
-            let spans = req
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .flat_map(|ss| &ss.spans);
-            spans
-                .filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2))
-                .map(|s| s.trace_id.clone())
-                .collect()
-        } else {
-            HashSet::new()
-        };
+        // Traces kept whatever the ratio: an error span (keep_errors) or a
+        // span that asks for it (sampling.priority, Zipkin debug).
+        let keep_errors = self.sampler.keep_errors();
+        let error_traces: HashSet<Vec<u8>> = req
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .filter(|s| {
+                (keep_errors && s.status.as_ref().is_some_and(|st| st.code == 2)) || forces_keep(s)
+            })
+            .map(|s| s.trace_id.clone())
+            .collect();
         let mut dropped = 0;
         for ss in req
             .resource_spans

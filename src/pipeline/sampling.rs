@@ -25,6 +25,25 @@ use crate::metrics::Gauge;
 const MIN_RATIO: f64 = 1e-6;
 const WINDOW: Duration = Duration::from_secs(1);
 
+/// A span attribute that keeps its trace whatever the ratio when it is a
+/// positive integer (or text of one): the OpenTracing convention, which
+/// the Zipkin `debug` flag is mapped to.
+pub const FORCE_KEEP_KEY: &str = "sampling.priority";
+
+/// Whether `span` asks for its trace to be kept ([`FORCE_KEEP_KEY`]).
+pub fn forces_keep(span: &crate::otlp::proto::trace::v1::Span) -> bool {
+    use crate::otlp::proto::common::v1::any_value::Value;
+    span.attributes
+        .iter()
+        .filter(|a| a.key == FORCE_KEEP_KEY)
+        .filter_map(|a| a.value.as_ref()?.value.as_ref())
+        .any(|v| match v {
+            Value::IntValue(i) => *i > 0,
+            Value::StringValue(s) => s.trim().parse::<i64>().is_ok_and(|i| i > 0),
+            _ => false,
+        })
+}
+
 pub fn trace_hash(trace_id: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(trace_id)
 }

@@ -1,7 +1,8 @@
 //! Support shared by the integration tests: fixtures, the conformance
 //! suite, a real `strand` child process on free loopback ports, start-up
 //! failures of the binary, clients, harnesses for in-process servers, the
-//! real Kafka and Elasticsearch services, and polling with deadlines.
+//! real Kafka and Elasticsearch services, Python clients, and polling with
+//! deadlines.
 #![allow(dead_code)]
 
 pub mod conformance;
@@ -15,6 +16,7 @@ pub mod load;
 pub mod otel;
 pub mod otlp;
 pub mod process;
+pub mod python;
 pub mod query;
 pub mod shape;
 pub mod store;

@@ -13,6 +13,8 @@ pub struct Strand {
     pub grpc: String,
     pub http: String,
     pub query: String,
+    /// Zipkin v2 receiver base URL (`POST {zipkin}/api/v2/spans`).
+    pub zipkin: String,
     config_path: PathBuf,
     ports: (u16, u16, u16),
     args: Vec<String>,
@@ -48,9 +50,16 @@ impl Strand {
     fn start_full(dir: &Path, args: &[&str], query_extra: &str, extra: &str) -> Strand {
         let ports = (free_port(), free_port(), free_port());
         let (g, h, q) = ports;
+        let z = free_port();
         let config_path = dir.join("strand.toml");
         std::fs::create_dir_all(dir).unwrap();
-        write_config(&config_path, ports, &dir.join("data"), query_extra, extra);
+        write_config(
+            &config_path,
+            (ports, z),
+            &dir.join("data"),
+            query_extra,
+            extra,
+        );
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut s = Strand {
             child: spawn(&config_path, dir, &args),
@@ -58,6 +67,7 @@ impl Strand {
             grpc: format!("http://127.0.0.1:{g}"),
             http: format!("http://127.0.0.1:{h}"),
             query: format!("http://127.0.0.1:{q}"),
+            zipkin: format!("http://127.0.0.1:{z}"),
             config_path,
             ports,
             args,
@@ -124,13 +134,13 @@ impl Drop for Strand {
 
 fn write_config(
     path: &Path,
-    (g, h, q): (u16, u16, u16),
+    ((g, h, q), z): ((u16, u16, u16), u16),
     storage: &Path,
     query_extra: &str,
     extra: &str,
 ) {
     let config = format!(
-        "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n{query_extra}\n\n[storage]\ndir = {:?}\n{extra}\n",
+        "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\nzipkin_addr = \"127.0.0.1:{z}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n{query_extra}\n\n[storage]\ndir = {:?}\n{extra}\n",
         storage.display().to_string()
     );
     std::fs::write(path, config).unwrap();

@@ -32,10 +32,10 @@ export async function startStrand(bin) {
     throw new Error(`strand binary not found at ${bin}: build it with \`cargo build\` or set STRAND_BIN`);
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'strand-ui-'));
-  const [grpc, http, query] = [await freePort(), await freePort(), await freePort()];
+  const [grpc, http, query, zipkin] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const config = path.join(dir, 'strand.toml');
   writeFileSync(config, [
-    '[ingest]', `grpc_addr = "127.0.0.1:${grpc}"`, `http_addr = "127.0.0.1:${http}"`,
+    '[ingest]', `grpc_addr = "127.0.0.1:${grpc}"`, `http_addr = "127.0.0.1:${http}"`, `zipkin_addr = "127.0.0.1:${zipkin}"`,
     '[storage]', `dir = "${path.join(dir, 'data')}"`,
     '[query]', `addr = "127.0.0.1:${query}"`, '',
   ].join('\n'));

@@ -1,0 +1,174 @@
+//! `POST /api/v2/spans`: the Zipkin v2 collector endpoint. Admission, body
+//! limits and gzip are the OTLP/HTTP ones (`crate::ingest::http`); only the
+//! answers differ, in Zipkin's terms: 202 Accepted with an empty body (or,
+//! when some spans were rejected, the reason as text), errors as a
+//! `text/plain` reason with the same statuses and `Retry-After` as OTLP.
+
+use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use std::time::Instant;
+
+use crate::actors::receiver::ExportOutcome;
+use crate::error::Result;
+use crate::ingest::admission::check_api_key;
+use crate::ingest::http::{gunzip_bounded, read_bounded, too_large};
+use crate::ingest::{maybe_blocking, outcome_label, Intake, Payload};
+use crate::pipeline::{Transport, TransportMetrics};
+
+pub const SPANS_PATH: &str = "/api/v2/spans";
+
+/// Serves the Zipkin endpoint on a bound listener with `workers` actix-web
+/// threads (`zipkin-http`); the server runs when awaited or spawned.
+pub fn zipkin_server_on(
+    listener: std::net::TcpListener,
+    intake: Intake,
+    workers: usize,
+) -> Result<actix_web::dev::Server> {
+    let state = web::Data::new(intake);
+    let server = HttpServer::new(move || {
+        crate::actors::name_thread("zipkin-http");
+        App::new()
+            .app_data(state.clone())
+            .route(SPANS_PATH, web::post().to(post_spans))
+    })
+    .workers(workers.max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    Protobuf,
+}
+
+/// Zipkin treats a missing Content-Type as JSON; so does strand.
+fn encoding_of(headers: &HeaderMap) -> std::result::Result<Encoding, String> {
+    let Some(ct) = headers.get(CONTENT_TYPE) else {
+        return Ok(Encoding::Json);
+    };
+    let ct = ct.to_str().unwrap_or("?");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(Encoding::Json)
+    } else if essence.eq_ignore_ascii_case("application/x-protobuf")
+        || essence.eq_ignore_ascii_case("application/protobuf")
+    {
+        Ok(Encoding::Protobuf)
+    } else {
+        Err(format!(
+            "unsupported Content-Type {ct:?} (application/json and application/x-protobuf are)"
+        ))
+    }
+}
+
+fn text(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
+async fn post_spans(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<Intake>,
+) -> HttpResponse {
+    let start = Instant::now();
+    let metrics = TransportMetrics::get(Transport::Zipkin);
+    let refuse = |why: String| {
+        metrics.finish(start.elapsed(), "unsupported_media_type");
+        text(StatusCode::UNSUPPORTED_MEDIA_TYPE, why)
+    };
+    let enc = match encoding_of(req.headers()) {
+        Ok(e) => e,
+        Err(why) => return refuse(why),
+    };
+    let gzip = match req
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(e) if e.is_empty() || e == "identity" => false,
+        Some(e) if e == "gzip" || e == "x-gzip" => true,
+        Some(e) => {
+            return refuse(format!(
+                "unsupported Content-Encoding {e:?} (gzip and identity are)"
+            ))
+        }
+    };
+    let res = handle(req.headers(), payload, &state, enc, gzip).await;
+    metrics.finish(start.elapsed(), outcome_label(&res));
+    match res {
+        Ok(o) => text(StatusCode::ACCEPTED, o.message),
+        Err(e) => {
+            let mut resp = text(e.http_status(), e.to_string());
+            e.add_retry_after(&mut resp);
+            resp
+        }
+    }
+}
+
+/// As OTLP/HTTP: authenticate, charge the declared length, read and inflate
+/// under the limit, then let a worker decode and store.
+async fn handle(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    state: &Intake,
+    enc: Encoding,
+    gzip: bool,
+) -> Result<ExportOutcome> {
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    check_api_key(
+        &state.cfg.api_key,
+        header("authorization"),
+        header("x-strand-api-key"),
+    )?;
+    let max = state.cfg.max_request_bytes;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let admission = &state.admission;
+    let mut permit = admission.try_admit(declared.map_or(max, |n| n as usize))?;
+    let raw = read_bounded(payload, max).await?;
+    admission.resize(&mut permit, raw.len())?;
+    let body = if gzip {
+        maybe_blocking(usize::MAX, move || gunzip_bounded(&raw, max)).await?
+    } else {
+        raw.to_vec()
+    };
+    admission.resize(&mut permit, body.len())?;
+    TransportMetrics::get(Transport::Zipkin)
+        .request_bytes
+        .add(body.len() as u64);
+    let payload = match enc {
+        Encoding::Json => Payload::ZipkinJson(body.into()),
+        Encoding::Protobuf => Payload::ZipkinProtobuf(body.into()),
+    };
+    state.export(payload, Transport::Zipkin, permit).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        let mut h = HeaderMap::new();
+        assert_eq!(encoding_of(&h), Ok(Encoding::Json));
+        h.insert(
+            CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        assert_eq!(encoding_of(&h), Ok(Encoding::Json));
+        h.insert(CONTENT_TYPE, "application/x-protobuf".parse().unwrap());
+        assert_eq!(encoding_of(&h), Ok(Encoding::Protobuf));
+        h.insert(CONTENT_TYPE, "application/x-thrift".parse().unwrap());
+        assert!(encoding_of(&h).unwrap_err().contains("x-thrift"));
+    }
+}
