@@ -69,7 +69,8 @@ async fn a_collector_topic_is_consumed_and_a_bad_message_dead_lettered() {
     // Not OTLP: dead-lettered, and must not stop what follows.
     let garbage = b"\x0a\xff\xff\xff not protobuf".to_vec();
     kafka::send(&producer, &collector_topic, b"junk", &garbage).await;
-    // partition_traces_by_id: one trace per message, keyed by its id (hex).
+    // partition_traces_by_id: one trace per message, keyed by its id
+    // (strand does not read keys).
     let one = traces_data("collected", &[(c, 4)]);
     kafka::send(&producer, &collector_topic, hex::encode(c).as_bytes(), &one).await;
 

@@ -15,7 +15,7 @@ pub struct SelfTracingConfig {
     pub traces_per_second: f64,
     /// OTLP/HTTP base URL to send self-traces to (e.g.
     /// `http://collector:4318`; `/v1/traces` is appended). Empty: into
-    /// this process's own pipeline, or nowhere on a query node with peers.
+    /// this process's own pipeline (nowhere on a `--target query` node).
     pub endpoint: String,
 }
 
