@@ -96,5 +96,9 @@ for rnd in sorted({r["round"] for r in runs}):
     ratios.append(q)
     print(f"| {rnd} | {on['spans_per_server_cpu_sec']:.0f} | {off['spans_per_server_cpu_sec']:.0f} | {q:.3f} |")
 ratios.sort()
-print(f"\nmedian on/off ratio {ratios[len(ratios) // 2]:.3f} (min {ratios[0]:.3f}, max {ratios[-1]:.3f})")
+mid = len(ratios) // 2
+median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+mean = lambda mode: sum(r["spans_per_server_cpu_sec"] for r in runs if r["self_tracing"] == mode) / len(ratios)
+print(f"\nmedian on/off ratio {median:.3f} (min {ratios[0]:.3f}, max {ratios[-1]:.3f}); "
+      f"mean on / mean off {mean('on') / mean('off'):.3f}")
 PY
