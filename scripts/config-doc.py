@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates docs/CONFIG.md from the config sections' doc comments
-(src/config.rs, and the sections that live with their sink:
-src/kafka/config.rs, src/elasticsearch/config.rs) and the
+(src/config.rs, and the sections that live with their module:
+src/kafka/config.rs, src/elasticsearch/config.rs, src/selftrace/config.rs) and the
 defaults that `strand serve --help` prints, so the page cannot drift.
 
 usage: scripts/config-doc.py target/debug/strand > docs/CONFIG.md
@@ -22,14 +22,21 @@ for line in help_text.split("Every key, with its default:", 1)[1].splitlines():
         defaults[(section, k.strip())] = v.strip()
 
 src = "\n".join(
-    open(p).read() for p in ("src/config.rs", "src/kafka/config.rs", "src/elasticsearch/config.rs")
+    open(p).read()
+    for p in (
+        "src/config.rs",
+        "src/kafka/config.rs",
+        "src/elasticsearch/config.rs",
+        "src/selftrace/config.rs",
+    )
 )
 docs, struct, comment = {}, None, []
 for line in src.splitlines():
     s = line.strip()
     m = re.match(r"pub struct (\w+)Config \{", s)
     if m:
-        struct, comment = m.group(1).lower(), []
+        # SelfTracingConfig documents [self_tracing].
+        struct, comment = re.sub(r"(?<!^)([A-Z])", r"_\1", m.group(1)).lower(), []
         continue
     if s.startswith("///"):
         comment.append(s[3:].strip())

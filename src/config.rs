@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 pub use crate::elasticsearch::config::ElasticsearchConfig;
 use crate::error::{Error, Result};
 pub use crate::kafka::config::KafkaConfig;
+pub use crate::selftrace::config::SelfTracingConfig;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -20,6 +21,7 @@ pub struct Config {
     pub scrub: ScrubConfig,
     pub kafka: KafkaConfig,
     pub elasticsearch: ElasticsearchConfig,
+    pub self_tracing: SelfTracingConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -364,6 +366,10 @@ impl Config {
         if self.elasticsearch.enabled {
             self.elasticsearch.validate()?;
         }
+        if self.kafka.enabled {
+            self.kafka.validate_extra_topics()?;
+        }
+        self.self_tracing.validate()?;
         Ok(())
     }
 }

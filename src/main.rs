@@ -16,6 +16,16 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Distributed-tracing backend: OTLP in, Jaeger/Tempo APIs and a web UI out"
 )]
 struct Cli {
+    /// Log line format: text, or one JSON object per line (with trace_id
+    /// and span_id inside a self-trace span).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "STRAND_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: strand::selftrace::logs::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +50,7 @@ enum ExportCommand {
 
 fn main() {
     let cli = Cli::parse();
-    strand::serve::init_logging();
+    strand::selftrace::logs::init(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => strand::serve::serve(*args),
         Command::Export(ExportCommand::Parquet(args)) => strand::serve::export_parquet(*args),

@@ -109,13 +109,9 @@ fn env_key(dotted: &str) -> String {
     )
 }
 
+/// Text logs (see `selftrace::logs` for the JSON format).
 pub fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+    crate::selftrace::logs::init(crate::selftrace::logs::LogFormat::Text);
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -187,6 +183,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     let tiers = crate::tiers::compose(parts)?;
 
     let mut kafka_consumers = None;
+    let mut extra_consumers = Vec::new();
     if cfg.kafka.enabled && matches!(target, Target::All | Target::Writer) {
         // A writer may start before any ingest node: create the topics
         // its consumers subscribe to.
@@ -203,11 +200,17 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             tiers.durable.clone(),
             Some(&root),
         )?);
+        extra_consumers = crate::kafka::consumer::start_extra_consumers(
+            &cfg.kafka,
+            tiers.durable.clone(),
+            Some(&root),
+        )?;
     }
 
     let (stopping_tx, stopping) = watch::channel(false);
     let mut servers = Vec::new();
     let mut grpc = None;
+    let mut ingest_sink = None;
     if let (Some(grpc_listener), Some(http_listener)) = (grpc_listener, http_listener) {
         let sink: Arc<dyn SpanWriter> = if cfg.kafka.enabled {
             let producer = crate::kafka::producer::KafkaSink::connect(&cfg.kafka).await?;
@@ -216,6 +219,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         } else {
             tiers.durable.clone()
         };
+        ingest_sink = Some(sink.clone());
         let intake = Intake::start(&cfg, sink, Some(&root));
         let workers = cfg.ingest.worker_count();
         grpc = Some(GrpcListener::start(
@@ -241,6 +245,8 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         tracing::info!(grpc = %cfg.ingest.grpc_addr, http = %cfg.ingest.http_addr, workers, "OTLP receivers listening");
     }
 
+    let _self_tracing = start_self_tracing(&cfg, target, &tiers, ingest_sink);
+
     let query = match &tiers.reader {
         Some(reader) => {
             let state = web::Data::new(crate::query::QueryState {
@@ -252,6 +258,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             HttpServer::new(move || {
                 crate::actors::name_thread("query-http");
                 App::new()
+                    .wrap_fn(crate::selftrace::http::traced)
                     .app_data(state.clone())
                     .app_data(export_reader.clone())
                     .configure(crate::query::configure)
@@ -300,8 +307,44 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         s.stop(true).await;
     }
     drop(kafka_consumers);
+    drop(extra_consumers);
     actix::System::current().stop();
     Ok(())
+}
+
+/// Self-traces go to the endpoint when one is set, else into this
+/// process: straight to the durable tiers where there are some (in Kafka
+/// mode too, so self-spans never loop through the topic), to Kafka on an
+/// ingest node; a query node with peers has nowhere local to put them.
+fn start_self_tracing(
+    cfg: &Config,
+    target: Target,
+    tiers: &crate::tiers::Tiers,
+    ingest_sink: Option<Arc<dyn SpanWriter>>,
+) -> Option<crate::selftrace::SelfTracing> {
+    use crate::selftrace::Delivery;
+    let st = &cfg.self_tracing;
+    let to = if let Some(url) = st.traces_url() {
+        Delivery::Http { url }
+    } else {
+        let sink = match target {
+            Target::All | Target::Writer => Some(tiers.durable.clone()),
+            Target::Ingest => ingest_sink,
+            Target::Query => None,
+        };
+        let Some(sink) = sink else {
+            if st.enabled {
+                tracing::info!("self-tracing off: a query node needs self_tracing.endpoint");
+            }
+            return None;
+        };
+        Delivery::InProcess {
+            processor: Arc::new(crate::pipeline::Processor::new(cfg)),
+            sink,
+        }
+    };
+    let role = format!("{target:?}").to_ascii_lowercase();
+    crate::selftrace::start(st, &role, to)
 }
 
 async fn shutdown_signal() {

@@ -131,14 +131,28 @@ impl Handler<ExportTraces> for ReceiverWorker {
             hold,
         } = msg;
         let work = async move {
+            // Timed only while a self-trace could start (one atomic load).
+            let mut timing = crate::selftrace::Pending::begin();
             // On this worker's own thread: the pool is what spreads it.
-            let processed: Processed = processor.process(payload.decode()?);
+            let req = payload.decode()?;
+            crate::selftrace::phase(&mut timing, "decode");
+            let processed: Processed = processor.process(req);
+            crate::selftrace::phase(&mut timing, "process");
             let m = TransportMetrics::get(transport);
             m.spans_received.add(processed.received);
             m.spans_rejected.add(processed.rejected);
             let accepted = processed.received - processed.rejected;
+            // strand's own spans coming back in are never traced.
+            let trace = timing
+                .filter(|_| !crate::selftrace::is_self_only(&processed.spans))
+                .and_then(|t| crate::selftrace::ingest_trace(t, transport.label(), &processed));
             if !processed.spans.is_empty() {
-                sink.write(processed.spans).await?;
+                match &trace {
+                    Some(t) => {
+                        crate::selftrace::durable_write(t, sink.write(processed.spans)).await?
+                    }
+                    None => sink.write(processed.spans).await?,
+                }
             }
             m.spans_accepted.add(accepted);
             // Durable: the bytes leave the budget now.

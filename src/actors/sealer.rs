@@ -81,7 +81,20 @@ impl Handler<SealSegment> for SegmentSealer {
 
     fn handle(&mut self, msg: SealSegment, _: &mut Self::Context) -> Self::Result {
         self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+        let trace = crate::selftrace::Pending::begin()
+            .and_then(|p| crate::selftrace::hooks::seal_trace(p, msg.segment.id));
+        // Inside the span: the log lines below carry its ids.
+        let _in_span = trace.as_ref().map(|t| t.context().clone().attach());
         let res = self.store.seal(&msg.segment);
+        if let (Some(t), Ok(Some(info))) = (&trace, &res) {
+            t.set_attribute(opentelemetry::KeyValue::new(
+                "strand.rows",
+                info.rows as i64,
+            ));
+        }
+        if let (Some(t), Err(e)) = (&trace, &res) {
+            t.set_error(e.to_string());
+        }
         match &res {
             Ok(Some(info)) => {
                 self.sealed.inc();

@@ -149,7 +149,25 @@ impl BulkFlusher {
         let n = batch.records.len();
         if n > 0 {
             let entries: Vec<&[u8]> = batch.records.iter().map(|r| r.payload.as_slice()).collect();
-            self.send(&entries).await?;
+            // Not traced when it holds only strand's own spans.
+            let trace = crate::selftrace::Pending::begin()
+                .filter(|_| {
+                    !entries
+                        .iter()
+                        .all(|e| crate::selftrace::hooks::is_self_document(e))
+                })
+                .and_then(|p| crate::selftrace::hooks::bulk_trace(p, n));
+            match &trace {
+                Some(t) => {
+                    use opentelemetry::context::FutureExt as _;
+                    let r = self.send(&entries).with_context(t.context().clone()).await;
+                    if let Err(e) = &r {
+                        t.set_error(e.to_string());
+                    }
+                    r?
+                }
+                None => self.send(&entries).await?,
+            }
         }
         if let Some(reason) = &batch.corrupt {
             // Unreadable bytes cannot be indexed; record the loss loudly.

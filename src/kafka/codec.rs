@@ -6,6 +6,7 @@
 
 use prost::Message;
 
+use super::config::TopicEncoding;
 use crate::model::{Span, TraceId};
 use crate::otlp::convert::{spans_from_proto, spans_to_proto};
 use crate::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
@@ -72,6 +73,25 @@ pub fn encode(spans: &[Span]) -> Vec<u8> {
 pub fn decode(value: &[u8]) -> Result<Vec<Span>, String> {
     let req = ExportTraceServiceRequest::decode(value)
         .map_err(|e| format!("not an OTLP ExportTraceServiceRequest: {e}"))?;
+    checked_spans(req)
+}
+
+/// Decodes a message value of a topic with the given encoding (an extra
+/// topic written by the OpenTelemetry Collector, or strand's own). The
+/// Collector's `otlp_proto` is a `TracesData`, byte for byte an
+/// `ExportTraceServiceRequest` (both: field 1 = repeated ResourceSpans).
+pub fn decode_as(encoding: TopicEncoding, value: &[u8]) -> Result<Vec<Span>, String> {
+    match encoding {
+        TopicEncoding::OtlpProto => decode(value),
+        TopicEncoding::OtlpJson => {
+            let req = crate::otlp::json::decode_request(value)
+                .map_err(|e| format!("not OTLP/JSON traces: {e}"))?;
+            checked_spans(req)
+        }
+    }
+}
+
+fn checked_spans(req: ExportTraceServiceRequest) -> Result<Vec<Span>, String> {
     let expected: usize = req
         .resource_spans
         .iter()
@@ -153,6 +173,18 @@ pub(crate) mod tests {
         let mut bad = span(1, 1);
         bad.span_id = SpanId([0; 8]);
         assert!(decode(&encode(&[bad])).unwrap_err().contains("all-zero"));
+    }
+
+    #[test]
+    fn collector_encodings_decode_to_the_same_spans() {
+        let spans = vec![span(3, 1), span(4, 2)];
+        // The Collector's otlp_proto value: TracesData, several traces in one.
+        let proto = encode(&spans);
+        assert_eq!(decode_as(TopicEncoding::OtlpProto, &proto).unwrap(), spans);
+        let json = serde_json::to_vec(&crate::otlp::json::traces_to_otlp_json(&spans)).unwrap();
+        assert_eq!(decode_as(TopicEncoding::OtlpJson, &json).unwrap(), spans);
+        let err = decode_as(TopicEncoding::OtlpJson, &proto).unwrap_err();
+        assert!(err.contains("OTLP/JSON"), "{err}");
     }
 
     proptest::proptest! {

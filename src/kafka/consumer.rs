@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use parking_lot::Mutex;
 
-use super::consumer_loop::{ConsumerLoop, ACTOR, POLL_SLICE};
+use super::consumer_loop::{ConsumerLoop, Source, POLL_SLICE};
 use super::context::GroupState;
 use crate::actors::tree::{RestartStage, Root, StageHandle};
 use crate::backoff::Backoff;
@@ -144,6 +144,31 @@ pub fn start_kafka_consumers(
     sink: Arc<dyn SpanWriter>,
     root: Option<&Addr<Root>>,
 ) -> Result<KafkaConsumerHandle> {
+    start_consumer(cfg, Source::own(cfg), sink, root)
+}
+
+/// One consumer per `kafka.extra_topics` entry (topics written by other
+/// producers, e.g. the OpenTelemetry Collector's Kafka exporter), in the
+/// same group, with the same commit-after-write and dead-letter rules.
+pub fn start_extra_consumers(
+    cfg: &KafkaConfig,
+    sink: Arc<dyn SpanWriter>,
+    root: Option<&Addr<Root>>,
+) -> Result<Vec<KafkaConsumerHandle>> {
+    cfg.extra_topics
+        .iter()
+        .map(|t| start_consumer(cfg, Source::extra(t), sink.clone(), root))
+        .collect()
+}
+
+/// Starts one consumer of `source` (its topic replaces `cfg.topic` for
+/// that consumer: its DLQ is `<topic>-dlq`).
+pub fn start_consumer(
+    cfg: &KafkaConfig,
+    source: Source,
+    sink: Arc<dyn SpanWriter>,
+    root: Option<&Addr<Root>>,
+) -> Result<KafkaConsumerHandle> {
     if cfg.batch_max_messages == 0 {
         return Err(Error::config(
             "kafka.batch_max_messages",
@@ -157,12 +182,16 @@ pub fn start_kafka_consumers(
         ));
     }
     let shared = Arc::new(Shared::default());
-    let stage = StageHandle::new(root, "kafka", ACTOR);
+    let stage = StageHandle::new(root, "kafka", source.actor.clone());
+    let cfg = KafkaConfig {
+        topic: source.topic.clone(),
+        ..cfg.clone()
+    };
     let thread = std::thread::Builder::new()
         .name("kafka-consumer".into())
         .spawn({
-            let (cfg, shared, stage) = (cfg.clone(), shared.clone(), stage.clone());
-            move || supervise(cfg, sink, shared, stage)
+            let (shared, stage) = (shared.clone(), stage.clone());
+            move || supervise(cfg, source, sink, shared, stage)
         })
         .map_err(|e| Error::Internal(format!("spawning kafka consumer thread: {e}")))?;
     *shared.thread.lock() = Some(thread);
@@ -207,7 +236,13 @@ fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) {
 }
 
 /// The consumer thread: run a consumer loop, rebuild it when it fails.
-fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, shared: Arc<Shared>, stage: StageHandle) {
+fn supervise(
+    cfg: KafkaConfig,
+    source: Source,
+    sink: Arc<dyn SpanWriter>,
+    shared: Arc<Shared>,
+    stage: StageHandle,
+) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("kafka-sink")
@@ -232,6 +267,7 @@ fn supervise(cfg: KafkaConfig, sink: Arc<dyn SpanWriter>, shared: Arc<Shared>, s
                 &shared.rebuild,
                 state,
                 &rt,
+                &source,
             )?;
             stage.up();
             let r = l.run();

@@ -18,6 +18,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::committer::Committer;
+use super::config::{ExtraTopic, TopicEncoding};
 use super::context::{cached_high_watermark, publish_lag, GroupState, SpanConsumerContext};
 use super::dlq::{DeadLetter, DeadLetterProducer};
 use super::{admin, apply_user_settings, base_config, classify, codec, dlq_topic};
@@ -70,8 +71,39 @@ fn origin(m: &OwnedMessage, reason: String) -> DeadLetter {
     }
 }
 
+/// Which topic a consumer reads and how its values are encoded (strand's
+/// own topic, or an extra one such as a Collector's).
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub topic: String,
+    pub encoding: TopicEncoding,
+    /// Stage and `ActorStats` name.
+    pub actor: String,
+}
+
+impl Source {
+    /// `cfg.topic`, as strand's producer writes it.
+    pub fn own(cfg: &KafkaConfig) -> Source {
+        Source {
+            topic: cfg.topic.clone(),
+            encoding: TopicEncoding::OtlpProto,
+            actor: ACTOR.to_string(),
+        }
+    }
+
+    /// One of `kafka.extra_topics`.
+    pub fn extra(t: &ExtraTopic) -> Source {
+        Source {
+            topic: t.topic.clone(),
+            encoding: t.encoding,
+            actor: format!("{ACTOR}:{}", t.topic),
+        }
+    }
+}
+
 pub struct ConsumerLoop<'a> {
     cfg: &'a KafkaConfig,
+    encoding: TopicEncoding,
     sink: Arc<dyn SpanWriter>,
     stop: &'a AtomicBool,
     /// Set by a group restart: leave the loop so the consumer is rebuilt.
@@ -106,10 +138,13 @@ impl<'a> ConsumerLoop<'a> {
         rebuild: &'a AtomicBool,
         state: Arc<GroupState>,
         rt: &'a tokio::runtime::Runtime,
+        source: &Source,
     ) -> Result<Self> {
+        // `cfg.topic` is the source's topic here (see `consumer::supervise`).
+        debug_assert_eq!(cfg.topic, source.topic);
         rt.block_on(admin::ensure_topic(cfg, &cfg.topic, cfg.partitions))?;
         rt.block_on(admin::ensure_topic(cfg, &dlq_topic(&cfg.topic), 1))?;
-        let stats = ActorStats::get(ACTOR);
+        let stats = ActorStats::get(&source.actor);
         let mut c = base_config(cfg);
         c.set("group.id", &cfg.group_id)
             .set("client.id", "strand-consumer")
@@ -135,6 +170,7 @@ impl<'a> ConsumerLoop<'a> {
         let c = |name, help| Counter::new(name, help, &[("topic", cfg.topic.as_str())]);
         Ok(ConsumerLoop {
             cfg,
+            encoding: source.encoding,
             sink,
             stop,
             rebuild,
@@ -262,8 +298,23 @@ impl<'a> ConsumerLoop<'a> {
                 lag_published = Instant::now();
             }
             self.check_stalled()?;
+            let mut timing = crate::selftrace::Pending::begin();
             let batch = self.collect()?;
             if batch.messages > 0 {
+                crate::selftrace::phase(&mut timing, "collect");
+                // A batch of nothing but strand's own spans is not traced.
+                let trace = timing
+                    .filter(|_| !crate::selftrace::is_self_only(&batch.spans))
+                    .and_then(|t| {
+                        let n = batch.spans.len();
+                        crate::selftrace::hooks::consume_trace(
+                            t,
+                            &self.cfg.topic,
+                            batch.messages,
+                            n,
+                        )
+                    });
+                let _in_span = trace.as_ref().map(|t| t.context().clone().attach());
                 self.flush(batch)?;
             }
         }
@@ -333,7 +384,7 @@ impl<'a> ConsumerLoop<'a> {
         *e = (*e).max(next);
         batch.messages += 1;
         let payload = m.payload().unwrap_or_default();
-        match codec::decode(payload) {
+        match codec::decode_as(self.encoding, payload) {
             Ok(spans) => {
                 batch.spans.extend(spans);
                 batch.good.push_back(origin(&m, String::new()));
@@ -404,7 +455,7 @@ impl<'a> ConsumerLoop<'a> {
             // A retry: the first attempt consumed the decoded spans.
             for m in &batch.good {
                 // Decoded once already in `add`; cannot fail here.
-                spans.extend(codec::decode(&m.payload).unwrap_or_default());
+                spans.extend(codec::decode_as(self.encoding, &m.payload).unwrap_or_default());
             }
         }
         if spans.is_empty() {
@@ -443,7 +494,7 @@ impl<'a> ConsumerLoop<'a> {
     /// failure part-way resumes where it stopped.
     fn write_each(&self, batch: &mut Batch) -> Result<()> {
         while let Some(m) = batch.good.front() {
-            let spans = codec::decode(&m.payload).unwrap_or_default();
+            let spans = codec::decode_as(self.encoding, &m.payload).unwrap_or_default();
             let n = spans.len() as u64;
             match self.rt.block_on(self.sink.write(spans)) {
                 Ok(()) => self.m.spans.add(n),

@@ -242,9 +242,14 @@ impl SpanWriter for KafkaSink {
         if spans.is_empty() {
             return Ok(());
         }
+        // A child of the ingest request's span, when that one is traced.
+        let trace = crate::selftrace::hooks::produce_span(&self.topic, spans.len());
         let r = self.produce(spans).await;
         if let Err(e) = &r {
             self.metrics.error(e);
+            if let Some(t) = &trace {
+                t.set_error(e.to_string());
+            }
         }
         r
     }

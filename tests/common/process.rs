@@ -139,8 +139,15 @@ fn write_config(
     query_extra: &str,
     extra: &str,
 ) {
+    // strand traces itself by default; tests that count services or
+    // traces see only their own data unless they ask for self-traces.
+    let self_tracing = if extra.contains("[self_tracing]") {
+        ""
+    } else {
+        "\n[self_tracing]\nenabled = false\n"
+    };
     let config = format!(
-        "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\nzipkin_addr = \"127.0.0.1:{z}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n{query_extra}\n\n[storage]\ndir = {:?}\n{extra}\n",
+        "[ingest]\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\nzipkin_addr = \"127.0.0.1:{z}\"\n\n[query]\naddr = \"127.0.0.1:{q}\"\n{query_extra}\n\n[storage]\ndir = {:?}\n{extra}\n{self_tracing}",
         storage.display().to_string()
     );
     std::fs::write(path, config).unwrap();

@@ -37,7 +37,9 @@ export async function startStrand(bin) {
   writeFileSync(config, [
     '[ingest]', `grpc_addr = "127.0.0.1:${grpc}"`, `http_addr = "127.0.0.1:${http}"`, `zipkin_addr = "127.0.0.1:${zipkin}"`,
     '[storage]', `dir = "${path.join(dir, 'data')}"`,
-    '[query]', `addr = "127.0.0.1:${query}"`, '',
+    '[query]', `addr = "127.0.0.1:${query}"`,
+    // strand's own traces (service `strand`) would join the fixtures' services.
+    '[self_tracing]', 'enabled = false', '',
   ].join('\n'));
   const logPath = path.join(dir, 'strand.log');
   const log = createWriteStream(logPath);
