@@ -135,6 +135,34 @@ pub fn add_span(cat: &mut TagCatalog, s: &Span) {
     cat.add_span_attrs(s, SEGMENT_KEYS, SEGMENT_VALUES_PER_KEY);
 }
 
+/// Resources whose attributes a segment's catalog holds already: the
+/// spans of one request share their resource, so most spans skip it.
+#[derive(Default)]
+pub struct SeenResources(Vec<std::sync::Arc<crate::model::Resource>>);
+
+/// How many recent resources are remembered (a request seldom has more).
+const RECENT_RESOURCES: usize = 8;
+
+impl SeenResources {
+    /// Whether `r` was seen; remembers it if not.
+    pub fn check(&mut self, r: &std::sync::Arc<crate::model::Resource>) -> bool {
+        if self.0.iter().any(|x| std::sync::Arc::ptr_eq(x, r)) {
+            return true;
+        }
+        if self.0.len() >= RECENT_RESOURCES {
+            self.0.remove(0);
+        }
+        self.0.push(r.clone());
+        false
+    }
+}
+
+/// [`add_span`], skipping the resource when `seen` says it is in already.
+pub fn add_span_seen(cat: &mut TagCatalog, s: &Span, seen: &mut SeenResources) {
+    let fresh = !seen.check(&s.resource);
+    cat.add_attrs(s, fresh, SEGMENT_KEYS, SEGMENT_VALUES_PER_KEY);
+}
+
 fn encode_values(w: &mut Writer, v: &KeyValues) {
     w.u8(u8::from(v.incomplete));
     w.u32(v.values.len() as u32);

@@ -60,6 +60,7 @@ pub struct IndexBuilder {
     /// Edges resolved while this segment was active (the store's edge
     /// tracker adds them; a child's segment need not be this one).
     pub edges: EdgeBuckets,
+    seen_resources: catalog::SeenResources,
 }
 
 impl IndexBuilder {
@@ -71,6 +72,7 @@ impl IndexBuilder {
             postings: Postings::new(attribute_keys),
             catalog: TagCatalog::default(),
             edges: EdgeBuckets::default(),
+            seen_resources: Default::default(),
         }
     }
 
@@ -88,7 +90,7 @@ impl IndexBuilder {
             })
             .add(row, span);
         self.postings.add(row, span);
-        catalog::add_span(&mut self.catalog, span);
+        catalog::add_span_seen(&mut self.catalog, span, &mut self.seen_resources);
     }
 
     pub fn trace_rows(&self, id: &TraceId) -> &[u32] {

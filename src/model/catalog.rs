@@ -71,6 +71,11 @@ impl KeyValues {
             return;
         }
         let room = self.values.len() < cap;
+        // A full key already says it is incomplete; skipping the lookup
+        // keeps high-cardinality keys (ids) cheap on the write path.
+        if !room && self.incomplete {
+            return;
+        }
         match self.values.get_mut(text) {
             Some(m) => *m |= ty,
             None if room => {
@@ -166,9 +171,26 @@ impl TagCatalog {
     /// service and name, within the given bounds. Services and span names
     /// are added with [`Self::add_operation`].
     pub fn add_span_attrs(&mut self, s: &Span, max_keys: usize, values_per_key: usize) {
+        self.add_attrs(s, true, max_keys, values_per_key);
+    }
+
+    /// As [`TagCatalog::add_span_attrs`]; `with_resource` false skips the
+    /// resource attributes (the caller saw this resource already).
+    pub fn add_attrs(
+        &mut self,
+        s: &Span,
+        with_resource: bool,
+        max_keys: usize,
+        values_per_key: usize,
+    ) {
         let mut left = max_keys.saturating_sub(self.resource.len() + self.span.len());
         let mut cut = false;
-        for kv in &s.resource.attributes {
+        let resource: &[crate::model::KeyValue] = if with_resource {
+            &s.resource.attributes
+        } else {
+            &[]
+        };
+        for kv in resource {
             // Services come from the postings, complete.
             if kv.key != "service.name" {
                 cut |= !add_key(

@@ -62,6 +62,9 @@ pub struct EdgeTracker {
     waiting: IdMap<Vec<Waiting>>,
     order: VecDeque<Slot>,
     services: HashSet<Arc<str>>,
+    /// The last resource's service: spans of a request share a resource,
+    /// so most spans skip hashing their service name.
+    last: Option<(Arc<crate::model::Resource>, Arc<str>)>,
     cap: usize,
 }
 
@@ -78,6 +81,7 @@ impl EdgeTracker {
             waiting: IdMap::default(),
             order: VecDeque::new(),
             services: HashSet::new(),
+            last: None,
             cap: cap.max(1),
         }
     }
@@ -101,8 +105,20 @@ impl EdgeTracker {
         if self.seen.contains_key(&key) {
             return;
         }
-        let service = self.intern(span.service_name());
-        if let Some(children) = self.waiting.remove(&key) {
+        let service = match &self.last {
+            Some((r, svc)) if Arc::ptr_eq(r, &span.resource) => svc.clone(),
+            _ => {
+                let svc = self.intern(span.service_name());
+                self.last = Some((span.resource.clone(), svc.clone()));
+                svc
+            }
+        };
+        let waited = if self.waiting.is_empty() {
+            None
+        } else {
+            self.waiting.remove(&key)
+        };
+        if let Some(children) = waited {
             for c in children {
                 if *c.service != *service {
                     edges.add(c.start_ns, &service, &c.service, c.error);
