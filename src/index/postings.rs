@@ -10,6 +10,7 @@ use roaring::RoaringBitmap;
 
 use super::codec::{Reader, Writer};
 use crate::error::{Error, Result};
+use crate::model::catalog::int_text;
 use crate::model::{AttrValue, SearchQuery, Span, SpanKind};
 
 const KINDS: usize = 6;
@@ -47,25 +48,6 @@ fn add_to(map: &mut HashMap<String, RoaringBitmap>, key: &str, row: u32) {
             map.insert(key.to_string(), RoaringBitmap::from_iter([row]));
         }
     }
-}
-
-/// `i.to_string()` into a stack buffer.
-fn int_text(i: i64, buf: &mut [u8; 24]) -> &str {
-    let mut n = i.unsigned_abs();
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        pos -= 1;
-        buf[pos] = b'-';
-    }
-    std::str::from_utf8(&buf[pos..]).unwrap_or_default()
 }
 
 /// Candidate rows for a query in one segment.

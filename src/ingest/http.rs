@@ -19,7 +19,7 @@ use prost::Message as _;
 use std::io::Read as _;
 use std::time::Instant;
 
-use super::admission::check_api_key;
+use super::admission::{check_api_key, InflightPermit};
 use super::{maybe_blocking, outcome_label, response_for, Intake, Payload};
 use crate::actors::receiver::ExportOutcome;
 use crate::error::{Error, Result};
@@ -142,6 +142,26 @@ async fn handle(
     enc: Encoding,
     gzip: bool,
 ) -> Result<ExportOutcome> {
+    let (body, permit) = admit_body(headers, payload, state, gzip, Transport::Http).await?;
+    // Decoded by the receiver worker, with the rest of the request's work.
+    let payload = match enc {
+        Encoding::Protobuf => Payload::Protobuf(body.into()),
+        Encoding::Json => Payload::Json(body.into()),
+    };
+    state.export(payload, Transport::Http, permit).await
+}
+
+/// What every HTTP receiver does before a worker sees the body: the API
+/// key, the size limit, the in-flight byte budget (charged before the body
+/// is read: the declared length, or the limit when chunked, resized once
+/// the inflated size is known), and gzip inflation off the async thread.
+pub(crate) async fn admit_body(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    state: &Intake,
+    gzip: bool,
+    transport: Transport,
+) -> Result<(Vec<u8>, InflightPermit)> {
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     check_api_key(
         &state.cfg.api_key,
@@ -156,29 +176,20 @@ async fn handle(
         return Err(too_large(max));
     }
     let admission = &state.admission;
-    // Charged before the body is read, so memory held by bodies in flight
-    // stays within the budget: the declared length, or the limit when the
-    // body is chunked. Resized once the (inflated) size is known.
     let mut permit = admission.try_admit(declared.map_or(max, |n| n as usize))?;
     let raw = read_bounded(payload, max).await?;
     admission.resize(&mut permit, raw.len())?;
-    // Inflation always leaves the async thread: a small body may inflate to
-    // the full limit.
+    // A small body may inflate to the full limit.
     let body = if gzip {
         maybe_blocking(usize::MAX, move || gunzip_bounded(&raw, max)).await?
     } else {
         raw.to_vec()
     };
     admission.resize(&mut permit, body.len())?;
-    TransportMetrics::get(Transport::Http)
+    TransportMetrics::get(transport)
         .request_bytes
         .add(body.len() as u64);
-    // Decoded by the receiver worker, with the rest of the request's work.
-    let payload = match enc {
-        Encoding::Protobuf => Payload::Protobuf(body.into()),
-        Encoding::Json => Payload::Json(body.into()),
-    };
-    state.export(payload, Transport::Http, permit).await
+    Ok((body, permit))
 }
 
 pub(crate) fn too_large(max: usize) -> Error {

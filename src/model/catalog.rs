@@ -110,8 +110,8 @@ pub struct TagCatalog {
 }
 
 /// `i.to_string()` into a stack buffer (this runs for every integer
-/// attribute of every span written).
-fn int_text(i: i64, buf: &mut [u8; 24]) -> &str {
+/// attribute of every span written, here and in the postings).
+pub(crate) fn int_text(i: i64, buf: &mut [u8; 24]) -> &str {
     let mut n = i.unsigned_abs();
     let mut pos = buf.len();
     loop {

@@ -4,16 +4,15 @@
 //! when some spans were rejected, the reason as text), errors as a
 //! `text/plain` reason with the same statuses and `Retry-After` as OTLP.
 
-use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use std::time::Instant;
 
 use crate::actors::receiver::ExportOutcome;
 use crate::error::Result;
-use crate::ingest::admission::check_api_key;
-use crate::ingest::http::{gunzip_bounded, read_bounded, too_large};
-use crate::ingest::{maybe_blocking, outcome_label, Intake, Payload};
+use crate::ingest::http::admit_body;
+use crate::ingest::{outcome_label, Intake, Payload};
 use crate::pipeline::{Transport, TransportMetrics};
 
 pub const SPANS_PATH: &str = "/api/v2/spans";
@@ -120,32 +119,7 @@ async fn handle(
     enc: Encoding,
     gzip: bool,
 ) -> Result<ExportOutcome> {
-    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
-    check_api_key(
-        &state.cfg.api_key,
-        header("authorization"),
-        header("x-strand-api-key"),
-    )?;
-    let max = state.cfg.max_request_bytes;
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
-    }
-    let admission = &state.admission;
-    let mut permit = admission.try_admit(declared.map_or(max, |n| n as usize))?;
-    let raw = read_bounded(payload, max).await?;
-    admission.resize(&mut permit, raw.len())?;
-    let body = if gzip {
-        maybe_blocking(usize::MAX, move || gunzip_bounded(&raw, max)).await?
-    } else {
-        raw.to_vec()
-    };
-    admission.resize(&mut permit, body.len())?;
-    TransportMetrics::get(Transport::Zipkin)
-        .request_bytes
-        .add(body.len() as u64);
+    let (body, permit) = admit_body(headers, payload, state, gzip, Transport::Zipkin).await?;
     let payload = match enc {
         Encoding::Json => Payload::ZipkinJson(body.into()),
         Encoding::Protobuf => Payload::ZipkinProtobuf(body.into()),
