@@ -1,16 +1,19 @@
 //! The index sections added in index format 2: the segment's tag catalog
 //! (attribute keys → distinct typed values per scope, root services and
-//! names, bounded by `model::catalog`'s `SEGMENT_*` consts) and its
-//! dependency edges bucketed by the minute of the child span's start.
-//! Services and span names are not repeated here: the service postings and
-//! the (service, operation) set already hold them, complete.
+//! names, bounded by `model::catalog`'s `SEGMENT_*` consts; then each
+//! service's own keys and values, bounded by the `SERVICE_*` consts and
+//! `SEGMENT_SERVICE_ENTRIES`) and its dependency edges bucketed by the
+//! minute of the child span's start. Services and span names are not
+//! repeated here: the service postings and the (service, operation) set
+//! already hold them, complete.
 
 use std::collections::BTreeMap;
 
 use super::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::model::catalog::{
-    Dict, EdgeCounts, Graph, KeyValues, TagCatalog, SEGMENT_KEYS, SEGMENT_VALUES_PER_KEY,
+    ByService, Dict, EdgeCounts, Graph, KeyValues, ServiceAttrs, ServiceBounds, TagCatalog,
+    SEGMENT_KEYS, SEGMENT_SERVICE_ENTRIES, SEGMENT_VALUES_PER_KEY,
 };
 use crate::model::Span;
 
@@ -157,10 +160,30 @@ impl SeenResources {
     }
 }
 
-/// [`add_span`], skipping the resource when `seen` says it is in already.
-pub fn add_span_seen(cat: &mut TagCatalog, s: &Span, seen: &mut SeenResources) {
-    let fresh = !seen.check(&s.resource);
+/// What a growing segment catalog remembers between spans: the resources
+/// it holds already, and the per-service budget left.
+pub struct CatalogWriter {
+    seen: SeenResources,
+    service_budget: usize,
+}
+
+impl Default for CatalogWriter {
+    fn default() -> Self {
+        CatalogWriter {
+            seen: SeenResources::default(),
+            service_budget: SEGMENT_SERVICE_ENTRIES,
+        }
+    }
+}
+
+/// [`add_span`] and the span's service's own dictionary, skipping the
+/// resource when `w` says it is in already (a resource names one service,
+/// so it is in that service's dictionary too).
+pub fn add_span_seen(cat: &mut TagCatalog, s: &Span, w: &mut CatalogWriter) {
+    let fresh = !w.seen.check(&s.resource);
     cat.add_attrs(s, fresh, SEGMENT_KEYS, SEGMENT_VALUES_PER_KEY);
+    cat.by_service
+        .add_span(s, fresh, &ServiceBounds::SEGMENT, &mut w.service_budget);
 }
 
 fn encode_values(w: &mut Writer, v: &KeyValues) {
@@ -199,14 +222,45 @@ fn decode_dict(r: &mut Reader) -> Result<Dict> {
     Ok(d)
 }
 
+/// The per-service part: a missing flag, then per service its name, a
+/// keys-incomplete flag, its resource dict and its span dict.
+fn encode_by_service(w: &mut Writer, b: &ByService) {
+    w.u8(u8::from(b.missing));
+    w.u32(b.services.len() as u32);
+    for (svc, a) in &b.services {
+        w.str(svc);
+        w.u8(u8::from(a.keys_incomplete));
+        encode_dict(w, &a.resource);
+        encode_dict(w, &a.span);
+    }
+}
+
+fn decode_by_service(r: &mut Reader) -> Result<ByService> {
+    let missing = r.u8()? != 0;
+    let mut services = BTreeMap::new();
+    // Name, flag and two empty dicts: at least 13 bytes each.
+    for _ in 0..r.count(13)? {
+        let svc = r.str()?;
+        let a = ServiceAttrs {
+            keys_incomplete: r.u8()? != 0,
+            resource: decode_dict(r)?,
+            span: decode_dict(r)?,
+        };
+        services.insert(svc, a);
+    }
+    Ok(ByService { services, missing })
+}
+
 /// Encodes the attribute part of a segment catalog (its `services` are
-/// rebuilt from the postings when read).
+/// rebuilt from the postings when read): keys-incomplete flag, resource
+/// and span dicts, root services and names, then the per-service part.
 pub fn encode_catalog(w: &mut Writer, c: &TagCatalog) {
     w.u8(u8::from(c.keys_incomplete));
     encode_dict(w, &c.resource);
     encode_dict(w, &c.span);
     encode_values(w, &c.root_services);
     encode_values(w, &c.root_names);
+    encode_by_service(w, &c.by_service);
 }
 
 pub fn decode_catalog(r: &mut Reader) -> Result<TagCatalog> {
@@ -217,12 +271,94 @@ pub fn decode_catalog(r: &mut Reader) -> Result<TagCatalog> {
         root_services: decode_values(r)?,
         root_names: decode_values(r)?,
         services: BTreeMap::new(),
+        by_service: decode_by_service(r)?,
     })
+}
+
+/// The catalog of a format-1 index, which kept none: per-service data is
+/// marked missing, so scoped autocomplete over it takes the sample path.
+pub fn format_1_catalog() -> TagCatalog {
+    TagCatalog {
+        by_service: ByService {
+            missing: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{AttrValue, KeyValue, Resource};
+    use std::sync::Arc;
+
+    fn span(svc: &str, route: &str) -> Span {
+        Span {
+            name: "op".into(),
+            resource: Arc::new(Resource {
+                attributes: vec![
+                    KeyValue::new("service.name", AttrValue::Str(svc.into())),
+                    KeyValue::new("zone", AttrValue::Int(3)),
+                ],
+                ..Default::default()
+            }),
+            attributes: vec![KeyValue::new("http.route", AttrValue::Str(route.into()))],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn per_service_catalog_round_trips_and_rejects_truncation() {
+        let mut cat = TagCatalog::default();
+        let mut w = CatalogWriter::default();
+        for (svc, route) in [("a", "/a"), ("b", "/b"), ("a", "/a2")] {
+            add_span_seen(&mut cat, &span(svc, route), &mut w);
+        }
+        cat.by_service
+            .services
+            .get_mut("b")
+            .unwrap()
+            .keys_incomplete = true;
+        let a = &cat.by_service.services["a"];
+        assert_eq!(a.span["http.route"].values.len(), 2);
+        assert_eq!(a.resource["zone"].values.keys().collect::<Vec<_>>(), ["3"]);
+        for missing in [false, true] {
+            cat.by_service.missing = missing;
+            let mut w = Writer::default();
+            encode_catalog(&mut w, &cat);
+            let bytes = w.into_inner();
+            let mut r = Reader::new(&bytes);
+            assert_eq!(decode_catalog(&mut r).unwrap(), cat);
+            r.finish().unwrap();
+            for cut in 0..bytes.len() {
+                let mut r = Reader::new(&bytes[..cut]);
+                assert!(decode_catalog(&mut r).is_err() || r.finish().is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn the_segment_budget_bounds_all_services_together() {
+        let mut cat = TagCatalog::default();
+        let mut w = CatalogWriter::default();
+        let mut n = 0;
+        while w.service_budget > 0 {
+            add_span_seen(&mut cat, &span(&format!("s{n}"), &format!("/{n}")), &mut w);
+            n += 1;
+        }
+        assert_eq!(cat.by_service.entries(), SEGMENT_SERVICE_ENTRIES);
+        add_span_seen(&mut cat, &span("late", "/late"), &mut w);
+        assert_eq!(cat.by_service.entries(), SEGMENT_SERVICE_ENTRIES);
+        assert!(
+            cat.by_service.services["late"].keys_incomplete,
+            "cut and said so"
+        );
+        assert!(
+            cat.per_service_complete(),
+            "cut values are marked, not missing"
+        );
+    }
 
     #[test]
     fn edges_round_trip_and_select_by_minute() {

@@ -3,11 +3,16 @@
 //! services with their span names, root services and names) and a
 //! [`Graph`] of service-to-service calls. Both are bounded; a bound that
 //! cut something off is recorded (`incomplete`, `truncated`) rather than
-//! hidden.
+//! hidden. Per service, a segment also keeps that service's own keys and
+//! values ([`ByService`], bounded by the `SERVICE_*` consts and an overall
+//! per-segment budget), which service-scoped autocomplete answers from.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::{AttrValue, Span, SpanId, TraceId};
+
+mod by_service;
+pub use by_service::{ByService, ServiceAttrs, ServiceBounds};
 
 /// Per segment: most distinct values kept per attribute key.
 pub const SEGMENT_VALUES_PER_KEY: usize = 1000;
@@ -20,6 +25,14 @@ pub const SEGMENT_KEYS: usize = 5000;
 pub const ANSWER_VALUES_PER_KEY: usize = 100_000;
 /// In a merged answer: most attribute keys per scope.
 pub const ANSWER_KEYS: usize = 20_000;
+/// Per segment, per service: most attribute keys kept over both scopes.
+pub const SERVICE_KEYS: usize = 200;
+/// Per segment, per service: most distinct values kept per key.
+pub const SERVICE_VALUES_PER_KEY: usize = 200;
+/// Per segment: most keys plus values kept over all services' own
+/// dictionaries, so a segment of thousands of services stays bounded
+/// (2,000 services at the per-service bounds would be 80 million).
+pub const SEGMENT_SERVICE_ENTRIES: usize = 200_000;
 /// Most edges a graph holds.
 pub const MAX_EDGES: usize = 100_000;
 
@@ -107,6 +120,9 @@ pub struct TagCatalog {
     pub root_names: KeyValues,
     /// Some keys were not kept (the key bound).
     pub keys_incomplete: bool,
+    /// Each service's own attribute keys and values, and whether every
+    /// source of the window kept them.
+    pub by_service: ByService,
 }
 
 /// `i.to_string()` into a stack buffer (this runs for every integer
@@ -140,6 +156,13 @@ fn add_key(dict: &mut Dict, key: &str, v: &AttrValue, keys_left: &mut usize, cap
         }
         None => return false,
     };
+    add_value(entry, v, cap);
+    true
+}
+
+/// Adds one attribute value's text under its type, keeping at most `cap`
+/// distinct values.
+fn add_value(entry: &mut KeyValues, v: &AttrValue, cap: usize) {
     match v {
         AttrValue::Str(s) => entry.add(s, TY_STRING, cap),
         AttrValue::Int(i) => entry.add(int_text(*i, &mut [0u8; 24]), TY_INT, cap),
@@ -150,12 +173,37 @@ fn add_key(dict: &mut Dict, key: &str, v: &AttrValue, keys_left: &mut usize, cap
             }
         }
     }
-    true
+}
+
+/// Union of `from` into `into`, at most `max_keys` keys and `cap` values
+/// per key; true when a key was cut.
+fn merge_dict(into: &mut Dict, from: &Dict, max_keys: usize, cap: usize) -> bool {
+    let mut cut = false;
+    for (k, v) in from {
+        let room = into.len() < max_keys;
+        match into.get_mut(k) {
+            Some(e) => e.merge(v, cap),
+            None if room => {
+                let mut e = KeyValues::default();
+                e.merge(v, cap);
+                into.insert(k.clone(), e);
+            }
+            None => cut = true,
+        }
+    }
+    cut
 }
 
 impl TagCatalog {
     pub fn is_empty(&self) -> bool {
         *self == TagCatalog::default()
+    }
+
+    /// Whether every segment and tier of the window kept per-service
+    /// dictionaries (false for Elasticsearch, format-1 segments, samples):
+    /// only then can a service-scoped answer come from [`Self::by_service`].
+    pub fn per_service_complete(&self) -> bool {
+        !self.by_service.missing
     }
 
     /// Every span name, over all services.
@@ -169,7 +217,8 @@ impl TagCatalog {
 
     /// Adds a span's attributes (both scopes) and, for a root span, its
     /// service and name, within the given bounds. Services and span names
-    /// are added with [`Self::add_operation`].
+    /// are added with [`Self::add_operation`]. Per-service dictionaries
+    /// are not: see [`ByService::add_span`].
     pub fn add_span_attrs(&mut self, s: &Span, max_keys: usize, values_per_key: usize) {
         self.add_attrs(s, true, max_keys, values_per_key);
     }
@@ -231,31 +280,23 @@ impl TagCatalog {
         );
     }
 
-    /// Adds a whole span (reference tiers and trace samples).
+    /// Adds a whole span, per-service dictionaries included (reference
+    /// tiers and trace samples), within the answer bounds.
     pub fn add_span(&mut self, s: &Span) {
         self.add_span_attrs(s, ANSWER_KEYS, ANSWER_VALUES_PER_KEY);
         self.add_operation(s.service_name(), &s.name);
+        let mut budget = usize::MAX;
+        self.by_service
+            .add_span(s, true, &ServiceBounds::ANSWER, &mut budget);
     }
 
     /// Union with `other`, within the answer bounds.
     pub fn merge(&mut self, other: &TagCatalog) {
-        fn dict(into: &mut Dict, from: &Dict, cut: &mut bool) {
-            for (k, v) in from {
-                let room = into.len() < ANSWER_KEYS;
-                match into.get_mut(k) {
-                    Some(e) => e.merge(v, ANSWER_VALUES_PER_KEY),
-                    None if room => {
-                        let mut e = KeyValues::default();
-                        e.merge(v, ANSWER_VALUES_PER_KEY);
-                        into.insert(k.clone(), e);
-                    }
-                    None => *cut = true,
-                }
-            }
-        }
+        let (keys, cap) = (ANSWER_KEYS, ANSWER_VALUES_PER_KEY);
         let mut cut = other.keys_incomplete;
-        dict(&mut self.resource, &other.resource, &mut cut);
-        dict(&mut self.span, &other.span, &mut cut);
+        cut |= merge_dict(&mut self.resource, &other.resource, keys, cap);
+        cut |= merge_dict(&mut self.span, &other.span, keys, cap);
+        self.by_service.merge(&other.by_service);
         for (svc, names) in &other.services {
             let room = self.services.len() < ANSWER_VALUES_PER_KEY;
             match self.services.get_mut(svc) {

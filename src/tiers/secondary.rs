@@ -70,7 +70,12 @@ impl SpanReader for SecondaryTier {
     }
 
     async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
-        self.degrade("tag_catalog", self.inner.tag_catalog(from_ns, to_ns).await)
+        let r = self.inner.tag_catalog(from_ns, to_ns).await;
+        let down = matches!(r, Err(Error::Unavailable(_)));
+        let mut c = self.degrade("tag_catalog", r)?;
+        // A tier that was down contributed no per-service data.
+        c.by_service.missing |= down;
+        Ok(c)
     }
 
     async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {

@@ -1,0 +1,335 @@
+//! Each service's own attribute keys and values (both scopes), so that an
+//! autocomplete scoped to a service lists exactly that service's keys and
+//! values rather than the whole window's. Bounded per service
+//! ([`SERVICE_KEYS`], [`SERVICE_VALUES_PER_KEY`] in a segment) and over all
+//! services of a segment ([`SEGMENT_SERVICE_ENTRIES`]); a bound that cut
+//! something marks the service's key or values incomplete.
+
+use std::collections::BTreeMap;
+
+#[cfg(doc)]
+use super::SEGMENT_SERVICE_ENTRIES;
+use super::{
+    add_value, merge_dict, Dict, ANSWER_KEYS, ANSWER_VALUES_PER_KEY, SERVICE_KEYS,
+    SERVICE_VALUES_PER_KEY,
+};
+use crate::model::{AttrValue, Span};
+
+/// Per-service bounds: keys over both scopes, distinct values per key.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceBounds {
+    pub keys: usize,
+    pub values_per_key: usize,
+}
+
+impl ServiceBounds {
+    /// A segment's.
+    pub const SEGMENT: ServiceBounds = ServiceBounds {
+        keys: SERVICE_KEYS,
+        values_per_key: SERVICE_VALUES_PER_KEY,
+    };
+    /// A merged answer's (and the reference tier's).
+    pub const ANSWER: ServiceBounds = ServiceBounds {
+        keys: ANSWER_KEYS,
+        values_per_key: ANSWER_VALUES_PER_KEY,
+    };
+}
+
+/// One service's keys and values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceAttrs {
+    /// Resource attributes but `service.name` (the service itself).
+    pub resource: Dict,
+    pub span: Dict,
+    /// Some of this service's keys were not kept (a bound).
+    pub keys_incomplete: bool,
+}
+
+impl ServiceAttrs {
+    /// Union with `other`, within the answer bounds (keys over both
+    /// scopes, values per key).
+    pub fn merge(&mut self, other: &ServiceAttrs) {
+        let (keys, cap) = (ANSWER_KEYS, ANSWER_VALUES_PER_KEY);
+        let mut cut = other.keys_incomplete;
+        let room = keys.saturating_sub(self.span.len());
+        cut |= merge_dict(&mut self.resource, &other.resource, room, cap);
+        let room = keys.saturating_sub(self.resource.len());
+        cut |= merge_dict(&mut self.span, &other.span, room, cap);
+        self.keys_incomplete |= cut;
+    }
+
+    /// Keys plus values held (what the segment budget counts).
+    pub fn entries(&self) -> usize {
+        self.resource
+            .values()
+            .chain(self.span.values())
+            .map(|v| 1 + v.values.len())
+            .sum()
+    }
+}
+
+/// Service → its own keys and values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ByService {
+    pub services: BTreeMap<String, ServiceAttrs>,
+    /// Some segment or tier that contributed kept no per-service
+    /// dictionaries (a format-1 segment, Elasticsearch, a sample, a tier
+    /// that was down), or a service was dropped at the service bound:
+    /// `services` may lack keys and values of the window.
+    pub missing: bool,
+}
+
+/// Adds `v` under `key`, within the service's key room and the budget;
+/// false when the key is new and could not be kept.
+fn add(
+    dict: &mut Dict,
+    key: &str,
+    v: &AttrValue,
+    keys_left: &mut usize,
+    budget: &mut usize,
+    cap: usize,
+) -> bool {
+    let entry = match dict.get_mut(key) {
+        Some(e) => e,
+        None if *keys_left > 0 && *budget > 0 => {
+            *keys_left -= 1;
+            *budget -= 1;
+            dict.entry(key.to_string()).or_default()
+        }
+        None => return false,
+    };
+    let before = entry.values.len();
+    add_value(entry, v, cap.min(before.saturating_add(*budget)));
+    *budget -= entry.values.len() - before;
+    true
+}
+
+impl ByService {
+    /// Adds a span's attributes under its service; `with_resource` false
+    /// skips the resource (already added for this service). `budget` is
+    /// the keys plus values still allowed over all services, decremented.
+    pub fn add_span(
+        &mut self,
+        s: &Span,
+        with_resource: bool,
+        b: &ServiceBounds,
+        budget: &mut usize,
+    ) {
+        let resource: &[crate::model::KeyValue] = if with_resource {
+            &s.resource.attributes
+        } else {
+            &[]
+        };
+        if resource.is_empty() && s.attributes.is_empty() {
+            return;
+        }
+        let service = s.service_name();
+        let room = self.services.len() < ANSWER_VALUES_PER_KEY;
+        let attrs = match self.services.get_mut(service) {
+            Some(a) => a,
+            None if room => self.services.entry(service.to_string()).or_default(),
+            None => {
+                self.missing = true;
+                return;
+            }
+        };
+        let mut left = b
+            .keys
+            .saturating_sub(attrs.resource.len() + attrs.span.len());
+        let mut cut = false;
+        for kv in resource.iter().filter(|kv| kv.key != "service.name") {
+            cut |= !add(
+                &mut attrs.resource,
+                &kv.key,
+                &kv.value,
+                &mut left,
+                budget,
+                b.values_per_key,
+            );
+        }
+        for kv in &s.attributes {
+            cut |= !add(
+                &mut attrs.span,
+                &kv.key,
+                &kv.value,
+                &mut left,
+                budget,
+                b.values_per_key,
+            );
+        }
+        attrs.keys_incomplete |= cut;
+    }
+
+    /// Union with `other`, within the answer bounds.
+    pub fn merge(&mut self, other: &ByService) {
+        self.missing |= other.missing;
+        for (svc, a) in &other.services {
+            let room = self.services.len() < ANSWER_VALUES_PER_KEY;
+            let into = match self.services.get_mut(svc) {
+                Some(x) => x,
+                None if room => self.services.entry(svc.clone()).or_default(),
+                None => {
+                    self.missing = true;
+                    continue;
+                }
+            };
+            into.merge(a);
+        }
+    }
+
+    /// Keys plus values held over all services.
+    pub fn entries(&self) -> usize {
+        self.services.values().map(ServiceAttrs::entries).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{KeyValue, Resource, TraceId};
+    use std::sync::Arc;
+
+    fn span(svc: &str, attrs: &[(&str, &str)]) -> Span {
+        Span {
+            trace_id: TraceId([1; 16]),
+            name: "op".into(),
+            resource: Arc::new(Resource {
+                attributes: vec![
+                    KeyValue::new("service.name", AttrValue::Str(svc.into())),
+                    KeyValue::new("host", AttrValue::Str(format!("{svc}-host"))),
+                ],
+                ..Default::default()
+            }),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| KeyValue::new(*k, AttrValue::Str(v.to_string())))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn values(d: &Dict, k: &str) -> Vec<String> {
+        d[k].values.keys().cloned().collect()
+    }
+
+    #[test]
+    fn services_keep_their_own_values() {
+        let mut b = ByService::default();
+        let mut budget = usize::MAX;
+        b.add_span(
+            &span("a", &[("route", "/a")]),
+            true,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        b.add_span(
+            &span("b", &[("route", "/b")]),
+            true,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        b.add_span(
+            &span("a", &[("route", "/a2")]),
+            false,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        assert_eq!(values(&b.services["a"].span, "route"), ["/a", "/a2"]);
+        assert_eq!(values(&b.services["b"].span, "route"), ["/b"]);
+        assert_eq!(values(&b.services["a"].resource, "host"), ["a-host"]);
+        assert!(!b.services["a"].resource.contains_key("service.name"));
+        assert!(!b.services["a"].keys_incomplete && !b.missing);
+    }
+
+    #[test]
+    fn per_service_bounds_and_the_budget_cut_and_say_so() {
+        let tight = ServiceBounds {
+            keys: 2,
+            values_per_key: 2,
+        };
+        let mut b = ByService::default();
+        let mut budget = usize::MAX;
+        for v in ["1", "2", "3"] {
+            b.add_span(&span("a", &[("k", v), ("j", v)]), true, &tight, &mut budget);
+        }
+        let a = &b.services["a"];
+        assert_eq!(a.resource.len() + a.span.len(), 2, "host and k kept");
+        assert!(a.keys_incomplete, "j was cut");
+        assert_eq!(a.span["k"].values.len(), 2);
+        assert!(a.span["k"].incomplete, "the third value was cut");
+
+        // A budget of 5 entries over all services.
+        let mut b = ByService::default();
+        let mut budget = 5;
+        b.add_span(
+            &span("a", &[("k", "1")]),
+            true,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        assert_eq!((budget, b.entries()), (1, 4));
+        b.add_span(
+            &span("b", &[("k", "1")]),
+            true,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        assert_eq!(b.entries(), 5);
+        assert_eq!(budget, 0);
+        let sb = &b.services["b"];
+        assert!(sb.keys_incomplete, "b's second key did not fit");
+        b.add_span(
+            &span("a", &[("k", "2")]),
+            false,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        assert!(
+            b.services["a"].span["k"].incomplete,
+            "no budget for a new value"
+        );
+        assert_eq!(b.entries(), 5);
+    }
+
+    #[test]
+    fn merge_is_a_union_and_carries_the_flags() {
+        let mut budget = usize::MAX;
+        let mut x = ByService::default();
+        x.add_span(
+            &span("a", &[("k", "1")]),
+            true,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        let mut y = ByService::default();
+        y.add_span(
+            &span("a", &[("k", "2")]),
+            true,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        y.add_span(
+            &span("b", &[("j", "9")]),
+            true,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        y.services.get_mut("b").unwrap().keys_incomplete = true;
+        let mut m = x.clone();
+        m.merge(&y);
+        assert_eq!(values(&m.services["a"].span, "k"), ["1", "2"]);
+        assert!(m.services["b"].keys_incomplete && !m.services["a"].keys_incomplete);
+        assert!(!m.missing);
+        m.merge(&ByService {
+            missing: true,
+            ..Default::default()
+        });
+        assert!(
+            m.missing,
+            "one source without per-service data taints the union"
+        );
+        let mut again = m.clone();
+        again.merge(&m);
+        assert_eq!(again, m, "merging is idempotent");
+    }
+}
