@@ -110,6 +110,9 @@ mod tests {
         async fn scan(&self, _: &SearchQuery, _: Option<&str>, _: usize) -> Result<ScanPage> {
             Err(Error::Unavailable("connection refused".into()))
         }
+        async fn tag_catalog(&self, _: u64, _: u64) -> Result<TagCatalog> {
+            Err(Error::Unavailable("connection refused".into()))
+        }
     }
 
     #[actix_rt::test]
@@ -118,6 +121,12 @@ mod tests {
         assert!(t.trace(TraceId([1; 16])).await.unwrap().is_empty());
         assert!(t.services().await.unwrap().is_empty());
         assert!(t.operations(None).await.unwrap().is_empty());
+        let cat = t.tag_catalog(0, 10).await.unwrap();
+        assert!(cat.services.is_empty());
+        assert!(
+            !cat.per_service_complete(),
+            "a tier that was down gave none"
+        );
         let q = SearchQuery::default();
         assert!(matches!(t.search(&q).await, Err(Error::InvalidArgument(_))));
         assert!(t.scan(&q, None, 10).await.is_err(), "exports stay strict");
