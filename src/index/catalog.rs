@@ -225,9 +225,10 @@ fn decode_dict(r: &mut Reader) -> Result<Dict> {
 /// The per-service part: a missing flag, then per service its name, a
 /// keys-incomplete flag, its resource dict and its span dict.
 fn encode_by_service(w: &mut Writer, b: &ByService) {
+    let services = b.union();
     w.u8(u8::from(b.missing));
-    w.u32(b.services.len() as u32);
-    for (svc, a) in &b.services {
+    w.u32(services.len() as u32);
+    for (svc, a) in &services {
         w.str(svc);
         w.u8(u8::from(a.keys_incomplete));
         encode_dict(w, &a.resource);
@@ -248,7 +249,7 @@ fn decode_by_service(r: &mut Reader) -> Result<ByService> {
         };
         services.insert(svc, a);
     }
-    Ok(ByService { services, missing })
+    Ok(ByService::from_map(services, missing))
 }
 
 /// Encodes the attribute part of a segment catalog (its `services` are
@@ -279,10 +280,7 @@ pub fn decode_catalog(r: &mut Reader) -> Result<TagCatalog> {
 /// marked missing, so scoped autocomplete over it takes the sample path.
 pub fn format_1_catalog() -> TagCatalog {
     TagCatalog {
-        by_service: ByService {
-            missing: true,
-            ..Default::default()
-        },
+        by_service: ByService::from_map(Default::default(), true),
         ..Default::default()
     }
 }
@@ -316,11 +314,12 @@ mod tests {
             add_span_seen(&mut cat, &span(svc, route), &mut w);
         }
         cat.by_service
-            .services
+            .own_mut()
             .get_mut("b")
             .unwrap()
             .keys_incomplete = true;
-        let a = &cat.by_service.services["a"];
+        let all = cat.by_service.union();
+        let a = &all["a"];
         assert_eq!(a.span["http.route"].values.len(), 2);
         assert_eq!(a.resource["zone"].values.keys().collect::<Vec<_>>(), ["3"]);
         for missing in [false, true] {
@@ -351,7 +350,7 @@ mod tests {
         add_span_seen(&mut cat, &span("late", "/late"), &mut w);
         assert_eq!(cat.by_service.entries(), SEGMENT_SERVICE_ENTRIES);
         assert!(
-            cat.by_service.services["late"].keys_incomplete,
+            cat.by_service.union()["late"].keys_incomplete,
             "cut and said so"
         );
         assert!(

@@ -245,7 +245,7 @@ mod tests {
             let idx = b.finish();
             let old = SegmentIndex::decode_version(&idx.encode_version(1), 1).unwrap();
             prop_assert!(old.catalog.resource.is_empty() && old.catalog.span.is_empty());
-            prop_assert!(old.catalog.by_service.services.is_empty() && old.edges.is_empty());
+            prop_assert!(old.catalog.by_service.union().is_empty() && old.edges.is_empty());
             prop_assert!(!old.catalog.per_service_complete(), "format 1 kept no per-service data");
             prop_assert_eq!(idx.catalog.per_service_complete(), true);
             prop_assert_eq!(&old.postings, &idx.postings);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{AttrValue, Span, SpanId, TraceId};
 
 mod by_service;
-pub use by_service::{ByService, ServiceAttrs, ServiceBounds};
+pub use by_service::{ByService, ServiceAttrs, ServiceBounds, ServiceMap};
 
 /// Per segment: most distinct values kept per attribute key.
 pub const SEGMENT_VALUES_PER_KEY: usize = 1000;
@@ -290,13 +290,25 @@ impl TagCatalog {
             .add_span(s, true, &ServiceBounds::ANSWER, &mut budget);
     }
 
-    /// Union with `other`, within the answer bounds.
+    /// Union with `other`, within the answer bounds (per-service parts
+    /// are shared).
     pub fn merge(&mut self, other: &TagCatalog) {
+        self.merge_attrs(other);
+        self.by_service.merge(&other.by_service);
+    }
+
+    /// As [`Self::merge`], copying the per-service parts (for a catalog
+    /// that is still growing).
+    pub fn merge_copy(&mut self, other: &TagCatalog) {
+        self.merge_attrs(other);
+        self.by_service.merge_copy(&other.by_service);
+    }
+
+    fn merge_attrs(&mut self, other: &TagCatalog) {
         let (keys, cap) = (ANSWER_KEYS, ANSWER_VALUES_PER_KEY);
         let mut cut = other.keys_incomplete;
         cut |= merge_dict(&mut self.resource, &other.resource, keys, cap);
         cut |= merge_dict(&mut self.span, &other.span, keys, cap);
-        self.by_service.merge(&other.by_service);
         for (svc, names) in &other.services {
             let room = self.services.len() < ANSWER_VALUES_PER_KEY;
             match self.services.get_mut(svc) {

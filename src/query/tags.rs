@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn a_scoped_view_lists_the_services_own_keys() {
         let mut c = catalog();
-        let back = c.by_service.services.entry("back".into()).or_default();
+        let back = c.by_service.own_mut().entry("back".into()).or_default();
         back.span
             .entry("db".into())
             .or_default()

@@ -80,9 +80,7 @@ pub fn scope_of(q: &Query, cat: &TagCatalog) -> Option<Scope> {
 pub fn scoped_attrs(cat: &TagCatalog, scope: &Scope) -> ServiceAttrs {
     let mut out = ServiceAttrs::default();
     for svc in &scope.services {
-        if let Some(a) = cat.by_service.services.get(svc) {
-            out.merge(a);
-        }
+        cat.by_service.add_service_to(svc, &mut out);
     }
     out
 }
@@ -100,7 +98,7 @@ mod tests {
         c.add_operation("back", "GET /");
         c.add_operation("batch", "run");
         for (svc, route) in [("front", "/"), ("back", "/q"), ("batch", "/run")] {
-            let a = c.by_service.services.entry(svc.into()).or_default();
+            let a = c.by_service.own_mut().entry(svc.into()).or_default();
             a.span
                 .entry("route".into())
                 .or_default()

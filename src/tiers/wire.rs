@@ -208,15 +208,15 @@ impl From<&TagCatalog> for WireCatalog {
             keys_incomplete: c.keys_incomplete,
             by_service: c
                 .by_service
-                .services
-                .iter()
+                .union()
+                .into_iter()
                 .map(|(svc, a)| {
                     let w = WireServiceAttrs {
                         resource: dict_out(&a.resource),
                         span: dict_out(&a.span),
                         keys_incomplete: a.keys_incomplete,
                     };
-                    (svc.clone(), w)
+                    (svc, w)
                 })
                 .collect(),
             per_service_complete: c.per_service_complete(),
@@ -235,9 +235,8 @@ impl WireCatalog {
             root_services: values_in(self.root_services),
             root_names: values_in(self.root_names),
             keys_incomplete: self.keys_incomplete,
-            by_service: ByService {
-                services: self
-                    .by_service
+            by_service: ByService::from_map(
+                self.by_service
                     .into_iter()
                     .map(|(svc, a)| {
                         let a = ServiceAttrs {
@@ -248,8 +247,8 @@ impl WireCatalog {
                         (svc, a)
                     })
                     .collect(),
-                missing: !self.per_service_complete,
-            },
+                !self.per_service_complete,
+            ),
         };
         let mut out = TagCatalog::default();
         out.merge(&c);
@@ -323,7 +322,7 @@ mod tests {
             .or_default()
             .add("200", TY_INT, 10);
         c.root_names.incomplete = true;
-        let svc = c.by_service.services.entry("front".into()).or_default();
+        let svc = c.by_service.own_mut().entry("front".into()).or_default();
         svc.span
             .entry("route".into())
             .or_default()

@@ -114,19 +114,20 @@ async fn check_catalog(spans: &[Span], reference: &MemoryStore, reader: &dyn Spa
 /// answers for, whatever the layout) only real ones.
 fn check_per_service(want: &TagCatalog, got: &TagCatalog) {
     assert!(want.per_service_complete(), "the reference computes them");
-    let real = &want.by_service.services;
+    let real = &want.by_service.union();
     assert!(
         real.len() >= 3 && real.values().any(|a| !a.span.is_empty()),
         "fixture sanity: services with attributes"
     );
     if got.per_service_complete() {
         assert_eq!(
-            got.by_service.services, *real,
+            got.by_service.union(),
+            *real,
             "per-service keys and typed values"
         );
         return;
     }
-    for (svc, a) in &got.by_service.services {
+    for (svc, a) in &got.by_service.union() {
         let r = real
             .get(svc)
             .unwrap_or_else(|| panic!("{svc} is a real service"));

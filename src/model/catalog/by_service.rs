@@ -6,6 +6,7 @@
 //! something marks the service's key or values incomplete.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[cfg(doc)]
 use super::SEGMENT_SERVICE_ENTRIES;
@@ -69,15 +70,31 @@ impl ServiceAttrs {
 }
 
 /// Service → its own keys and values.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub type ServiceMap = BTreeMap<String, ServiceAttrs>;
+
+/// Each service's own keys and values, as parts (a segment's map, what a
+/// tier or peer sent) unioned when read: merging catalogs only shares the
+/// parts, so a window's answer copies nothing per request but the
+/// services a request scopes to (a merged copy of every service's values
+/// over many segments would cost more than the rest of the catalog).
+#[derive(Clone, Debug, Default)]
 pub struct ByService {
-    pub services: BTreeMap<String, ServiceAttrs>,
+    parts: Vec<Arc<ServiceMap>>,
     /// Some segment or tier that contributed kept no per-service
     /// dictionaries (a format-1 segment, Elasticsearch, a sample, a tier
     /// that was down), or a service was dropped at the service bound:
-    /// `services` may lack keys and values of the window.
+    /// the parts may lack keys and values of the window.
     pub missing: bool,
 }
+
+/// Equal when the unions (and flags) are.
+impl PartialEq for ByService {
+    fn eq(&self, other: &Self) -> bool {
+        self.missing == other.missing && self.union() == other.union()
+    }
+}
+
+impl Eq for ByService {}
 
 /// Adds `v` under `key`, within the service's key room and the budget;
 /// false when the key is new and could not be kept.
@@ -105,6 +122,26 @@ fn add(
 }
 
 impl ByService {
+    /// One part holding `map`.
+    pub fn from_map(map: ServiceMap, missing: bool) -> ByService {
+        let parts = if map.is_empty() {
+            Vec::new()
+        } else {
+            vec![Arc::new(map)]
+        };
+        ByService { parts, missing }
+    }
+
+    /// The part spans are added to (created if there is none); copied
+    /// first if another catalog shares it.
+    pub fn own_mut(&mut self) -> &mut ServiceMap {
+        if self.parts.is_empty() {
+            self.parts.push(Arc::default());
+        }
+        let last = self.parts.len() - 1;
+        Arc::make_mut(&mut self.parts[last])
+    }
+
     /// Adds a span's attributes under its service; `with_resource` false
     /// skips the resource (already added for this service). `budget` is
     /// the keys plus values still allowed over all services, decremented.
@@ -124,10 +161,11 @@ impl ByService {
             return;
         }
         let service = s.service_name();
-        let room = self.services.len() < ANSWER_VALUES_PER_KEY;
-        let attrs = match self.services.get_mut(service) {
+        let map = self.own_mut();
+        let room = map.len() < ANSWER_VALUES_PER_KEY;
+        let attrs = match map.get_mut(service) {
             Some(a) => a,
-            None if room => self.services.entry(service.to_string()).or_default(),
+            None if room => map.entry(service.to_string()).or_default(),
             None => {
                 self.missing = true;
                 return;
@@ -160,26 +198,53 @@ impl ByService {
         attrs.keys_incomplete |= cut;
     }
 
-    /// Union with `other`, within the answer bounds.
+    /// Union with `other`: its parts are shared, not copied.
     pub fn merge(&mut self, other: &ByService) {
         self.missing |= other.missing;
-        for (svc, a) in &other.services {
-            let room = self.services.len() < ANSWER_VALUES_PER_KEY;
-            let into = match self.services.get_mut(svc) {
-                Some(x) => x,
-                None if room => self.services.entry(svc.clone()).or_default(),
-                None => {
-                    self.missing = true;
-                    continue;
-                }
-            };
-            into.merge(a);
+        self.parts
+            .extend(other.parts.iter().filter(|p| !p.is_empty()).cloned());
+    }
+
+    /// As [`Self::merge`], copying `other`'s parts: for a catalog that is
+    /// still growing (an active segment's), which sharing would make copy
+    /// itself on its next write.
+    pub fn merge_copy(&mut self, other: &ByService) {
+        self.missing |= other.missing;
+        let copies = other.parts.iter().filter(|p| !p.is_empty());
+        self.parts.extend(copies.map(|p| Arc::new((**p).clone())));
+    }
+
+    /// Adds service `svc`'s keys and values over all parts to `out`,
+    /// within the answer bounds.
+    pub fn add_service_to(&self, svc: &str, out: &mut ServiceAttrs) {
+        for p in &self.parts {
+            if let Some(a) = p.get(svc) {
+                out.merge(a);
+            }
         }
     }
 
-    /// Keys plus values held over all services.
+    /// Every service's keys and values, unioned over the parts.
+    pub fn union(&self) -> ServiceMap {
+        if let [one] = self.parts.as_slice() {
+            return (**one).clone();
+        }
+        let mut out = ServiceMap::new();
+        for p in &self.parts {
+            for (svc, a) in p.iter() {
+                out.entry(svc.clone()).or_default().merge(a);
+            }
+        }
+        out
+    }
+
+    /// Keys plus values held over all parts.
     pub fn entries(&self) -> usize {
-        self.services.values().map(ServiceAttrs::entries).sum()
+        self.parts
+            .iter()
+            .flat_map(|p| p.values())
+            .map(ServiceAttrs::entries)
+            .sum()
     }
 }
 
@@ -234,11 +299,12 @@ mod tests {
             &ServiceBounds::SEGMENT,
             &mut budget,
         );
-        assert_eq!(values(&b.services["a"].span, "route"), ["/a", "/a2"]);
-        assert_eq!(values(&b.services["b"].span, "route"), ["/b"]);
-        assert_eq!(values(&b.services["a"].resource, "host"), ["a-host"]);
-        assert!(!b.services["a"].resource.contains_key("service.name"));
-        assert!(!b.services["a"].keys_incomplete && !b.missing);
+        let m = b.union();
+        assert_eq!(values(&m["a"].span, "route"), ["/a", "/a2"]);
+        assert_eq!(values(&m["b"].span, "route"), ["/b"]);
+        assert_eq!(values(&m["a"].resource, "host"), ["a-host"]);
+        assert!(!m["a"].resource.contains_key("service.name"));
+        assert!(!m["a"].keys_incomplete && !b.missing);
     }
 
     #[test]
@@ -252,7 +318,8 @@ mod tests {
         for v in ["1", "2", "3"] {
             b.add_span(&span("a", &[("k", v), ("j", v)]), true, &tight, &mut budget);
         }
-        let a = &b.services["a"];
+        let m = b.union();
+        let a = &m["a"];
         assert_eq!(a.resource.len() + a.span.len(), 2, "host and k kept");
         assert!(a.keys_incomplete, "j was cut");
         assert_eq!(a.span["k"].values.len(), 2);
@@ -276,8 +343,7 @@ mod tests {
         );
         assert_eq!(b.entries(), 5);
         assert_eq!(budget, 0);
-        let sb = &b.services["b"];
-        assert!(sb.keys_incomplete, "b's second key did not fit");
+        assert!(b.union()["b"].keys_incomplete, "b's second key did not fit");
         b.add_span(
             &span("a", &[("k", "2")]),
             false,
@@ -285,7 +351,7 @@ mod tests {
             &mut budget,
         );
         assert!(
-            b.services["a"].span["k"].incomplete,
+            b.union()["a"].span["k"].incomplete,
             "no budget for a new value"
         );
         assert_eq!(b.entries(), 5);
@@ -314,12 +380,27 @@ mod tests {
             &ServiceBounds::SEGMENT,
             &mut budget,
         );
-        y.services.get_mut("b").unwrap().keys_incomplete = true;
+        y.own_mut().get_mut("b").unwrap().keys_incomplete = true;
         let mut m = x.clone();
         m.merge(&y);
-        assert_eq!(values(&m.services["a"].span, "k"), ["1", "2"]);
-        assert!(m.services["b"].keys_incomplete && !m.services["a"].keys_incomplete);
+        let u = m.union();
+        assert_eq!(values(&u["a"].span, "k"), ["1", "2"]);
+        assert!(u["b"].keys_incomplete && !u["a"].keys_incomplete);
         assert!(!m.missing);
+        let mut one = ServiceAttrs::default();
+        m.add_service_to("a", &mut one);
+        assert_eq!(one, u["a"], "one service over the parts");
+        let mut copied = x.clone();
+        copied.merge_copy(&y);
+        assert_eq!(copied, m);
+        // Writing to a copy leaves the shared part alone.
+        y.add_span(
+            &span("a", &[("k", "3")]),
+            true,
+            &ServiceBounds::SEGMENT,
+            &mut budget,
+        );
+        assert_eq!(values(&m.union()["a"].span, "k"), ["1", "2"]);
         m.merge(&ByService {
             missing: true,
             ..Default::default()
