@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{AttrValue, Span, SpanId, TraceId};
+use super::{AttrValue, KeyValue, Span, SpanId, TraceId};
 
 mod by_service;
 pub use by_service::{ByService, ServiceAttrs, ServiceBounds, ServiceMap};
@@ -77,25 +77,30 @@ pub struct KeyValues {
 }
 
 impl KeyValues {
-    /// Adds one value, keeping at most `cap` distinct ones.
-    pub fn add(&mut self, text: &str, ty: u8, cap: usize) {
+    /// Adds one value, keeping at most `cap` distinct ones; true when the
+    /// value is held afterwards.
+    pub fn add(&mut self, text: &str, ty: u8, cap: usize) -> bool {
         if text.len() > MAX_VALUE_BYTES {
             self.incomplete = true;
-            return;
+            return false;
         }
         let room = self.values.len() < cap;
         // A full key already says it is incomplete; skipping the lookup
         // keeps high-cardinality keys (ids) cheap on the write path.
         if !room && self.incomplete {
-            return;
+            return false;
         }
         match self.values.get_mut(text) {
             Some(m) => *m |= ty,
             None if room => {
                 self.values.insert(text.to_string(), ty);
             }
-            None => self.incomplete = true,
+            None => {
+                self.incomplete = true;
+                return false;
+            }
         }
+        true
     }
 
     pub fn merge(&mut self, other: &KeyValues, cap: usize) {
@@ -148,30 +153,41 @@ fn int_text(i: i64, buf: &mut [u8; 24]) -> &str {
 /// Adds `v` under `key`; false when the key is new and no key is left.
 /// Strings, integers and booleans are added without allocating unless new.
 fn add_key(dict: &mut Dict, key: &str, v: &AttrValue, keys_left: &mut usize, cap: usize) -> bool {
+    add_key_held(dict, key, v, keys_left, cap).is_some()
+}
+
+/// As [`add_key`]: `None` when the key was not kept, else whether the
+/// value is held afterwards.
+fn add_key_held(
+    dict: &mut Dict,
+    key: &str,
+    v: &AttrValue,
+    keys_left: &mut usize,
+    cap: usize,
+) -> Option<bool> {
     let entry = match dict.get_mut(key) {
         Some(e) => e,
         None if *keys_left > 0 => {
             *keys_left -= 1;
             dict.entry(key.to_string()).or_default()
         }
-        None => return false,
+        None => return None,
     };
-    add_value(entry, v, cap);
-    true
+    Some(add_value(entry, v, cap))
 }
 
 /// Adds one attribute value's text under its type, keeping at most `cap`
-/// distinct values.
-fn add_value(entry: &mut KeyValues, v: &AttrValue, cap: usize) {
+/// distinct values; true when it is held afterwards (a value with no
+/// TraceQL literal is never held, and never needs to be).
+fn add_value(entry: &mut KeyValues, v: &AttrValue, cap: usize) -> bool {
     match v {
         AttrValue::Str(s) => entry.add(s, TY_STRING, cap),
         AttrValue::Int(i) => entry.add(int_text(*i, &mut [0u8; 24]), TY_INT, cap),
         AttrValue::Bool(b) => entry.add(if *b { "true" } else { "false" }, TY_BOOL, cap),
-        other => {
-            if let Some((ty, text)) = typed_text(other) {
-                entry.add(&text, ty, cap);
-            }
-        }
+        other => match typed_text(other) {
+            Some((ty, text)) => entry.add(&text, ty, cap),
+            None => true,
+        },
     }
 }
 
@@ -261,10 +277,32 @@ impl TagCatalog {
             );
         }
         self.keys_incomplete |= cut;
+        self.add_root(s, values_per_key);
+    }
+
+    /// Adds one attribute to the resource (`resource`) or span scope,
+    /// within the bounds; true when its value is held afterwards.
+    pub fn add_one(&mut self, resource: bool, kv: &KeyValue, max_keys: usize, cap: usize) -> bool {
+        let mut left = max_keys.saturating_sub(self.resource.len() + self.span.len());
+        let dict = if resource {
+            &mut self.resource
+        } else {
+            &mut self.span
+        };
+        match add_key_held(dict, &kv.key, &kv.value, &mut left, cap) {
+            Some(held) => held,
+            None => {
+                self.keys_incomplete = true;
+                false
+            }
+        }
+    }
+
+    /// A root span's service and name.
+    pub fn add_root(&mut self, s: &Span, cap: usize) {
         if s.parent_span_id.is_none() {
-            self.root_services
-                .add(s.service_name(), TY_STRING, values_per_key);
-            self.root_names.add(&s.name, TY_STRING, values_per_key);
+            self.root_services.add(s.service_name(), TY_STRING, cap);
+            self.root_names.add(&s.name, TY_STRING, cap);
         }
     }
 

@@ -14,7 +14,7 @@ use super::{
     add_value, merge_dict, Dict, ANSWER_KEYS, ANSWER_VALUES_PER_KEY, SERVICE_KEYS,
     SERVICE_VALUES_PER_KEY,
 };
-use crate::model::{AttrValue, Span};
+use crate::model::{AttrValue, KeyValue, Span};
 
 /// Per-service bounds: keys over both scopes, distinct values per key.
 #[derive(Clone, Copy, Debug)]
@@ -96,8 +96,9 @@ impl PartialEq for ByService {
 
 impl Eq for ByService {}
 
-/// Adds `v` under `key`, within the service's key room and the budget;
-/// false when the key is new and could not be kept.
+/// Adds `v` under `key`, within the service's key room and the budget:
+/// `None` when the key is new and could not be kept, else whether the
+/// value is held afterwards.
 fn add(
     dict: &mut Dict,
     key: &str,
@@ -105,7 +106,7 @@ fn add(
     keys_left: &mut usize,
     budget: &mut usize,
     cap: usize,
-) -> bool {
+) -> Option<bool> {
     let entry = match dict.get_mut(key) {
         Some(e) => e,
         None if *keys_left > 0 && *budget > 0 => {
@@ -113,12 +114,45 @@ fn add(
             *budget -= 1;
             dict.entry(key.to_string()).or_default()
         }
-        None => return false,
+        None => return None,
     };
     let before = entry.values.len();
-    add_value(entry, v, cap.min(before.saturating_add(*budget)));
+    let held = add_value(entry, v, cap.min(before.saturating_add(*budget)));
     *budget -= entry.values.len() - before;
-    true
+    Some(held)
+}
+
+impl ServiceAttrs {
+    /// Adds one attribute of the resource (`resource`) or the span scope
+    /// within `b` and `budget`; true when its value is held afterwards.
+    pub fn add_one(
+        &mut self,
+        resource: bool,
+        kv: &KeyValue,
+        b: &ServiceBounds,
+        budget: &mut usize,
+    ) -> bool {
+        let mut left = b.keys.saturating_sub(self.resource.len() + self.span.len());
+        let dict = if resource {
+            &mut self.resource
+        } else {
+            &mut self.span
+        };
+        match add(
+            dict,
+            &kv.key,
+            &kv.value,
+            &mut left,
+            budget,
+            b.values_per_key,
+        ) {
+            Some(held) => held,
+            None => {
+                self.keys_incomplete = true;
+                false
+            }
+        }
+    }
 }
 
 impl ByService {
@@ -142,6 +176,20 @@ impl ByService {
         Arc::make_mut(&mut self.parts[last])
     }
 
+    /// Service `svc`'s dictionaries in the part spans are added to;
+    /// `None`, and the catalog marked missing, when no more services fit.
+    pub fn service_mut(&mut self, svc: &str) -> Option<&mut ServiceAttrs> {
+        let map = self.own_mut();
+        if !map.contains_key(svc) {
+            if map.len() >= ANSWER_VALUES_PER_KEY {
+                self.missing = true;
+                return None;
+            }
+            map.insert(svc.to_string(), ServiceAttrs::default());
+        }
+        self.own_mut().get_mut(svc)
+    }
+
     /// Adds a span's attributes under its service; `with_resource` false
     /// skips the resource (already added for this service). `budget` is
     /// the keys plus values still allowed over all services, decremented.
@@ -152,7 +200,7 @@ impl ByService {
         b: &ServiceBounds,
         budget: &mut usize,
     ) {
-        let resource: &[crate::model::KeyValue] = if with_resource {
+        let resource: &[KeyValue] = if with_resource {
             &s.resource.attributes
         } else {
             &[]
@@ -160,42 +208,15 @@ impl ByService {
         if resource.is_empty() && s.attributes.is_empty() {
             return;
         }
-        let service = s.service_name();
-        let map = self.own_mut();
-        let room = map.len() < ANSWER_VALUES_PER_KEY;
-        let attrs = match map.get_mut(service) {
-            Some(a) => a,
-            None if room => map.entry(service.to_string()).or_default(),
-            None => {
-                self.missing = true;
-                return;
-            }
+        let Some(attrs) = self.service_mut(s.service_name()) else {
+            return;
         };
-        let mut left = b
-            .keys
-            .saturating_sub(attrs.resource.len() + attrs.span.len());
-        let mut cut = false;
         for kv in resource.iter().filter(|kv| kv.key != "service.name") {
-            cut |= !add(
-                &mut attrs.resource,
-                &kv.key,
-                &kv.value,
-                &mut left,
-                budget,
-                b.values_per_key,
-            );
+            attrs.add_one(true, kv, b, budget);
         }
         for kv in &s.attributes {
-            cut |= !add(
-                &mut attrs.span,
-                &kv.key,
-                &kv.value,
-                &mut left,
-                budget,
-                b.values_per_key,
-            );
+            attrs.add_one(false, kv, b, budget);
         }
-        attrs.keys_incomplete |= cut;
     }
 
     /// Union with `other`: its parts are shared, not copied.
