@@ -417,6 +417,9 @@ mod catalog {
         v[i].as_secs_f64() * 1000.0
     }
 
+    /// `{resource.service.name="service-007"}`, URL-encoded.
+    const SCOPED: &str = "%7Bresource.service.name%3D%22service-007%22%7D";
+
     pub fn run(n: usize) {
         let dir = tempfile::tempdir().unwrap();
         let store = HotStore::open(&storage(dir.path()), &IndexConfig::default()).unwrap();
@@ -428,6 +431,8 @@ mod catalog {
             ("dependencies (old: newest 1,000 traces), 1 day".into(), format!("/api/dependencies?endTs={}&lookback={day_ms}&strategy=sample", now_s * 1000), 20),
             ("tag values span.http.route (catalog), 1 day".into(), format!("/api/v2/search/tag/span.http.route/values?start={}&end={now_s}", now_s - 86_400), 200),
             ("tag values span.http.route (old: sample), 1 day".into(), format!("/api/v2/search/tag/span.http.route/values?start={}&end={now_s}&strategy=sample", now_s - 86_400), 20),
+            ("tag values span.http.route, q={resource.service.name=\"service-007\"} (catalog), 1 day".into(), format!("/api/v2/search/tag/span.http.route/values?q={SCOPED}&start={}&end={now_s}", now_s - 86_400), 200),
+            ("tag values span.http.route, q={resource.service.name=\"service-007\"} (old: sample), 1 day".into(), format!("/api/v2/search/tag/span.http.route/values?q={SCOPED}&start={}&end={now_s}&strategy=sample", now_s - 86_400), 20),
             ("tag values resource.service.name (catalog), last hour".into(), "/api/v2/search/tag/resource.service.name/values".into(), 200),
             ("tag values resource.service.name (old: sample), last hour".into(), "/api/v2/search/tag/resource.service.name/values?strategy=sample".into(), 20),
         ];

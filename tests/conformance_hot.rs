@@ -24,7 +24,8 @@ fn open(dir: &Path) -> (Arc<HotStore>, HotWriterHandle) {
 async fn active_segment_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let (store, writer) = open(dir.path());
-    common::conformance::run(Arc::new(writer), store, |_| async {}).await;
+    let spans = common::conformance::run(Arc::new(writer), store.clone(), |_| async {}).await;
+    common::conformance::check_per_service_complete(store.as_ref(), &spans).await;
 }
 
 #[actix_rt::test]
@@ -32,7 +33,7 @@ async fn sealed_segment_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let (store, writer) = open(dir.path());
     let sealer = writer.clone();
-    common::conformance::run(Arc::new(writer), store, |_| async move {
+    let spans = common::conformance::run(Arc::new(writer), store.clone(), |_| async move {
         let sealed = sealer.seal_now().await.expect("seal");
         assert!(
             !sealed.is_empty(),
@@ -40,4 +41,5 @@ async fn sealed_segment_passes_the_suite() {
         );
     })
     .await;
+    common::conformance::check_per_service_complete(store.as_ref(), &spans).await;
 }

@@ -10,5 +10,6 @@ use common::store::MemoryStore;
 #[actix_rt::test]
 async fn reference_tier_passes_the_suite() {
     let store = Arc::new(MemoryStore::new());
-    common::conformance::run(store.clone(), store, |_| async {}).await;
+    let spans = common::conformance::run(store.clone(), store.clone(), |_| async {}).await;
+    common::conformance::check_per_service_complete(store.as_ref(), &spans).await;
 }

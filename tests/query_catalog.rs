@@ -186,3 +186,119 @@ async fn an_edge_only_older_traces_carry_is_counted_exactly() {
         .status
         .is_client_error());
 }
+
+/// Service `i`'s span of trace `k`: its own key `feature.<i>`, a host, and
+/// `http.route` `/svc-<i>/r<k % 3>`, or `/svc-<i>/legacy` for its oldest
+/// trace (`k` 0).
+fn service_span(i: u64, k: u64, start_ns: u64) -> Span {
+    let svc = format!("svc-{i}");
+    let mut s = span(i * 1000 + k, 1, None, &svc, start_ns);
+    s.resource = Arc::new(Resource {
+        attributes: vec![
+            KeyValue::new("service.name", AttrValue::Str(svc.clone())),
+            KeyValue::new("host.name", AttrValue::Str(format!("host-{i}"))),
+        ],
+        ..Default::default()
+    });
+    let route = if k == 0 {
+        format!("/{svc}/legacy")
+    } else {
+        format!("/{svc}/r{}", k % 3)
+    };
+    s.attributes = vec![
+        KeyValue::new("http.route", AttrValue::Str(route)),
+        KeyValue::new(format!("feature.{i}"), AttrValue::Bool(true)),
+    ];
+    s
+}
+
+fn values_of(v: &serde_json::Value) -> BTreeSet<String> {
+    v["tagValues"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tagValues: {v}"))
+        .iter()
+        .map(|t| t["value"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_web::test]
+async fn service_scoped_values_and_keys_are_that_services_all_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = storage(dir.path());
+    cfg.segment_max_spans = 10_000;
+    let store = HotStore::open(&cfg, &IndexConfig::default()).unwrap();
+    let writer = start_hot_writer(store.clone(), None);
+    let (services, per_service) = (500u64, 101u64);
+    let base = now_ns() - 1200 * SEC;
+    // Every service's oldest trace first, then 100 newer ones each.
+    let old: Vec<Span> = (0..services)
+        .map(|i| service_span(i, 0, base + i * MS))
+        .collect();
+    writer.write(old).await.unwrap();
+    let newer: Vec<Span> = (1..per_service)
+        .flat_map(|k| (0..services).map(move |i| (i, k)))
+        .map(|(i, k)| service_span(i, k, base + 60 * SEC + (k * services + i) * MS))
+        .collect();
+    for chunk in newer.chunks(2500) {
+        writer.write(chunk.to_vec()).await.unwrap();
+    }
+    writer.seal_now().await.unwrap();
+    assert!(store.sealed_ids().len() >= 2, "the traffic spans segments");
+    let reader: Arc<dyn SpanReader> = store.clone();
+    let app = app_over!(state_over(reader, true));
+
+    let q = common::http::enc(r#"{resource.service.name="svc-7"}"#);
+    let url = format!("/api/v2/search/tag/span.http.route/values?q={q}");
+    let v = get!(&app, &url).json();
+    let want: BTreeSet<String> = ["legacy", "r0", "r1", "r2"]
+        .iter()
+        .map(|r| format!("/svc-7/{r}"))
+        .collect();
+    assert_eq!(values_of(&v), want, "svc-7's routes, the old one too: {v}");
+    assert!(v.get("warnings").is_none(), "complete: {v}");
+
+    let v = get!(&app, &format!("/api/v2/search/tags?q={q}")).json();
+    let scope = |name: &str| -> Vec<String> {
+        let s = v["scopes"].as_array().unwrap();
+        let s = s.iter().find(|s| s["name"] == name).unwrap();
+        strs(&s["tags"]).into_iter().map(String::from).collect()
+    };
+    assert_eq!(scope("resource"), ["host.name", "service.name"]);
+    assert_eq!(scope("span"), ["feature.7", "http.route"], "{v}");
+    let v = get!(
+        &app,
+        &format!("/api/v2/search/tag/resource.host.name/values?q={q}")
+    )
+    .json();
+    assert_eq!(values_of(&v), BTreeSet::from(["host-7".to_string()]));
+
+    // A regex on the service: the union of the services it matches.
+    let re = common::http::enc(r#"{resource.service.name=~"svc-(7|8)"}"#);
+    let v = get!(
+        &app,
+        &format!("/api/v2/search/tag/span.http.route/values?q={re}")
+    )
+    .json();
+    assert_eq!(values_of(&v).len(), 8, "{v}");
+    assert!(values_of(&v).contains("/svc-8/legacy"));
+
+    // A span-name condition narrows the services only, and says so.
+    let named = common::http::enc(r#"{resource.service.name="svc-7" && name="svc-7 op"}"#);
+    let v = get!(
+        &app,
+        &format!("/api/v2/search/tag/span.http.route/values?q={named}")
+    )
+    .json();
+    assert_eq!(values_of(&v), want);
+    assert!(v["warnings"].to_string().contains("name condition"), "{v}");
+
+    // The sampling path sees svc-7's newest 100 traces, not the old one.
+    let v = get!(&app, &format!("{url}&strategy=sample")).json();
+    let sampled = values_of(&v);
+    assert!(sampled.contains("/svc-7/r1"), "{v}");
+    assert!(!sampled.contains("/svc-7/legacy"), "{v}");
+    // Any other filter still samples, and says so.
+    let other = common::http::enc(r#"{span.http.route="/svc-7/r1"}"#);
+    let v = get!(&app, &format!("/api/v2/search/tags?q={other}")).json();
+    assert!(v["warnings"].to_string().contains("sampled"), "{v}");
+}

@@ -327,17 +327,21 @@ impl SpanReader for EsStore {
     /// Services and span names of the window from a composite terms
     /// aggregation (complete); attribute keys and values, root services
     /// and names from a sample of the newest traces of the window (the
-    /// documents index attributes without their scope or type).
+    /// documents index attributes without their scope or type). It keeps
+    /// no per-service keys and values (`by_service` is empty and marked
+    /// missing), so service-scoped autocomplete over a window that needs
+    /// Elasticsearch falls back to the sample of the newest traces.
     async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
         let window = SearchQuery {
             start_ns: Some(from_ns),
             end_ns: Some(to_ns),
             ..Default::default()
         };
-        let Some(query) = compile(&window) else {
-            return Ok(TagCatalog::default());
-        };
         let mut cat = TagCatalog::default();
+        cat.by_service.missing = true;
+        let Some(query) = compile(&window) else {
+            return Ok(cat);
+        };
         for spans in sample_traces(self, from_ns, to_ns, SAMPLE_TRACES).await? {
             for s in &spans {
                 cat.add_span_attrs(

@@ -60,7 +60,7 @@ pub struct IndexBuilder {
     /// Edges resolved while this segment was active (the store's edge
     /// tracker adds them; a child's segment need not be this one).
     pub edges: EdgeBuckets,
-    seen_resources: catalog::SeenResources,
+    catalog_writer: catalog::CatalogWriter,
 }
 
 impl IndexBuilder {
@@ -72,7 +72,7 @@ impl IndexBuilder {
             postings: Postings::new(attribute_keys),
             catalog: TagCatalog::default(),
             edges: EdgeBuckets::default(),
-            seen_resources: Default::default(),
+            catalog_writer: Default::default(),
         }
     }
 
@@ -90,7 +90,7 @@ impl IndexBuilder {
             })
             .add(row, span);
         self.postings.add(row, span);
-        catalog::add_span_seen(&mut self.catalog, span, &mut self.seen_resources);
+        catalog::add_span_seen(&mut self.catalog, span, &mut self.catalog_writer);
     }
 
     pub fn trace_rows(&self, id: &TraceId) -> &[u32] {
@@ -187,7 +187,7 @@ impl SegmentIndex {
                 EdgeBuckets::decode(&mut r)?,
             )
         } else {
-            Default::default()
+            (catalog::format_1_catalog(), EdgeBuckets::default())
         };
         r.finish()?;
         Ok(SegmentIndex {
@@ -244,7 +244,10 @@ mod tests {
             b.edges.add(1, "a", "b", false);
             let idx = b.finish();
             let old = SegmentIndex::decode_version(&idx.encode_version(1), 1).unwrap();
-            prop_assert!(old.catalog.is_empty() && old.edges.is_empty());
+            prop_assert!(old.catalog.resource.is_empty() && old.catalog.span.is_empty());
+            prop_assert!(old.catalog.by_service.union().is_empty() && old.edges.is_empty());
+            prop_assert!(!old.catalog.per_service_complete(), "format 1 kept no per-service data");
+            prop_assert_eq!(idx.catalog.per_service_complete(), true);
             prop_assert_eq!(&old.postings, &idx.postings);
             prop_assert!(SegmentIndex::decode(&idx.encode_version(1)).is_err(), "v1 bytes are not v2");
             prop_assert_eq!(!idx.catalog.span.is_empty(), n > 0);

@@ -3,11 +3,16 @@
 //! services with their span names, root services and names) and a
 //! [`Graph`] of service-to-service calls. Both are bounded; a bound that
 //! cut something off is recorded (`incomplete`, `truncated`) rather than
-//! hidden.
+//! hidden. Per service, a segment also keeps that service's own keys and
+//! values ([`ByService`], bounded by the `SERVICE_*` consts and an overall
+//! per-segment budget), which service-scoped autocomplete answers from.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{AttrValue, Span, SpanId, TraceId};
+use super::{AttrValue, KeyValue, Span, SpanId, TraceId};
+
+mod by_service;
+pub use by_service::{ByService, ServiceAttrs, ServiceBounds, ServiceMap};
 
 /// Per segment: most distinct values kept per attribute key.
 pub const SEGMENT_VALUES_PER_KEY: usize = 1000;
@@ -20,6 +25,14 @@ pub const SEGMENT_KEYS: usize = 5000;
 pub const ANSWER_VALUES_PER_KEY: usize = 100_000;
 /// In a merged answer: most attribute keys per scope.
 pub const ANSWER_KEYS: usize = 20_000;
+/// Per segment, per service: most attribute keys kept over both scopes.
+pub const SERVICE_KEYS: usize = 200;
+/// Per segment, per service: most distinct values kept per key.
+pub const SERVICE_VALUES_PER_KEY: usize = 200;
+/// Per segment: most keys plus values kept over all services' own
+/// dictionaries, so a segment of thousands of services stays bounded
+/// (2,000 services at the per-service bounds would be 80 million).
+pub const SEGMENT_SERVICE_ENTRIES: usize = 200_000;
 /// Most edges a graph holds.
 pub const MAX_EDGES: usize = 100_000;
 
@@ -64,25 +77,30 @@ pub struct KeyValues {
 }
 
 impl KeyValues {
-    /// Adds one value, keeping at most `cap` distinct ones.
-    pub fn add(&mut self, text: &str, ty: u8, cap: usize) {
+    /// Adds one value, keeping at most `cap` distinct ones; true when the
+    /// value is held afterwards.
+    pub fn add(&mut self, text: &str, ty: u8, cap: usize) -> bool {
         if text.len() > MAX_VALUE_BYTES {
             self.incomplete = true;
-            return;
+            return false;
         }
         let room = self.values.len() < cap;
         // A full key already says it is incomplete; skipping the lookup
         // keeps high-cardinality keys (ids) cheap on the write path.
         if !room && self.incomplete {
-            return;
+            return false;
         }
         match self.values.get_mut(text) {
             Some(m) => *m |= ty,
             None if room => {
                 self.values.insert(text.to_string(), ty);
             }
-            None => self.incomplete = true,
+            None => {
+                self.incomplete = true;
+                return false;
+            }
         }
+        true
     }
 
     pub fn merge(&mut self, other: &KeyValues, cap: usize) {
@@ -107,6 +125,9 @@ pub struct TagCatalog {
     pub root_names: KeyValues,
     /// Some keys were not kept (the key bound).
     pub keys_incomplete: bool,
+    /// Each service's own attribute keys and values, and whether every
+    /// source of the window kept them.
+    pub by_service: ByService,
 }
 
 /// `i.to_string()` into a stack buffer (this runs for every integer
@@ -132,30 +153,73 @@ pub(crate) fn int_text(i: i64, buf: &mut [u8; 24]) -> &str {
 /// Adds `v` under `key`; false when the key is new and no key is left.
 /// Strings, integers and booleans are added without allocating unless new.
 fn add_key(dict: &mut Dict, key: &str, v: &AttrValue, keys_left: &mut usize, cap: usize) -> bool {
+    add_key_held(dict, key, v, keys_left, cap).is_some()
+}
+
+/// As [`add_key`]: `None` when the key was not kept, else whether the
+/// value is held afterwards.
+fn add_key_held(
+    dict: &mut Dict,
+    key: &str,
+    v: &AttrValue,
+    keys_left: &mut usize,
+    cap: usize,
+) -> Option<bool> {
     let entry = match dict.get_mut(key) {
         Some(e) => e,
         None if *keys_left > 0 => {
             *keys_left -= 1;
             dict.entry(key.to_string()).or_default()
         }
-        None => return false,
+        None => return None,
     };
+    Some(add_value(entry, v, cap))
+}
+
+/// Adds one attribute value's text under its type, keeping at most `cap`
+/// distinct values; true when it is held afterwards (a value with no
+/// TraceQL literal is never held, and never needs to be).
+fn add_value(entry: &mut KeyValues, v: &AttrValue, cap: usize) -> bool {
     match v {
         AttrValue::Str(s) => entry.add(s, TY_STRING, cap),
         AttrValue::Int(i) => entry.add(int_text(*i, &mut [0u8; 24]), TY_INT, cap),
         AttrValue::Bool(b) => entry.add(if *b { "true" } else { "false" }, TY_BOOL, cap),
-        other => {
-            if let Some((ty, text)) = typed_text(other) {
-                entry.add(&text, ty, cap);
+        other => match typed_text(other) {
+            Some((ty, text)) => entry.add(&text, ty, cap),
+            None => true,
+        },
+    }
+}
+
+/// Union of `from` into `into`, at most `max_keys` keys and `cap` values
+/// per key; true when a key was cut.
+fn merge_dict(into: &mut Dict, from: &Dict, max_keys: usize, cap: usize) -> bool {
+    let mut cut = false;
+    for (k, v) in from {
+        let room = into.len() < max_keys;
+        match into.get_mut(k) {
+            Some(e) => e.merge(v, cap),
+            None if room => {
+                let mut e = KeyValues::default();
+                e.merge(v, cap);
+                into.insert(k.clone(), e);
             }
+            None => cut = true,
         }
     }
-    true
+    cut
 }
 
 impl TagCatalog {
     pub fn is_empty(&self) -> bool {
         *self == TagCatalog::default()
+    }
+
+    /// Whether every segment and tier of the window kept per-service
+    /// dictionaries (false for Elasticsearch, format-1 segments, samples):
+    /// only then can a service-scoped answer come from [`Self::by_service`].
+    pub fn per_service_complete(&self) -> bool {
+        !self.by_service.missing
     }
 
     /// Every span name, over all services.
@@ -169,7 +233,8 @@ impl TagCatalog {
 
     /// Adds a span's attributes (both scopes) and, for a root span, its
     /// service and name, within the given bounds. Services and span names
-    /// are added with [`Self::add_operation`].
+    /// are added with [`Self::add_operation`]. Per-service dictionaries
+    /// are not: see [`ByService::add_span`].
     pub fn add_span_attrs(&mut self, s: &Span, max_keys: usize, values_per_key: usize) {
         self.add_attrs(s, true, max_keys, values_per_key);
     }
@@ -212,10 +277,32 @@ impl TagCatalog {
             );
         }
         self.keys_incomplete |= cut;
+        self.add_root(s, values_per_key);
+    }
+
+    /// Adds one attribute to the resource (`resource`) or span scope,
+    /// within the bounds; true when its value is held afterwards.
+    pub fn add_one(&mut self, resource: bool, kv: &KeyValue, max_keys: usize, cap: usize) -> bool {
+        let mut left = max_keys.saturating_sub(self.resource.len() + self.span.len());
+        let dict = if resource {
+            &mut self.resource
+        } else {
+            &mut self.span
+        };
+        match add_key_held(dict, &kv.key, &kv.value, &mut left, cap) {
+            Some(held) => held,
+            None => {
+                self.keys_incomplete = true;
+                false
+            }
+        }
+    }
+
+    /// A root span's service and name.
+    pub fn add_root(&mut self, s: &Span, cap: usize) {
         if s.parent_span_id.is_none() {
-            self.root_services
-                .add(s.service_name(), TY_STRING, values_per_key);
-            self.root_names.add(&s.name, TY_STRING, values_per_key);
+            self.root_services.add(s.service_name(), TY_STRING, cap);
+            self.root_names.add(&s.name, TY_STRING, cap);
         }
     }
 
@@ -231,31 +318,35 @@ impl TagCatalog {
         );
     }
 
-    /// Adds a whole span (reference tiers and trace samples).
+    /// Adds a whole span, per-service dictionaries included (reference
+    /// tiers and trace samples), within the answer bounds.
     pub fn add_span(&mut self, s: &Span) {
         self.add_span_attrs(s, ANSWER_KEYS, ANSWER_VALUES_PER_KEY);
         self.add_operation(s.service_name(), &s.name);
+        let mut budget = usize::MAX;
+        self.by_service
+            .add_span(s, true, &ServiceBounds::ANSWER, &mut budget);
     }
 
-    /// Union with `other`, within the answer bounds.
+    /// Union with `other`, within the answer bounds (per-service parts
+    /// are shared).
     pub fn merge(&mut self, other: &TagCatalog) {
-        fn dict(into: &mut Dict, from: &Dict, cut: &mut bool) {
-            for (k, v) in from {
-                let room = into.len() < ANSWER_KEYS;
-                match into.get_mut(k) {
-                    Some(e) => e.merge(v, ANSWER_VALUES_PER_KEY),
-                    None if room => {
-                        let mut e = KeyValues::default();
-                        e.merge(v, ANSWER_VALUES_PER_KEY);
-                        into.insert(k.clone(), e);
-                    }
-                    None => *cut = true,
-                }
-            }
-        }
+        self.merge_attrs(other);
+        self.by_service.merge(&other.by_service);
+    }
+
+    /// As [`Self::merge`], copying the per-service parts (for a catalog
+    /// that is still growing).
+    pub fn merge_copy(&mut self, other: &TagCatalog) {
+        self.merge_attrs(other);
+        self.by_service.merge_copy(&other.by_service);
+    }
+
+    fn merge_attrs(&mut self, other: &TagCatalog) {
+        let (keys, cap) = (ANSWER_KEYS, ANSWER_VALUES_PER_KEY);
         let mut cut = other.keys_incomplete;
-        dict(&mut self.resource, &other.resource, &mut cut);
-        dict(&mut self.span, &other.span, &mut cut);
+        cut |= merge_dict(&mut self.resource, &other.resource, keys, cap);
+        cut |= merge_dict(&mut self.span, &other.span, keys, cap);
         for (svc, names) in &other.services {
             let room = self.services.len() < ANSWER_VALUES_PER_KEY;
             match self.services.get_mut(svc) {

@@ -55,12 +55,14 @@ pub trait SpanReader: Send + Sync {
     /// `[from_ns, to_ns]`, within the bounds of `model::catalog`. A tier
     /// may answer at a coarser granularity (the hot store: whole segments
     /// overlapping the window). The default samples the newest
-    /// [`SAMPLE_TRACES`] traces, for tiers with no dictionary of their own.
+    /// [`SAMPLE_TRACES`] traces, for tiers with no dictionary of their own
+    /// (its per-service part is marked missing: a sample is not the window).
     async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
         let mut cat = TagCatalog::default();
         for spans in sample_traces(self, from_ns, to_ns, SAMPLE_TRACES).await? {
             spans.iter().for_each(|s| cat.add_span(s));
         }
+        cat.by_service.missing = true;
         Ok(cat)
     }
     /// Calls between services whose child span starts in `[from_ns,

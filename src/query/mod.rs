@@ -20,6 +20,7 @@ pub mod params;
 pub mod skew;
 pub mod tags;
 pub mod tags_sample;
+pub mod tags_scope;
 pub mod tempo;
 pub mod tempo_search;
 pub mod traceql;

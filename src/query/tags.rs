@@ -5,13 +5,17 @@
 //! for a key says so in a `warnings` field.
 //!
 //! The window is `start`/`end` (unix seconds); without them, the last
-//! [`DEFAULT_WINDOW_SECS`]. A `q=` TraceQL filter on the v2 endpoints:
-//! `{}` (or one that does not parse yet, as autocomplete sends) is no
-//! filter; conditions that are all `resource.service.name = "..."` /
-//! `name = "..."` equalities are answered from the catalog for the
-//! `name` and `resource.service.name` values (the catalog pairs services
-//! with their span names); any other filter falls back to the sampling
-//! path in `super::tags_sample` (the newest traces matching the filter).
+//! [`DEFAULT_WINDOW_SECS`]. A `q=` TraceQL filter: `{}` (or one that does
+//! not parse yet, as autocomplete sends) is no filter; an `&&` chain of
+//! `resource.service.name` and `name` conditions (`=`, `=~`) is answered
+//! from the catalog (`super::tags_scope`): span names and services from
+//! the services' span names, tag names and attribute values from the
+//! services' own dictionaries, when every source of the window kept them
+//! (`TagCatalog::per_service_complete`). Root services and names under a
+//! filter, any other filter, and a window some source of which kept no
+//! per-service data (Elasticsearch, format-1 segments) fall back to the
+//! sampling path in `super::tags_sample` (the newest traces matching the
+//! filter), which says so in a warning.
 
 use std::collections::BTreeSet;
 
@@ -20,8 +24,9 @@ use serde_json::{json, Value};
 
 use super::params::{bad, Params};
 use super::tags_sample::{sample, Sample, Values};
+use super::tags_scope::{scope_of, scoped_attrs, Scope};
 use super::tempo::{reply, seconds};
-use super::traceql::{self, AttrScope, Field, Op, Query};
+use super::traceql::{self, AttrScope, Field};
 use super::QueryState;
 use crate::error::{Error, Result};
 use crate::model::catalog::{type_names, Dict, KeyValues, TagCatalog, TY_STRING};
@@ -66,16 +71,21 @@ fn values_of(d: &Dict, scope: &str, warnings: &mut Vec<String>) -> Values {
         .collect()
 }
 
-/// The catalog in the shape the handlers render. With `services` given,
-/// only those services and their span names are kept (the scoped form).
-fn view(cat: &TagCatalog, services: Option<&BTreeSet<String>>) -> Sample {
+/// The catalog in the shape the handlers render. With a scope, only its
+/// services, their span names and their own keys and values are kept.
+fn view(cat: &TagCatalog, scope: Option<&Scope>) -> Sample {
     let mut warnings = Vec::new();
-    let mut resource = values_of(&cat.resource, "resource", &mut warnings);
-    let span = values_of(&cat.span, "span", &mut warnings);
+    let scoped = scope.map(|s| scoped_attrs(cat, s));
+    let (resource, span, keys_cut) = match &scoped {
+        Some(a) => (&a.resource, &a.span, a.keys_incomplete),
+        None => (&cat.resource, &cat.span, cat.keys_incomplete),
+    };
+    let mut resource = values_of(resource, "resource", &mut warnings);
+    let span = values_of(span, "span", &mut warnings);
     let mut names = KeyValues::default();
     let mut svcs = KeyValues::default();
     for (svc, n) in &cat.services {
-        if services.is_some_and(|s| !s.contains(svc)) {
+        if scope.is_some_and(|s| !s.services.contains(svc)) {
             continue;
         }
         svcs.add(svc, TY_STRING, usize::MAX);
@@ -84,8 +94,15 @@ fn view(cat: &TagCatalog, services: Option<&BTreeSet<String>>) -> Sample {
     if names.incomplete {
         warnings.push("values of name are incomplete".into());
     }
-    if cat.keys_incomplete {
+    if keys_cut {
         warnings.push("some attribute keys are not listed (catalog bound)".into());
+    }
+    if scope.is_some_and(|s| s.by_name) {
+        warnings.push(
+            "attributes are those of the services in scope: the name condition narrows \
+             services only"
+                .into(),
+        );
     }
     if !svcs.values.is_empty() {
         resource.insert("service.name".into(), typed_set(&svcs));
@@ -100,47 +117,15 @@ fn view(cat: &TagCatalog, services: Option<&BTreeSet<String>>) -> Sample {
     }
 }
 
-/// The services and span names a filter of service/name equalities
-/// allows, or `None` if it has another kind of condition.
-fn scope_of(q: &Query, cat: &TagCatalog) -> Option<BTreeSet<String>> {
-    let mut services: Option<String> = None;
-    let mut name: Option<String> = None;
-    for c in q.and_chain()? {
-        let traceql::Value::Str(v) = &c.value else {
-            return None;
-        };
-        if c.op != Op::Eq {
-            return None;
-        }
-        let slot = match &c.field {
-            Field::Attr(AttrScope::Resource | AttrScope::Any, k) if k == "service.name" => {
-                &mut services
-            }
-            Field::Name => &mut name,
-            _ => return None,
-        };
-        if slot.as_ref().is_some_and(|old| old != v) {
-            return Some(BTreeSet::new()); // two different values: nothing
-        }
-        *slot = Some(v.clone());
-    }
-    Some(
-        cat.services
-            .iter()
-            .filter(|(svc, names)| {
-                services.as_ref().is_none_or(|s| s == *svc)
-                    && name.as_ref().is_none_or(|n| names.values.contains_key(n))
-            })
-            .map(|(svc, _)| svc.clone())
-            .collect(),
-    )
-}
-
 /// Which answer a request needs from a filter.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
-    /// Span names or services: answerable for service/name scopes.
+    /// Span names or services: answerable for any service/name scope.
     NamesOrServices,
+    /// Tag names or attribute values: answerable for a service/name
+    /// scope when the catalog has per-service data for the window.
+    Attrs,
+    /// Root services and names: not kept per service.
     Other,
 }
 
@@ -171,19 +156,24 @@ async fn view_for(req: &HttpRequest, state: &QueryState, need: Need) -> Result<(
         Some("sample") => true,
         Some(other) => return Err(bad("strategy", other, "catalog or sample")),
     };
+    let mut why = None;
     if !sampled {
         let cat = state.reader.tag_catalog(from, to).await?;
-        match &filter {
-            None => return Ok((p, view(&cat, None))),
-            Some(f) if need == Need::NamesOrServices => {
-                if let Some(svcs) = scope_of(f, &cat) {
-                    return Ok((p, view(&cat, Some(&svcs))));
-                }
+        let Some(f) = &filter else {
+            return Ok((p, view(&cat, None)));
+        };
+        if let (Some(scope), true) = (scope_of(f, &cat), need != Need::Other) {
+            if need == Need::NamesOrServices || cat.per_service_complete() {
+                return Ok((p, view(&cat, Some(&scope))));
             }
-            Some(_) => {}
+            why = Some(
+                "the catalog lacks per-service attributes for part of the window \
+                 (Elasticsearch or older segments)",
+            );
         }
     }
     let mut smp = sample(state.reader.as_ref(), Some(from), Some(to), filter.as_ref()).await?;
+    smp.warnings.extend(why.map(String::from));
     smp.warnings.push(format!(
         "sampled from the newest {} traces matching the query",
         super::tags_sample::SAMPLE_TRACES
@@ -202,7 +192,7 @@ fn with_warnings(mut v: Value, smp: &Sample) -> Value {
 pub async fn tags_v1(req: HttpRequest, state: web::Data<QueryState>) -> HttpResponse {
     reply(
         async {
-            let (_, smp) = view_for(&req, &state, Need::Other).await?;
+            let (_, smp) = view_for(&req, &state, Need::Attrs).await?;
             let names: BTreeSet<&String> = smp.resource.keys().chain(smp.span.keys()).collect();
             Ok(with_warnings(json!({ "tagNames": names }), &smp))
         }
@@ -219,7 +209,7 @@ pub async fn tags_v2(req: HttpRequest, state: web::Data<QueryState>) -> HttpResp
             if !matches!(scope, "all" | "resource" | "span" | "intrinsic") {
                 return Err(bad("scope", scope, "resource, span, intrinsic or all"));
             }
-            let (_, smp) = view_for(&req, &state, Need::Other).await?;
+            let (_, smp) = view_for(&req, &state, Need::Attrs).await?;
             let all = [
                 ("resource", smp.resource.keys().cloned().collect::<Vec<_>>()),
                 ("span", smp.span.keys().cloned().collect()),
@@ -248,7 +238,7 @@ pub async fn tag_values_v1(
 ) -> HttpResponse {
     reply(
         async {
-            let (_, smp) = view_for(&req, &state, Need::Other).await?;
+            let (_, smp) = view_for(&req, &state, Need::Attrs).await?;
             let tag = path.as_str();
             let mut values: BTreeSet<&str> = smp
                 .resource
@@ -308,7 +298,8 @@ pub async fn tag_values_v2(
                         {
                             Need::NamesOrServices
                         }
-                        _ => Need::Other,
+                        Field::RootServiceName | Field::RootName => Need::Other,
+                        _ => Need::Attrs,
                     };
                     let (_, mut smp) = view_for(&req, &state, need).await?;
                     warnings = std::mem::take(&mut smp.warnings);
@@ -376,25 +367,32 @@ mod tests {
     }
 
     #[test]
-    fn service_and_name_equalities_scope_from_the_catalog() {
-        let c = catalog();
+    fn a_scoped_view_lists_the_services_own_keys() {
+        let mut c = catalog();
+        let back = c.by_service.own_mut().entry("back".into()).or_default();
+        back.span
+            .entry("db".into())
+            .or_default()
+            .add("pg", TY_STRING, 10);
         let q = traceql::parse(r#"{ resource.service.name = "back" }"#).unwrap();
         let s = scope_of(&q, &c).unwrap();
-        let names: Vec<String> = view(&c, Some(&s))
-            .names
-            .into_iter()
-            .map(|t| t.value)
-            .collect();
+        let v = view(&c, Some(&s));
+        let names: Vec<String> = v.names.into_iter().map(|t| t.value).collect();
         assert_eq!(names, ["GET /", "query"]);
-        let q = traceql::parse(r#"{ name = "query" }"#).unwrap();
         assert_eq!(
-            scope_of(&q, &c).unwrap().into_iter().collect::<Vec<_>>(),
-            ["back"]
+            v.span.keys().collect::<Vec<_>>(),
+            ["db"],
+            "not the window's code"
         );
-        let q = traceql::parse(r#"{ span.code = 200 }"#).unwrap();
-        assert!(
-            scope_of(&q, &c).is_none(),
-            "other filters take the sampling path"
+        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+        let q = traceql::parse(r#"{ resource.service.name = "back" && name = "query" }"#).unwrap();
+        let v = view(&c, scope_of(&q, &c).as_ref());
+        assert_eq!(v.span.keys().collect::<Vec<_>>(), ["db"]);
+        assert_eq!(
+            v.warnings.len(),
+            1,
+            "the name condition's caveat: {:?}",
+            v.warnings
         );
     }
 }

@@ -25,9 +25,15 @@ pub struct CatalogCache {
 }
 
 /// Adds one segment's catalog (attributes from its dictionary; services
-/// and span names from its postings, which are complete).
-fn catalog_into(p: &Postings, cat: &TagCatalog, out: &mut TagCatalog) {
-    out.merge(cat);
+/// and span names from its postings, which are complete). A growing
+/// (active) segment's per-service part is copied rather than shared, so
+/// its writer does not copy it on its next span.
+fn catalog_into(p: &Postings, cat: &TagCatalog, out: &mut TagCatalog, growing: bool) {
+    if growing {
+        out.merge_copy(cat);
+    } else {
+        out.merge(cat);
+    }
     for (svc, ops) in &p.ops {
         for name in ops.keys() {
             out.add_operation(svc, name);
@@ -63,7 +69,7 @@ impl HotStore {
                 let mut cat = TagCatalog::default();
                 for s in &segs {
                     if let Seg::Sealed(s) = s {
-                        catalog_into(&s.index.postings, &s.index.catalog, &mut cat);
+                        catalog_into(&s.index.postings, &s.index.catalog, &mut cat, false);
                     }
                 }
                 let cat = Arc::new(cat);
@@ -75,7 +81,7 @@ impl HotStore {
         for s in &segs {
             if let Seg::Mem(m) = s {
                 let g = m.read();
-                catalog_into(&g.index.postings, &g.index.catalog, &mut out);
+                catalog_into(&g.index.postings, &g.index.catalog, &mut out, true);
             }
         }
         out

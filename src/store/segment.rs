@@ -223,7 +223,8 @@ mod tests {
         file.extend_from_slice(&format::footer_versioned(FileKind::SegmentIndex, 1, &old));
         std::fs::write(index_path(dir.path(), 7), file).unwrap();
         let seg = SealedSegment::open(dir.path(), 7).unwrap();
-        assert!(seg.index.catalog.is_empty() && seg.index.edges.is_empty());
+        assert_eq!(seg.index.catalog, crate::index::catalog::format_1_catalog());
+        assert!(!seg.index.catalog.per_service_complete() && seg.index.edges.is_empty());
         assert_eq!(seg.index.postings, fresh.index.postings);
         assert_eq!(
             seg.index.trace_rows(&spans[0].trace_id),

@@ -83,7 +83,8 @@ impl SpanReader for MemoryStore {
         Ok(set.into_iter().collect())
     }
 
-    /// Exactly the spans starting in the window.
+    /// Exactly the spans starting in the window, each service's own keys
+    /// and values included (the reference for the per-service part too).
     async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
         let mut cat = TagCatalog::default();
         for s in self.spans.read().iter() {

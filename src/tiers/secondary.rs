@@ -70,7 +70,12 @@ impl SpanReader for SecondaryTier {
     }
 
     async fn tag_catalog(&self, from_ns: u64, to_ns: u64) -> Result<TagCatalog> {
-        self.degrade("tag_catalog", self.inner.tag_catalog(from_ns, to_ns).await)
+        let r = self.inner.tag_catalog(from_ns, to_ns).await;
+        let down = matches!(r, Err(Error::Unavailable(_)));
+        let mut c = self.degrade("tag_catalog", r)?;
+        // A tier that was down contributed no per-service data.
+        c.by_service.missing |= down;
+        Ok(c)
     }
 
     async fn dependencies(&self, from_ns: u64, to_ns: u64) -> Result<Graph> {
@@ -105,6 +110,9 @@ mod tests {
         async fn scan(&self, _: &SearchQuery, _: Option<&str>, _: usize) -> Result<ScanPage> {
             Err(Error::Unavailable("connection refused".into()))
         }
+        async fn tag_catalog(&self, _: u64, _: u64) -> Result<TagCatalog> {
+            Err(Error::Unavailable("connection refused".into()))
+        }
     }
 
     #[actix_rt::test]
@@ -113,6 +121,12 @@ mod tests {
         assert!(t.trace(TraceId([1; 16])).await.unwrap().is_empty());
         assert!(t.services().await.unwrap().is_empty());
         assert!(t.operations(None).await.unwrap().is_empty());
+        let cat = t.tag_catalog(0, 10).await.unwrap();
+        assert!(cat.services.is_empty());
+        assert!(
+            !cat.per_service_complete(),
+            "a tier that was down gave none"
+        );
         let q = SearchQuery::default();
         assert!(matches!(t.search(&q).await, Err(Error::InvalidArgument(_))));
         assert!(t.scan(&q, None, 10).await.is_err(), "exports stay strict");

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::catalog::{Dict, EdgeCounts, Graph, KeyValues, TagCatalog};
+use crate::model::catalog::{
+    ByService, Dict, EdgeCounts, Graph, KeyValues, ServiceAttrs, TagCatalog,
+};
 use crate::model::{Operation, SearchQuery, SpanKind, TraceHit, TraceId};
 
 pub const TRACE: &str = "/internal/v1/trace";
@@ -156,6 +158,21 @@ pub struct WireCatalog {
     pub root_services: WireValues,
     pub root_names: WireValues,
     pub keys_incomplete: bool,
+    /// Service → its own keys and values.
+    pub by_service: BTreeMap<String, WireServiceAttrs>,
+    /// Whether `by_service` is complete for the window. Absent (a peer
+    /// that predates it) reads as false, so the scoped answer falls back
+    /// to the sample rather than trusting an empty map.
+    pub per_service_complete: bool,
+}
+
+/// One service's keys and values on the wire.
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WireServiceAttrs {
+    pub resource: BTreeMap<String, WireValues>,
+    pub span: BTreeMap<String, WireValues>,
+    pub keys_incomplete: bool,
 }
 
 fn values_out(v: &KeyValues) -> WireValues {
@@ -189,6 +206,20 @@ impl From<&TagCatalog> for WireCatalog {
             root_services: values_out(&c.root_services),
             root_names: values_out(&c.root_names),
             keys_incomplete: c.keys_incomplete,
+            by_service: c
+                .by_service
+                .union()
+                .into_iter()
+                .map(|(svc, a)| {
+                    let w = WireServiceAttrs {
+                        resource: dict_out(&a.resource),
+                        span: dict_out(&a.span),
+                        keys_incomplete: a.keys_incomplete,
+                    };
+                    (svc, w)
+                })
+                .collect(),
+            per_service_complete: c.per_service_complete(),
         }
     }
 }
@@ -204,6 +235,20 @@ impl WireCatalog {
             root_services: values_in(self.root_services),
             root_names: values_in(self.root_names),
             keys_incomplete: self.keys_incomplete,
+            by_service: ByService::from_map(
+                self.by_service
+                    .into_iter()
+                    .map(|(svc, a)| {
+                        let a = ServiceAttrs {
+                            resource: dict_in(a.resource),
+                            span: dict_in(a.span),
+                            keys_incomplete: a.keys_incomplete,
+                        };
+                        (svc, a)
+                    })
+                    .collect(),
+                !self.per_service_complete,
+            ),
         };
         let mut out = TagCatalog::default();
         out.merge(&c);
@@ -277,9 +322,22 @@ mod tests {
             .or_default()
             .add("200", TY_INT, 10);
         c.root_names.incomplete = true;
+        let svc = c.by_service.own_mut().entry("front".into()).or_default();
+        svc.span
+            .entry("route".into())
+            .or_default()
+            .add("/x", crate::model::catalog::TY_STRING, 10);
+        svc.keys_incomplete = true;
         let json = serde_json::to_string(&WireCatalog::from(&c)).unwrap();
         let back: WireCatalog = serde_json::from_str(&json).unwrap();
         assert_eq!(back.into_catalog(), c);
+        c.by_service.missing = true;
+        let json = serde_json::to_string(&WireCatalog::from(&c)).unwrap();
+        let back: WireCatalog = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.into_catalog(), c, "the missing flag crosses too");
+        // A peer that sends no per-service part is not trusted for it.
+        let old: WireCatalog = serde_json::from_str(r#"{"services": {}}"#).unwrap();
+        assert!(!old.into_catalog().per_service_complete());
         let mut g = Graph::default();
         g.add(
             "a",

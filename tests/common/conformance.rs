@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 
-use strand::model::{SearchQuery, Span, SpanKind, TraceId};
+use strand::model::{SearchQuery, Span, SpanKind, TagCatalog, TraceId};
 use strand::model::{SpanReader, SpanWriter};
 
 use super::fixtures;
@@ -28,7 +28,12 @@ pub enum Layout {
 
 /// Runs every check. `settle` is awaited after writing, for tiers whose
 /// writes become searchable asynchronously (it should poll, not sleep).
-pub async fn run<F, Fut>(writer: Arc<dyn SpanWriter>, reader: Arc<dyn SpanReader>, settle: F)
+/// Returns the spans written.
+pub async fn run<F, Fut>(
+    writer: Arc<dyn SpanWriter>,
+    reader: Arc<dyn SpanReader>,
+    settle: F,
+) -> Vec<Span>
 where
     F: FnOnce(usize) -> Fut,
     Fut: Future<Output = ()>,
@@ -42,7 +47,8 @@ pub async fn run_with<F, Fut>(
     reader: Arc<dyn SpanReader>,
     settle: F,
     layout: Layout,
-) where
+) -> Vec<Span>
+where
     F: FnOnce(usize) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -61,6 +67,7 @@ pub async fn run_with<F, Fut>(
     check_traceql(&spans, reader.as_ref()).await;
     check_catalog(&spans, &reference, reader.as_ref()).await;
     check_dependencies(&spans, &reference, reader.as_ref(), layout).await;
+    spans
 }
 
 fn window(spans: &[Span]) -> (u64, u64) {
@@ -92,6 +99,7 @@ async fn check_catalog(spans: &[Span], reference: &MemoryStore, reader: &dyn Spa
     assert_eq!(got.span, want.span, "span keys and typed values");
     assert_eq!(got.root_services, want.root_services);
     assert_eq!(got.root_names, want.root_names);
+    check_per_service(&want, &got);
     let (from, to) = empty_window(spans);
     assert!(reader
         .tag_catalog(from, to)
@@ -99,6 +107,54 @@ async fn check_catalog(spans: &[Span], reference: &MemoryStore, reader: &dyn Spa
         .unwrap()
         .services
         .is_empty());
+}
+
+/// Each service's own keys and values: exactly the reference's when the
+/// tier says it has them for the window; otherwise (a window Elasticsearch
+/// answers for, whatever the layout) only real ones.
+fn check_per_service(want: &TagCatalog, got: &TagCatalog) {
+    assert!(want.per_service_complete(), "the reference computes them");
+    let real = &want.by_service.union();
+    assert!(
+        real.len() >= 3 && real.values().any(|a| !a.span.is_empty()),
+        "fixture sanity: services with attributes"
+    );
+    if got.per_service_complete() {
+        assert_eq!(
+            got.by_service.union(),
+            *real,
+            "per-service keys and typed values"
+        );
+        return;
+    }
+    for (svc, a) in &got.by_service.union() {
+        let r = real
+            .get(svc)
+            .unwrap_or_else(|| panic!("{svc} is a real service"));
+        for (dict, rdict) in [(&a.resource, &r.resource), (&a.span, &r.span)] {
+            for (k, v) in dict {
+                let rv = rdict.get(k).unwrap_or_else(|| panic!("{svc}: {k} is real"));
+                assert!(
+                    v.values.keys().all(|x| rv.values.contains_key(x)),
+                    "{svc}.{k}"
+                );
+            }
+        }
+    }
+}
+
+/// For tiers that must keep per-service data (no Elasticsearch in the
+/// window): the catalog of the fixtures' window says it is complete and
+/// matches the reference. Run after [`run`] wrote `spans` (what it returned).
+pub async fn check_per_service_complete(reader: &dyn SpanReader, spans: &[Span]) {
+    let reference = memory_with(spans.to_vec()).await;
+    let (from, to) = window(spans);
+    let got = reader.tag_catalog(from, to).await.expect("tag catalog");
+    assert!(
+        got.per_service_complete(),
+        "this tier keeps per-service data"
+    );
+    check_per_service(&reference.tag_catalog(from, to).await.unwrap(), &got);
 }
 
 async fn check_dependencies(
