@@ -72,6 +72,25 @@ impl TraceTable {
         self.rows.get(a..b).unwrap_or(&[])
     }
 
+    /// The `i`-th trace in id order: its id, rows and latest end.
+    pub fn at(&self, i: usize) -> (TraceId, &[u32], u64) {
+        let (a, b) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+        (
+            self.ids[i],
+            self.rows.get(a..b).unwrap_or(&[]),
+            self.max_end[i],
+        )
+    }
+
+    /// Trace positions (for [`Self::at`]) by latest end, latest first: no
+    /// span of a trace starts after its end, so a walk in this order can
+    /// stop once the traces left cannot beat what it found.
+    pub fn by_latest_end(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.ids.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| std::cmp::Reverse(self.max_end[i as usize]));
+        order
+    }
+
     /// (min start, max end) of the trace's spans in this segment.
     pub fn bounds(&self, id: &TraceId) -> Option<(u64, u64)> {
         let i = self.ids.binary_search(id).ok()?;

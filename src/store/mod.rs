@@ -18,6 +18,9 @@ mod read_catalog;
 mod recover;
 pub mod rows;
 pub mod schema;
+mod search;
+#[cfg(test)]
+mod search_tests;
 pub mod segment;
 #[cfg(test)]
 pub(crate) mod testutil;

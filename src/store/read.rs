@@ -2,7 +2,7 @@
 //! operations and export scan over sealed, frozen and active segments,
 //! with the semantics of the reference `MemoryStore`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,8 +14,8 @@ use super::segment::SealedSegment;
 use crate::error::{Error, Result};
 use crate::index::{Plan, Postings, TimeRange};
 use crate::model::{
-    sort_hits, Graph, Operation, ScanPage, SearchQuery, Span, SpanKind, SpanReader, TagCatalog,
-    TraceHit, TraceId, MAX_TRACE_SPANS,
+    Graph, Operation, ScanPage, SearchQuery, Span, SpanKind, SpanReader, TagCatalog, TraceHit,
+    TraceId, MAX_TRACE_SPANS,
 };
 
 /// A segment of either kind, in id order (= write order).
@@ -41,19 +41,9 @@ impl Seg {
     }
 }
 
-/// The `limit`-th newest start among `newest`, once there are that many.
-fn nth_newest(newest: &HashMap<TraceId, u64>, limit: usize) -> Option<u64> {
-    if limit == 0 || newest.len() < limit {
-        return None;
-    }
-    let mut starts: Vec<u64> = newest.values().copied().collect();
-    let (_, nth, _) = starts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
-    Some(*nth)
-}
-
 /// Whether a span with these times passes the query's time and duration
 /// bounds (the conditions no posting answers).
-fn time_ok(q: &SearchQuery, start: u64, end: u64) -> bool {
+pub(super) fn time_ok(q: &SearchQuery, start: u64, end: u64) -> bool {
     let d = end.saturating_sub(start);
     !(q.min_duration_ns.is_some_and(|m| d < m)
         || q.max_duration_ns.is_some_and(|m| d > m)
@@ -101,7 +91,7 @@ impl HotStore {
     /// Rows of a segment that match `q`, from row `from`, calling `f(row,
     /// trace, start, span?)` for each; `f` returns false to stop. The span
     /// is decoded only when `need_span` or the plan cannot vouch for a row.
-    fn each_match(
+    pub(super) fn each_match(
         seg: &Seg,
         q: &SearchQuery,
         from: u32,
@@ -234,41 +224,6 @@ impl HotStore {
             }
         }
         Ok(out)
-    }
-
-    /// Synchronous form of [`SpanReader::search`].
-    ///
-    /// Segments are visited newest first. Hits rank by each trace's newest
-    /// matching start, so once `limit` traces have a start later than any
-    /// span left unvisited can have, the answer is settled and the older
-    /// segments are skipped: a search costs what its newest matches cost,
-    /// not what the whole store holds.
-    pub fn search_sync(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
-        let mut newest: HashMap<TraceId, u64> = HashMap::new();
-        let mut segs: Vec<(u64, Seg)> = self
-            .segments()
-            .into_iter()
-            .map(|s| (s.time().max_start, s))
-            .collect();
-        segs.sort_by_key(|s| std::cmp::Reverse(s.0));
-        for i in 0..segs.len() {
-            Self::each_match(&segs[i].1, q, 0, false, &mut |_, t, start, _| {
-                let e = newest.entry(t).or_insert(0);
-                *e = (*e).max(start);
-                true
-            })?;
-            let rest = segs.get(i + 1).map_or(0, |(max_start, _)| *max_start);
-            if nth_newest(&newest, q.limit).is_some_and(|nth| nth > rest) {
-                break;
-            }
-        }
-        let mut hits: Vec<TraceHit> = newest
-            .into_iter()
-            .map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns })
-            .collect();
-        sort_hits(&mut hits);
-        hits.truncate(q.limit);
-        Ok(hits)
     }
 
     /// Synchronous form of [`SpanReader::scan`]. The cursor is

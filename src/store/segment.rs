@@ -8,7 +8,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::RecordBatch;
 use arrow::buffer::Buffer;
@@ -74,6 +74,9 @@ pub struct SealedSegment {
     pub columns: Columns,
     /// Bytes on disk (data + index).
     pub bytes: u64,
+    /// The trace table by latest end, built on the first search (4 bytes
+    /// per trace).
+    by_latest_end: OnceLock<Vec<u32>>,
 }
 
 impl std::fmt::Debug for SealedSegment {
@@ -122,7 +125,15 @@ impl SealedSegment {
             index,
             columns,
             bytes,
+            by_latest_end: OnceLock::new(),
         })
+    }
+
+    /// Trace positions by latest end, latest first (see
+    /// `TraceTable::by_latest_end`).
+    pub fn traces_by_latest_end(&self) -> &[u32] {
+        self.by_latest_end
+            .get_or_init(|| self.index.traces.by_latest_end())
     }
 }
 

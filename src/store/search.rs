@@ -1,0 +1,200 @@
+//! Search over the hot store: the `limit` traces whose newest matching
+//! span starts latest (the ranking of the reference `MemoryStore`).
+//!
+//! Active and frozen segments (bounded by `storage.segment_max_spans`) are
+//! matched through their postings. Sealed segments are walked trace by
+//! trace, all of them together, latest trace end first: a trace's
+//! matching spans start no later than it ends, so once `limit` traces
+//! have a matching start later than the next trace's end, nothing left
+//! can enter the answer and the walk stops. A search whose matches
+//! cluster in time (every segment overlapping the window) then costs
+//! about `limit` traces per segment it touches, not every matching span.
+//! A segment where the postings leave only a few candidate rows is
+//! cheaper visited row by row, as the active ones are.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+use roaring::RoaringBitmap;
+
+use super::hot::HotStore;
+use super::read::{time_ok, Seg};
+use super::rows::RowCache;
+use super::segment::SealedSegment;
+use crate::error::Result;
+use crate::index::Plan;
+use crate::model::{sort_hits, SearchQuery, TraceHit, TraceId};
+
+/// Candidate rows per trace below which a sealed segment is visited row
+/// by row instead of walked (walking visits traces that may not match).
+const SPARSE_ROWS_PER_TRACE: u64 = 1;
+
+/// Each trace's newest matching start so far, and the `limit` best of
+/// them (a start only grows, so the best set stays exact: a trace leaves
+/// it only when another passes it).
+struct Best {
+    newest: HashMap<TraceId, u64>,
+    limit: usize,
+    top: BTreeSet<(u64, Reverse<TraceId>)>,
+}
+
+impl Best {
+    fn new(limit: usize) -> Best {
+        Best {
+            newest: HashMap::new(),
+            limit,
+            top: BTreeSet::new(),
+        }
+    }
+
+    fn add(&mut self, trace: TraceId, start: u64) {
+        let old = match self.newest.entry(trace) {
+            Entry::Occupied(mut o) if start > *o.get() => {
+                Some(std::mem::replace(o.get_mut(), start))
+            }
+            Entry::Occupied(_) => return,
+            Entry::Vacant(v) => {
+                v.insert(start);
+                None
+            }
+        };
+        let key = (start, Reverse(trace));
+        let was_top = old.is_some_and(|o| self.top.remove(&(o, Reverse(trace))));
+        if !was_top && self.top.len() >= self.limit {
+            // The worst of the best: earliest start, then highest id
+            // (`sort_hits` ranks lower ids first among equal starts).
+            if self.top.first().is_some_and(|worst| *worst >= key) {
+                return;
+            }
+            self.top.pop_first();
+        }
+        self.top.insert(key);
+    }
+
+    /// Whether nothing starting at or below `bound` can change the answer.
+    fn settled_above(&self, bound: u64) -> bool {
+        self.top.len() >= self.limit && self.top.first().is_some_and(|&(n, _)| n > bound)
+    }
+}
+
+/// One sealed segment's walk: its plan and position in its trace order.
+struct Walk<'a> {
+    seg: &'a SealedSegment,
+    plan: Plan,
+    order: &'a [u32],
+    pos: usize,
+    cache: RowCache,
+}
+
+impl Walk<'_> {
+    /// The latest end of the next trace, if any.
+    fn bound(&self) -> Option<u64> {
+        let i = *self.order.get(self.pos)? as usize;
+        Some(self.seg.index.traces.at(i).2)
+    }
+
+    /// The newest start among the next trace's matching spans; advances.
+    fn next_match(&mut self, q: &SearchQuery) -> Result<Option<(TraceId, u64)>> {
+        let i = self.order[self.pos] as usize;
+        self.pos += 1;
+        let (trace, rows, _) = self.seg.index.traces.at(i);
+        let cols = &self.seg.columns;
+        let mut newest = None;
+        for &row in rows {
+            if !self.plan.rows.as_ref().is_none_or(|b| b.contains(row)) {
+                continue;
+            }
+            let r = row as usize;
+            let start = cols.start_ns(r)?;
+            if newest.is_some_and(|n| n >= start) {
+                continue;
+            }
+            let ok = if self.plan.exact {
+                time_ok(q, start, cols.end_ns(r)?)
+            } else {
+                q.matches(&cols.span_for_match(r, &mut self.cache)?)
+            };
+            if ok {
+                newest = Some(start);
+            }
+        }
+        Ok(newest.map(|s| (trace, s)))
+    }
+}
+
+fn sparse(rows: &Option<RoaringBitmap>, traces: usize) -> bool {
+    rows.as_ref()
+        .is_some_and(|b| b.len() < SPARSE_ROWS_PER_TRACE * traces as u64)
+}
+
+impl HotStore {
+    /// Synchronous form of [`crate::model::SpanReader::search`].
+    pub fn search_sync(&self, q: &SearchQuery) -> Result<Vec<TraceHit>> {
+        if q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut best = Best::new(q.limit);
+        let segs = self.segments();
+        let mut walks = Vec::new();
+        for seg in &segs {
+            let sealed = match seg {
+                Seg::Sealed(s) if s.index.time.overlaps(q.start_ns, q.end_ns) => s,
+                Seg::Sealed(_) => continue,
+                Seg::Mem(_) => {
+                    Self::each_match(seg, q, 0, false, &mut |_, t, start, _| {
+                        best.add(t, start);
+                        true
+                    })?;
+                    continue;
+                }
+            };
+            let plan = sealed.index.postings.plan(q);
+            if plan.rows.as_ref().is_some_and(RoaringBitmap::is_empty) {
+                continue;
+            }
+            if sparse(&plan.rows, sealed.index.traces.len()) {
+                Self::each_match(seg, q, 0, false, &mut |_, t, start, _| {
+                    best.add(t, start);
+                    true
+                })?;
+                continue;
+            }
+            walks.push(Walk {
+                seg: sealed,
+                plan,
+                order: sealed.traces_by_latest_end(),
+                pos: 0,
+                cache: RowCache::default(),
+            });
+        }
+        let floor = q.start_ns.unwrap_or(0);
+        let mut heap: BinaryHeap<(u64, usize)> = walks
+            .iter()
+            .enumerate()
+            .filter_map(|(w, walk)| Some((walk.bound()?, w)))
+            .collect();
+        while let Some((bound, w)) = heap.pop() {
+            // No span ends before it starts: below the window's start, or
+            // below the settled answer, nothing is left to find.
+            if bound < floor || best.settled_above(bound) {
+                break;
+            }
+            let walk = &mut walks[w];
+            if let Some((trace, start)) = walk.next_match(q)? {
+                best.add(trace, start);
+            }
+            if let Some(b) = walk.bound() {
+                heap.push((b, w));
+            }
+        }
+        let mut hits: Vec<TraceHit> = best
+            .newest
+            .into_iter()
+            .map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns })
+            .collect();
+        sort_hits(&mut hits);
+        hits.truncate(q.limit);
+        Ok(hits)
+    }
+}
