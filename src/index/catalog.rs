@@ -355,16 +355,21 @@ fn decode_by_service(r: &mut Reader) -> Result<ByService> {
 /// Encodes the attribute part of a segment catalog (its `services` are
 /// rebuilt from the postings when read): keys-incomplete flag, resource
 /// and span dicts, root services and names, then the per-service part.
-pub fn encode_catalog(w: &mut Writer, c: &TagCatalog) {
+/// `per_service` false writes format 2 (which had no per-service part).
+pub fn encode_catalog(w: &mut Writer, c: &TagCatalog, per_service: bool) {
     w.u8(u8::from(c.keys_incomplete));
     encode_dict(w, &c.resource);
     encode_dict(w, &c.span);
     encode_values(w, &c.root_services);
     encode_values(w, &c.root_names);
-    encode_by_service(w, &c.by_service);
+    if per_service {
+        encode_by_service(w, &c.by_service);
+    }
 }
 
-pub fn decode_catalog(r: &mut Reader) -> Result<TagCatalog> {
+/// `per_service` false reads format 2: its per-service part is marked
+/// missing, so scoped autocomplete over it takes the sample path.
+pub fn decode_catalog(r: &mut Reader, per_service: bool) -> Result<TagCatalog> {
     Ok(TagCatalog {
         keys_incomplete: r.u8()? != 0,
         resource: decode_dict(r)?,
@@ -372,7 +377,11 @@ pub fn decode_catalog(r: &mut Reader) -> Result<TagCatalog> {
         root_services: decode_values(r)?,
         root_names: decode_values(r)?,
         services: BTreeMap::new(),
-        by_service: decode_by_service(r)?,
+        by_service: if per_service {
+            decode_by_service(r)?
+        } else {
+            ByService::from_map(Default::default(), true)
+        },
     })
 }
 
@@ -475,14 +484,14 @@ mod tests {
         for missing in [false, true] {
             cat.by_service.missing = missing;
             let mut w = Writer::default();
-            encode_catalog(&mut w, &cat);
+            encode_catalog(&mut w, &cat, true);
             let bytes = w.into_inner();
             let mut r = Reader::new(&bytes);
-            assert_eq!(decode_catalog(&mut r).unwrap(), cat);
+            assert_eq!(decode_catalog(&mut r, true).unwrap(), cat);
             r.finish().unwrap();
             for cut in 0..bytes.len() {
                 let mut r = Reader::new(&bytes[..cut]);
-                assert!(decode_catalog(&mut r).is_err() || r.finish().is_err());
+                assert!(decode_catalog(&mut r, true).is_err() || r.finish().is_err());
             }
         }
     }

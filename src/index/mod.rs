@@ -129,7 +129,7 @@ pub struct SegmentIndex {
 }
 
 /// The index format version [`SegmentIndex::encode`] writes.
-pub const INDEX_VERSION: u32 = 2;
+pub const INDEX_VERSION: u32 = 3;
 
 impl SegmentIndex {
     /// Rows of trace `id` (Bloom filter first: most segments answer "no"
@@ -145,8 +145,9 @@ impl SegmentIndex {
         self.encode_version(INDEX_VERSION)
     }
 
-    /// Encodes as format `version` (1: without catalog and edges; tests
-    /// write old files with it).
+    /// Encodes as format `version` (1: without catalog and edges; 2:
+    /// without the catalog's per-service part; tests write old files
+    /// with it).
     pub fn encode_version(&self, version: u32) -> Vec<u8> {
         let mut w = codec::Writer::default();
         w.u32(self.rows);
@@ -157,7 +158,7 @@ impl SegmentIndex {
         self.bloom.encode(&mut w);
         self.postings.encode(&mut w);
         if version >= 2 {
-            catalog::encode_catalog(&mut w, &self.catalog);
+            catalog::encode_catalog(&mut w, &self.catalog, version >= 3);
             self.edges.encode(&mut w);
         }
         w.into_inner()
@@ -169,7 +170,8 @@ impl SegmentIndex {
     }
 
     /// Decodes format `version` (the index file footer's); a version 1
-    /// index has an empty catalog and no edges.
+    /// index has an empty catalog and no edges, a version 2 one no
+    /// per-service catalog (marked missing).
     pub fn decode_version(buf: &[u8], version: u32) -> Result<SegmentIndex> {
         let mut r = codec::Reader::new(buf);
         let rows = r.u32()?;
@@ -183,7 +185,7 @@ impl SegmentIndex {
         let postings = Postings::decode(&mut r, rows)?;
         let (catalog, edges) = if version >= 2 {
             (
-                catalog::decode_catalog(&mut r)?,
+                catalog::decode_catalog(&mut r, version >= 3)?,
                 EdgeBuckets::decode(&mut r)?,
             )
         } else {

@@ -14,10 +14,12 @@ pub const FOOTER_LEN: usize = 32;
 /// Format version of segment data and manifest files; bumped on
 /// incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
-/// Format version of segment index files written now. Version 2 appended
-/// the tag catalog and dependency edges; version 1 files (without them)
-/// are still read, as an empty catalog and no edges.
-pub const INDEX_FORMAT_VERSION: u32 = 2;
+/// Format version of segment index files written now (the index's own).
+/// Version 2 appended the tag catalog and dependency edges, version 3 the
+/// catalog's per-service part; older files are still read (version 1 as
+/// an empty catalog and no edges, version 2 with the per-service part
+/// marked missing).
+pub const INDEX_FORMAT_VERSION: u32 = crate::index::INDEX_VERSION;
 
 /// What a file holds; a file of the wrong kind is as corrupt as a torn one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -219,28 +219,43 @@ mod tests {
     }
 
     #[test]
-    fn version_1_index_files_still_open() {
+    fn older_index_files_still_open() {
         let dir = tempfile::tempdir().unwrap();
         let spans: Vec<Span> = (0..20).map(|i| span(i % 4, i, "svc", "op")).collect();
         write_segment(dir.path(), &spans);
         let fresh = SealedSegment::open(dir.path(), 7).unwrap();
         assert!(
-            !fresh.index.catalog.span.is_empty(),
-            "format 2 holds a catalog"
+            !fresh.index.catalog.span.is_empty() && fresh.index.catalog.per_service_complete(),
+            "the current format holds a catalog with its per-service part"
         );
-        // Rewrite the index as a format-1 file, as older versions wrote it.
-        let old = fresh.index.encode_version(1);
-        let mut file = old.clone();
-        file.extend_from_slice(&format::footer_versioned(FileKind::SegmentIndex, 1, &old));
-        std::fs::write(index_path(dir.path(), 7), file).unwrap();
-        let seg = SealedSegment::open(dir.path(), 7).unwrap();
-        assert_eq!(seg.index.catalog, crate::index::catalog::format_1_catalog());
-        assert!(!seg.index.catalog.per_service_complete() && seg.index.edges.is_empty());
-        assert_eq!(seg.index.postings, fresh.index.postings);
-        assert_eq!(
-            seg.index.trace_rows(&spans[0].trace_id),
-            fresh.index.trace_rows(&spans[0].trace_id)
-        );
+        // Rewrite the index as older versions wrote it.
+        for version in [1, 2] {
+            let old = fresh.index.encode_version(version);
+            let mut file = old.clone();
+            file.extend_from_slice(&format::footer_versioned(
+                FileKind::SegmentIndex,
+                version,
+                &old,
+            ));
+            std::fs::write(index_path(dir.path(), 7), file).unwrap();
+            let seg = SealedSegment::open(dir.path(), 7).unwrap();
+            if version == 1 {
+                assert_eq!(seg.index.catalog, crate::index::catalog::format_1_catalog());
+                assert!(seg.index.edges.is_empty());
+            } else {
+                assert_eq!(seg.index.catalog.span, fresh.index.catalog.span);
+                assert_eq!(seg.index.edges, fresh.index.edges);
+            }
+            assert!(
+                !seg.index.catalog.per_service_complete(),
+                "version {version}"
+            );
+            assert_eq!(seg.index.postings, fresh.index.postings);
+            assert_eq!(
+                seg.index.trace_rows(&spans[0].trace_id),
+                fresh.index.trace_rows(&spans[0].trace_id)
+            );
+        }
     }
 
     proptest! {
