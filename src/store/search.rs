@@ -1,16 +1,16 @@
 //! Search over the hot store: the `limit` traces whose newest matching
 //! span starts latest (the ranking of the reference `MemoryStore`).
 //!
-//! Active and frozen segments (bounded by `storage.segment_max_spans`) are
-//! matched through their postings. Sealed segments are walked trace by
-//! trace, all of them together, latest trace end first: a trace's
+//! Sealed segments are walked trace by trace, all of them together,
+//! latest trace end first: a trace's
 //! matching spans start no later than it ends, so once `limit` traces
 //! have a matching start later than the next trace's end, nothing left
 //! can enter the answer and the walk stops. A search whose matches
 //! cluster in time (every segment overlapping the window) then costs
 //! about `limit` traces per segment it touches, not every matching span.
-//! A segment where the postings leave only a few candidate rows is
-//! cheaper visited row by row, as the active ones are.
+//! Active and frozen segments are walked the same way, each alone (see
+//! [`mem_best`]). A segment where the postings leave only a few candidate
+//! rows is cheaper visited row by row.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use roaring::RoaringBitmap;
 
+use super::active::MemSegment;
 use super::hot::HotStore;
 use super::read::{time_ok, Seg};
 use super::rows::RowCache;
@@ -25,10 +26,6 @@ use super::segment::SealedSegment;
 use crate::error::Result;
 use crate::index::Plan;
 use crate::model::{sort_hits, SearchQuery, TraceHit, TraceId};
-
-/// Candidate rows per trace below which a sealed segment is visited row
-/// by row instead of walked (walking visits traces that may not match).
-const SPARSE_ROWS_PER_TRACE: u64 = 1;
 
 /// Each trace's newest matching start so far, and the `limit` best of
 /// them (a start only grows, so the best set stays exact: a trace leaves
@@ -123,9 +120,62 @@ impl Walk<'_> {
     }
 }
 
-fn sparse(rows: &Option<RoaringBitmap>, traces: usize) -> bool {
-    rows.as_ref()
-        .is_some_and(|b| b.len() < SPARSE_ROWS_PER_TRACE * traces as u64)
+/// Whether the candidate rows are few enough to visit one by one. A walk
+/// visits about `limit × rows / candidates` rows before `limit` traces
+/// match (it tests rows of traces that may not match); visiting the
+/// candidates costs `candidates`: the walk wins once `candidates² >
+/// limit × rows`.
+fn sparse(candidates: &Option<RoaringBitmap>, rows: u32, limit: usize) -> bool {
+    candidates
+        .as_ref()
+        .is_some_and(|b| b.len().saturating_mul(b.len()) < limit as u64 * u64::from(rows))
+}
+
+/// Adds an active or frozen segment's own `limit` best traces to `best`.
+/// They are enough: a trace outside a segment's own best has `limit`
+/// traces of that segment ahead of it, so its value from there cannot put
+/// it in the answer. The segment is walked alone (its lock is held only
+/// for this), latest trace end first, from a heap built per search.
+fn mem_best(m: &MemSegment, q: &SearchQuery, best: &mut Best) {
+    let g = m.read();
+    if !g.index.time.overlaps(q.start_ns, q.end_ns) {
+        return;
+    }
+    let plan = g.index.postings.plan(q);
+    let candidate = |row: u32| plan.rows.as_ref().is_none_or(|b| b.contains(row));
+    let matching = |row: u32| {
+        g.spans
+            .get(row as usize)
+            .filter(|s| candidate(row) && q.matches(s))
+    };
+    let mut own = Best::new(q.limit);
+    if sparse(&plan.rows, g.index.rows, q.limit) {
+        for row in plan.rows.iter().flatten() {
+            if let Some(s) = matching(row) {
+                own.add(s.trace_id, s.start_ns);
+            }
+        }
+    } else {
+        let floor = q.start_ns.unwrap_or(0);
+        let mut heap: BinaryHeap<(u64, &TraceId)> = g
+            .index
+            .traces
+            .iter()
+            .map(|(id, e)| (e.max_end, id))
+            .collect();
+        while let Some((bound, id)) = heap.pop() {
+            if bound < floor || own.settled_above(bound) {
+                break;
+            }
+            let rows = g.index.traces[id].rows.iter();
+            if let Some(start) = rows.filter_map(|&r| matching(r)).map(|s| s.start_ns).max() {
+                own.add(*id, start);
+            }
+        }
+    }
+    for &(start, Reverse(trace)) in &own.top {
+        best.add(trace, start);
+    }
 }
 
 impl HotStore {
@@ -141,11 +191,8 @@ impl HotStore {
             let sealed = match seg {
                 Seg::Sealed(s) if s.index.time.overlaps(q.start_ns, q.end_ns) => s,
                 Seg::Sealed(_) => continue,
-                Seg::Mem(_) => {
-                    Self::each_match(seg, q, 0, false, &mut |_, t, start, _| {
-                        best.add(t, start);
-                        true
-                    })?;
+                Seg::Mem(m) => {
+                    mem_best(m, q, &mut best);
                     continue;
                 }
             };
@@ -153,7 +200,7 @@ impl HotStore {
             if plan.rows.as_ref().is_some_and(RoaringBitmap::is_empty) {
                 continue;
             }
-            if sparse(&plan.rows, sealed.index.traces.len()) {
+            if sparse(&plan.rows, sealed.index.rows, q.limit) {
                 Self::each_match(seg, q, 0, false, &mut |_, t, start, _| {
                     best.add(t, start);
                     true
