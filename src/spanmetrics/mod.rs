@@ -86,3 +86,9 @@ pub trait MetricsReader: Send + Sync {
     /// Services with at least one series.
     fn services(&self) -> Result<Vec<String>>;
 }
+
+pub mod config;
+pub mod empty;
+pub mod point;
+pub mod store;
+pub mod wiring;
