@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod query;
 pub mod selftrace;
 pub mod serve;
+pub mod spanmetrics;
 pub mod store;
 pub mod tiers;
 pub mod ui;

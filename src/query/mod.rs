@@ -14,6 +14,7 @@ pub mod apiv3_query;
 pub mod deps;
 pub mod health;
 pub mod internal;
+pub mod internal_metrics;
 pub mod jaeger;
 pub mod jaeger_json;
 pub mod params;
@@ -48,6 +49,8 @@ pub struct QueryState {
     pub cfg: crate::config::QueryConfig,
     /// Readiness and the supervision tree's state.
     pub health: Health,
+    /// Span metrics (RED per service and operation), docs/METRICS.md.
+    pub span_metrics: Arc<dyn crate::spanmetrics::MetricsReader>,
 }
 
 /// Traces fetched at once when a handler loads several (search results,
@@ -116,6 +119,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(health::actors)),
     );
     cfg.configure(internal::configure);
+    cfg.configure(internal_metrics::configure);
 }
 
 /// api_v3 searches come as GET (query string) or POST (JSON body).
