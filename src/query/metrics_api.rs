@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::jaeger::envelope;
@@ -193,14 +194,60 @@ pub fn read(reader: &dyn MetricsReader, q: &MetricsParams) -> Result<Vec<(Series
 /// A gauge value as the proto3 JSON mapping writes a double: a number, or
 /// the string "NaN" (what Jaeger answers for an empty window; the UI
 /// shows a gap).
-fn double(v: f64) -> Value {
-    if v.is_nan() {
-        json!("NaN")
-    } else if v.is_infinite() {
-        json!(if v > 0.0 { "Infinity" } else { "-Infinity" })
-    } else {
-        json!(v)
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Double(pub f64);
+
+impl Serialize for Double {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v.is_infinite() => s.serialize_str(if v > 0.0 { "Infinity" } else { "-Infinity" }),
+            v => s.serialize_f64(v),
+        }
     }
+}
+
+/// jaeger's `MetricFamily` (api_v2/metrics/openmetrics.proto) as the proto3
+/// JSON mapping names it; serialized directly, so a 24 h view of 200
+/// operations builds no intermediate JSON tree.
+#[derive(Debug, Serialize)]
+pub struct Family {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub help: String,
+    pub metrics: Vec<MetricOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MetricOut {
+    pub labels: Vec<LabelOut>,
+    #[serde(rename = "metricPoints")]
+    pub metric_points: Vec<PointOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LabelOut {
+    pub name: &'static str,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PointOut {
+    #[serde(rename = "gaugeValue")]
+    pub gauge_value: GaugeOut,
+    #[serde(serialize_with = "shared_str")]
+    pub timestamp: Arc<str>,
+}
+
+fn shared_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+#[derive(Debug, Serialize)]
+pub struct GaugeOut {
+    #[serde(rename = "doubleValue")]
+    pub double_value: Double,
 }
 
 /// A `google.protobuf.Timestamp` in the proto3 JSON mapping: RFC 3339 in
@@ -253,29 +300,45 @@ pub fn family(
     by_op: bool,
     series: &[(SeriesKey, Vec<Point>)],
     grid: &Grid,
-) -> Value {
+) -> Family {
     let (name, help) = name_and_help(metric, by_op);
-    let metrics: Vec<Value> = group(series, by_op)
-        .iter()
-        .map(|((service, op), points): (&GroupKey, _)| {
-            let mut labels = vec![json!({"name": "service_name", "value": service})];
+    // One timestamp string per output time, shared by every metric.
+    let times: Vec<Arc<str>> = grid.times().map(|t| Arc::from(timestamp(t))).collect();
+    let metrics = group(series, by_op)
+        .into_iter()
+        .map(|((service, op), points): (GroupKey, _)| {
+            let mut labels = vec![LabelOut {
+                name: "service_name",
+                value: service,
+            }];
             if let Some(op) = op {
-                labels.push(json!({"name": "operation", "value": op}));
+                labels.push(LabelOut {
+                    name: "operation",
+                    value: op,
+                });
             }
-            let values: Vec<Value> = windows(points, grid)
+            let metric_points = windows(&points, grid)
                 .iter()
-                .zip(grid.times())
-                .map(|(w, t)| {
-                    json!({
-                        "gaugeValue": {"doubleValue": double(value(metric, w, grid.rate_per_ns))},
-                        "timestamp": timestamp(t),
-                    })
+                .zip(&times)
+                .map(|(w, t)| PointOut {
+                    gauge_value: GaugeOut {
+                        double_value: Double(value(metric, w, grid.rate_per_ns)),
+                    },
+                    timestamp: t.clone(),
                 })
                 .collect();
-            json!({"labels": labels, "metricPoints": values})
+            MetricOut {
+                labels,
+                metric_points,
+            }
         })
         .collect();
-    json!({"name": name, "type": "GAUGE", "help": help, "metrics": metrics})
+    Family {
+        name,
+        kind: "GAUGE",
+        help,
+        metrics,
+    }
 }
 
 /// The whole answer to `/api/metrics/{latencies,calls,errors}`.
@@ -284,7 +347,7 @@ pub fn metric_json(
     query_string: &str,
     which: &str,
     now_ns: u64,
-) -> Result<Value> {
+) -> Result<Family> {
     let p = Params::parse(query_string)?;
     let metric = match which {
         "latencies" => Metric::Latencies {
