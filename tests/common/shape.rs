@@ -118,5 +118,5 @@ fn is_proto_timestamp(s: &str) -> bool {
         && digits(17..19)
         && [0, 3, 6, 9].contains(&frac.len())
         && frac.bytes().all(|c| c.is_ascii_digit())
-        && (frac.is_empty() == !body.contains('.'))
+        && (frac.is_empty() != body.contains('.'))
 }
