@@ -51,6 +51,8 @@ pub struct QueryState {
     pub cfg: crate::config::QueryConfig,
     /// Readiness and the supervision tree's state.
     pub health: Health,
+    /// Span metrics (RED per service and operation), docs/METRICS.md.
+    pub span_metrics: Arc<dyn crate::spanmetrics::MetricsReader>,
 }
 
 /// Traces fetched at once when a handler loads several (search results,

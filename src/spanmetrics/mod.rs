@@ -94,3 +94,9 @@ pub trait MetricsReader: Send + Sync {
         DEFAULT_RETENTION_NS
     }
 }
+
+pub mod config;
+pub mod empty;
+pub mod point;
+pub mod store;
+pub mod wiring;
