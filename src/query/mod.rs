@@ -120,6 +120,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(record))
             .route(web::get().to(health::actors)),
     );
+    cfg.configure(metrics_api::configure);
     cfg.configure(internal::configure);
 }
 
