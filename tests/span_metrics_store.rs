@@ -269,7 +269,7 @@ async fn jaeger_ui_monitor_requests_over_the_store() {
         }
     }
 
-    let r = get!(&app, "/api/metrics/minstep".to_string());
+    let r = get!(&app, "/api/metrics/minstep");
     let v = r.json();
     assert_fits(&v, &load(SHAPES, "minstep"));
     assert_eq!(v["data"], 10_000);
@@ -314,7 +314,7 @@ async fn exemplars_over_the_store() {
 async fn openmetrics_over_the_store_parses() {
     let f = fixture();
     let app = app_over!(f.state.clone());
-    let r = get!(&app, "/metrics/spans".to_string());
+    let r = get!(&app, "/metrics/spans");
     assert_eq!(r.status, 200);
     assert_eq!(
         r.content_type,
