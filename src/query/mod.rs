@@ -14,6 +14,7 @@ pub mod apiv3_query;
 pub mod deps;
 pub mod health;
 pub mod internal;
+pub mod internal_metrics;
 pub mod jaeger;
 pub mod jaeger_json;
 pub mod metrics_api;
@@ -122,6 +123,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     cfg.configure(metrics_api::configure);
     cfg.configure(internal::configure);
+    cfg.configure(internal_metrics::configure);
 }
 
 /// api_v3 searches come as GET (query string) or POST (JSON body).
