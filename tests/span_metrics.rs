@@ -585,3 +585,29 @@ async fn bad_input_is_400_with_the_reason() {
     assert_fits(&v, &load(SHAPES, "family"));
     assert_eq!(v["metrics"], serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disabled_span_metrics_answer_501_as_jaeger() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Strand::start(dir.path(), "[span_metrics]\nenabled = false\n");
+    for path in [
+        "calls?service=a",
+        "latencies?service=a&quantile=0.95",
+        "errors?service=a",
+        "minstep",
+        "exemplars?service=a",
+    ] {
+        let url = format!("{}/api/metrics/{path}", s.query);
+        let (code, v) = get_json(&url).await;
+        assert_eq!(code, 501, "{url}: {v}");
+        assert_fits(&v, &load(SHAPES, "error"));
+        assert_eq!(v["errors"][0]["code"], 501);
+    }
+    // A scrape still succeeds: no series, a valid exposition.
+    let parsed = parse_exposition(&s);
+    assert!(parsed["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["samples"].as_array().unwrap().is_empty()));
+}

@@ -397,12 +397,26 @@ pub fn minstep(reader: &dyn MetricsReader) -> HttpResponse {
     envelope(json!(reader.min_step_ns() / MS), 0, Value::Null)
 }
 
+/// Jaeger's answer when its metrics store is disabled: 501 in the v1
+/// envelope, which the Jaeger UI reads as "not set up".
+pub fn disabled() -> HttpResponse {
+    HttpResponse::NotImplemented().json(json!({
+        "data": null, "total": 0, "limit": 0, "offset": 0,
+        "errors": [{"code": 501, "msg": "span metrics are disabled on this node (span_metrics.enabled = false, or an ingest-only node)"}]
+    }))
+}
+
 /// The routes, over `QueryState::span_metrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let family = |which: &'static str| {
-        web::get().to(move |req: HttpRequest, state: web::Data<QueryState>| {
-            serve_metric(state.span_metrics.clone(), req.query_string().into(), which)
-        })
+        web::get().to(
+            move |req: HttpRequest, state: web::Data<QueryState>| async move {
+                if !state.span_metrics.enabled() {
+                    return Ok(disabled());
+                }
+                serve_metric(state.span_metrics.clone(), req.query_string().into(), which).await
+            },
+        )
     };
     let routes: Vec<(&str, Route)> = vec![
         ("/api/metrics/latencies", family("latencies")),
@@ -411,17 +425,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (
             "/api/metrics/minstep",
             web::get().to(|state: web::Data<QueryState>| async move {
+                if !state.span_metrics.enabled() {
+                    return disabled();
+                }
                 minstep(state.span_metrics.as_ref())
             }),
         ),
         (
             "/api/metrics/exemplars",
-            web::get().to(|req: HttpRequest, state: web::Data<QueryState>| {
-                super::metrics_api_exemplars::serve(
-                    state.span_metrics.clone(),
-                    req.query_string().into(),
-                )
-            }),
+            web::get().to(
+                |req: HttpRequest, state: web::Data<QueryState>| async move {
+                    if !state.span_metrics.enabled() {
+                        return Ok(disabled());
+                    }
+                    super::metrics_api_exemplars::serve(
+                        state.span_metrics.clone(),
+                        req.query_string().into(),
+                    )
+                    .await
+                },
+            ),
         ),
         (
             "/metrics/spans",

@@ -93,6 +93,12 @@ pub trait MetricsReader: Send + Sync {
     fn retention_ns(&self) -> u64 {
         DEFAULT_RETENTION_NS
     }
+    /// False on a node that keeps no span metrics: the Jaeger metrics API
+    /// then answers 501, as Jaeger does with its metrics store disabled
+    /// (the Jaeger UI shows its "not set up" page).
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 pub mod accum;
