@@ -100,23 +100,34 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 pub type GroupKey = (String, Option<String>);
 
 /// Points of every series merged per group and per window start, oldest
-/// first.
+/// first. A sort and one merging pass per group (most groups hold one
+/// series, already sorted), rather than a map insert per point.
 pub fn group(
     series: &[(SeriesKey, Vec<Point>)],
     by_operation: bool,
 ) -> BTreeMap<GroupKey, Vec<(u64, Acc)>> {
-    let mut merged: BTreeMap<GroupKey, BTreeMap<u64, Acc>> = BTreeMap::new();
+    let mut gathered: BTreeMap<GroupKey, Vec<(u64, Acc)>> = BTreeMap::new();
     for (key, points) in series {
         let op = by_operation.then(|| key.operation.clone());
-        let slot = merged.entry((key.service.clone(), op)).or_default();
-        for p in points {
-            slot.entry(p.start_ns).or_default().add(&Acc::of(p));
-        }
+        gathered
+            .entry((key.service.clone(), op))
+            .or_default()
+            .extend(points.iter().map(|p| (p.start_ns, Acc::of(p))));
     }
-    merged
-        .into_iter()
-        .map(|(k, m)| (k, m.into_iter().collect()))
-        .collect()
+    for points in gathered.values_mut() {
+        if !points.is_sorted_by_key(|p| p.0) {
+            points.sort_by_key(|p| p.0);
+        }
+        let mut merged: Vec<(u64, Acc)> = Vec::with_capacity(points.len());
+        for (t, a) in points.drain(..) {
+            match merged.last_mut() {
+                Some((last, acc)) if *last == t => acc.add(&a),
+                _ => merged.push((t, a)),
+            }
+        }
+        *points = merged;
+    }
+    gathered
 }
 
 /// The sum over each output time's window (`points` oldest first): one

@@ -7,7 +7,9 @@
 //! `apiv3_query` (Jaeger api_v3), `transform` (OTLP JSON upload → Jaeger JSON), `tempo`, `tempo_search`, `traceql`,
 //! `traceql_eval`, `tags` (Tempo API), `skew`
 //! (clock-skew adjustment), `deps` (dependency graph), `params` (query
-//! string parsing), `health` (/metrics, /healthz, /readyz).
+//! string parsing), `health` (/metrics, /healthz, /readyz), `metrics_api`,
+//! `metrics_api_compute` and `metrics_api_exemplars` (span metrics: Jaeger's
+//! metrics API and strand's exemplars), `openmetrics` (/metrics/spans).
 
 pub mod apiv3;
 pub mod apiv3_query;
