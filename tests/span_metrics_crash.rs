@@ -29,6 +29,14 @@ async fn flushed_points_survive_sigkill_and_restart() {
     )
     .await;
     assert_eq!(range(&q, &service, 600).await.as_ref(), Some(&sent));
+    let (code, actors) = common::http::get_json(&format!("{q}/api/admin/actors")).await;
+    assert_eq!(code, 200);
+    assert!(
+        actors["groups"]["pipeline"]
+            .to_string()
+            .contains("span_metrics"),
+        "the stage is in the supervision tree: {actors}"
+    );
     strand.kill9();
     let files = std::fs::read_dir(dir.path().join("data/metrics"))
         .unwrap()

@@ -110,6 +110,7 @@ async fn check_tree(s: &Strand, workers: usize, shards: usize) {
     let expect = [
         ("ingest", ingest),
         ("storage", storage),
+        ("pipeline", set(&["span_metrics"])),
         ("query", set(&["query_http"])),
     ];
     let tree = tree_with(s, &expect).await;
@@ -131,7 +132,10 @@ async fn check_tree(s: &Strand, workers: usize, shards: usize) {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(groups, BTreeSet::from(["ingest", "query", "storage"]));
+    assert_eq!(
+        groups,
+        BTreeSet::from(["ingest", "pipeline", "query", "storage"])
+    );
     assert!(
         tree["actors"]["hot_writer-0"].is_object(),
         "{}",

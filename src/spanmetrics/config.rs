@@ -95,3 +95,38 @@ impl SpanMetricsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_section_is_strict_and_bad_values_name_their_key() {
+        let c = Config::from_sources("", &[]).unwrap();
+        assert!(c.span_metrics.enabled);
+        assert_eq!(c.span_metrics.retention_days, 30);
+        let e = Config::from_sources("[span_metrics]\nretention_dayz = 3\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("retention_dayz"), "{e}");
+        for (text, key) in [
+            ("resolution_secs = 7", "span_metrics.resolution_secs"),
+            (
+                "max_operations_per_service = 0",
+                "span_metrics.max_operations_per_service",
+            ),
+            ("flush_interval_ms = 5", "span_metrics.flush_interval_ms"),
+            ("retention_days = 0", "span_metrics.retention_days"),
+            (
+                "downsample_1h_after_days = 0",
+                "span_metrics.downsample_1h_after_days",
+            ),
+        ] {
+            let e = Config::from_sources(&format!("[span_metrics]\n{text}\n"), &[]).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
+        let env = vec![(
+            "STRAND_SPAN_METRICS__ENABLED".to_string(),
+            "false".to_string(),
+        )];
+        assert!(!Config::from_sources("", &env).unwrap().span_metrics.enabled);
+    }
+}

@@ -87,3 +87,28 @@ pub async fn start(
     }
     Ok((hub, flusher))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn disabled_means_no_counting_no_store_and_no_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.storage.dir = dir.path().to_path_buf();
+        cfg.span_metrics.enabled = false;
+        let wired = reader(&cfg, true, &[]).unwrap();
+        assert!(wired.store.is_none());
+        let (hub, flusher) = start(&cfg, true, &wired, None).await.unwrap();
+        assert!(hub.is_none(), "the receivers get no accumulator");
+        assert_eq!(flusher.flush().unwrap(), 0);
+        assert!(!dir.path().join("metrics").exists());
+
+        cfg.span_metrics.enabled = true;
+        let wired = reader(&cfg, true, &[]).unwrap();
+        let (hub, _) = start(&cfg, true, &wired, None).await.unwrap();
+        assert!(hub.is_some() && wired.store.is_some());
+        assert!(dir.path().join("metrics").is_dir());
+    }
+}
