@@ -7,7 +7,9 @@
 //! `apiv3_query` (Jaeger api_v3), `transform` (OTLP JSON upload → Jaeger JSON), `tempo`, `tempo_search`, `traceql`,
 //! `traceql_eval`, `tags` (Tempo API), `skew`
 //! (clock-skew adjustment), `deps` (dependency graph), `params` (query
-//! string parsing), `health` (/metrics, /healthz, /readyz).
+//! string parsing), `health` (/metrics, /healthz, /readyz), `metrics_api`,
+//! `metrics_api_compute` and `metrics_api_exemplars` (span metrics: Jaeger's
+//! metrics API and strand's exemplars), `openmetrics` (/metrics/spans).
 
 pub mod apiv3;
 pub mod apiv3_query;
@@ -17,6 +19,10 @@ pub mod internal;
 pub mod internal_metrics;
 pub mod jaeger;
 pub mod jaeger_json;
+pub mod metrics_api;
+pub mod metrics_api_compute;
+pub mod metrics_api_exemplars;
+pub mod openmetrics;
 pub mod params;
 pub mod skew;
 pub mod tags;
@@ -118,6 +124,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(record))
             .route(web::get().to(health::actors)),
     );
+    cfg.configure(metrics_api::configure);
     cfg.configure(internal::configure);
     cfg.configure(internal_metrics::configure);
 }

@@ -29,4 +29,7 @@ impl MetricsReader for NoMetrics {
     fn services(&self) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
+    fn enabled(&self) -> bool {
+        false
+    }
 }

@@ -21,6 +21,9 @@ pub const BUCKETS_SECONDS: [f64; 24] = [
 /// Buckets per histogram (the bounds plus +Inf).
 pub const BUCKETS: usize = BUCKETS_SECONDS.len() + 1;
 
+/// How long metric points are kept unless configured otherwise (30 days).
+pub const DEFAULT_RETENTION_NS: u64 = 30 * 86_400 * 1_000_000_000;
+
 /// What overflowing operations of a service are counted under.
 pub const OTHER_OPERATION: &str = "__other__";
 
@@ -85,6 +88,17 @@ pub trait MetricsReader: Send + Sync {
     fn min_step_ns(&self) -> u64;
     /// Services with at least one series.
     fn services(&self) -> Result<Vec<String>>;
+    /// How far back points are kept; the query API refuses a longer
+    /// lookback instead of answering with silently missing points.
+    fn retention_ns(&self) -> u64 {
+        DEFAULT_RETENTION_NS
+    }
+    /// False on a node that keeps no span metrics: the Jaeger metrics API
+    /// then answers 501, as Jaeger does with its metrics store disabled
+    /// (the Jaeger UI shows its "not set up" page).
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 pub mod accum;
