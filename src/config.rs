@@ -9,6 +9,7 @@ pub use crate::elasticsearch::config::ElasticsearchConfig;
 use crate::error::{Error, Result};
 pub use crate::kafka::config::KafkaConfig;
 pub use crate::selftrace::config::SelfTracingConfig;
+pub use crate::ui::config::UiConfig;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +23,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub elasticsearch: ElasticsearchConfig,
     pub self_tracing: SelfTracingConfig,
+    pub ui: UiConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -370,6 +372,7 @@ impl Config {
             self.kafka.validate_extra_topics()?;
         }
         self.self_tracing.validate()?;
+        self.ui.validate()?;
         Ok(())
     }
 }
