@@ -3,7 +3,7 @@
 //! content hash, so every response is `no-cache` with a strong ETag: browsers
 //! revalidate with a cheap 304 and never run stale scripts after an upgrade.
 //! Client-side routes (`/search`, `/trace/{id}`, `/compare/{a}/{b}`,
-//! `/dependencies`) all get index.html; the router in `ui/app.js` picks the
+//! `/dependencies`, `/monitor`) all get index.html; the router in `ui/app.js` picks the
 //! page. `GET /api/ui/links` renders the `[[ui.links]]` correlation
 //! templates (`links`, config in `config`) for a trace or a span.
 
@@ -41,6 +41,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("favicon.svg", "image/svg+xml"),
     asset!("app.js", JS),
     asset!("axis.js", JS),
+    asset!("chart.js", JS),
     asset!("colors.js", JS),
     asset!("compare.js", JS),
     asset!("critical.js", JS),
@@ -48,8 +49,11 @@ pub const ASSETS: &[Asset] = &[
     asset!("diff.js", JS),
     asset!("dom.js", JS),
     asset!("layout.js", JS),
+    asset!("links.js", JS),
     asset!("minimap.js", JS),
     asset!("model.js", JS),
+    asset!("monitor.js", JS),
+    asset!("monitor-model.js", JS),
     asset!("search.js", JS),
     asset!("spanpanel.js", JS),
     asset!("table.js", JS),
