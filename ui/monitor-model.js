@@ -139,18 +139,24 @@ export function sortRows(rows, key, desc = key !== 'operation') {
 }
 
 /**
- * The exemplar a click on the window starting at `t` opens: the slowest
- * one within the window (falling back to the nearest within one more step
- * either side, as stored windows and the chart's may not align).
+ * The exemplar a click on the point at `t` opens. As in Prometheus' range
+ * queries, the point at `t` covers the window `[t - step, t)` (ratePer =
+ * step). The slowest exemplar in it, else the nearest within one more step
+ * either side (an exemplar is stamped with its span's start, which may sit
+ * in the window before the one that counted it).
  */
 export function exemplarFor(exemplars, t, step) {
-  const slowest = (xs) => xs.reduce((a, b) => (b.durationMs > a.durationMs ? b : a));
-  const inside = exemplars.filter((e) => e.timestampMs >= t && e.timestampMs < t + step);
-  if (inside.length) return slowest(inside);
-  const near = exemplars.filter((e) => Math.abs(e.timestampMs - (t + step / 2)) <= step * 1.5);
+  const from = t - step;
+  const inside = exemplars.filter((e) => e.timestampMs >= from && e.timestampMs < t);
+  if (inside.length) return inside.reduce((a, b) => (b.durationMs > a.durationMs ? b : a));
+  const mid = t - step / 2;
+  const near = exemplars.filter((e) => Math.abs(e.timestampMs - mid) <= step * 1.5);
   if (!near.length) return null;
-  return near.reduce((a, b) => (Math.abs(b.timestampMs - t) < Math.abs(a.timestampMs - t) ? b : a));
+  return near.reduce((a, b) => (Math.abs(b.timestampMs - mid) < Math.abs(a.timestampMs - mid) ? b : a));
 }
+
+/** `endTs` rounded up to the stored resolution, so each window is whole stored windows. */
+export const alignedEnd = (now, resolution = 10e3) => Math.ceil(now / resolution) * resolution;
 
 const pad2 = (n) => String(n).padStart(2, '0');
 /** Local `YYYY-MM-DDTHH:MM:SS`, the search form's custom-range format. */

@@ -7,7 +7,7 @@ import { formatDuration } from './axis.js';
 import { lineChart } from './chart.js';
 import {
   LOOKBACKS, LOOKBACK_LABELS, KINDS, QUANTILES, COLUMNS, pickStep, metricsQuery, exemplarsQuery,
-  byOperation, single, opsRows, sortRows, exemplarFor, searchUrl, monitorUrl, fmtRate, fmtPct, fmtStep,
+  byOperation, single, opsRows, sortRows, exemplarFor, alignedEnd, searchUrl, monitorUrl, fmtRate, fmtPct, fmtStep,
 } from './monitor-model.js';
 
 const QCOLORS = { p50: '#10b981', p95: '#f59e0b', p99: '#dc2626' };
@@ -79,7 +79,7 @@ export function renderMonitor(root, params) {
 
 async function load(body, st, signal) {
   body.innerHTML = `<div class="loading">Loading metrics for <b>${esc(st.service)}</b>…</div>`;
-  const endTs = Date.now();
+  const endTs = alignedEnd(Date.now());
   const lookback = LOOKBACKS[st.lookback];
   const step = pickStep(lookback);
   const spanKind = st.spanKind === 'all' ? '' : st.spanKind;
@@ -111,7 +111,8 @@ async function load(body, st, signal) {
   const pick = (i, k) => (st.operation ? (g[k].get(st.operation) || []) : single(whole[i]));
   const series = { rate: pick(0, 'calls'), errors: pick(1, 'errors') };
   QUANTILES.forEach(([k], i) => { series[k] = pick(2 + i, k); });
-  const rows = opsRows(g, Math.ceil(lookback / step));
+  // The grid has a point at endTs - lookback, every step after it, and endTs.
+  const rows = opsRows(g, Math.floor(lookback / step) + 1);
   const view = { st, step, x0: endTs - lookback, x1: endTs, series, rows, exemplars, exemplarError };
   draw(body, view, signal);
 }
@@ -127,7 +128,7 @@ function draw(body, v, signal) {
       <span class="muted">step ${esc(fmtStep(v.step))} · ${esc(st.spanKind === 'all' ? 'all span kinds' : st.spanKind + ' spans')} · counted before sampling</span></div>
     ${hasData ? '' : `<div class="notice warn">No span metrics for ${esc(st.service)} in this range.</div>`}
     ${v.exemplarError ? `<div class="notice warn">Exemplars unavailable: ${esc(v.exemplarError)}</div>` : ''}
-    <div class="charts">
+    <div class="charts" data-step="${v.step}">
       <section class="panel chart-panel" data-chart="latency"><h3>Latency</h3><div class="legend">${QUANTILES.map(([k]) =>
         `<span><i style="background:${QCOLORS[k]}"></i>${k}</span>`).join('')}<span><i class="ex"></i>exemplar trace</span></div><div class="chart-box"></div></section>
       <section class="panel chart-panel" data-chart="rate"><h3>Request rate</h3><div class="chart-box"></div></section>
@@ -147,9 +148,9 @@ function draw(body, v, signal) {
     if (ex) { navigate('/trace/' + encodeURIComponent(ex.dataset.traceId)); return; }
     const pt = e.target.closest('.pt');
     if (!pt) return;
-    const t0 = Number(pt.dataset.t);
+    const t0 = Number(pt.dataset.t); // the window [t0 - step, t0)
     const hit = exemplarFor(v.exemplars, t0, v.step);
-    navigate(hit ? '/trace/' + encodeURIComponent(hit.traceId) : searchUrl(st.service, st.operation, t0, t0 + v.step));
+    navigate(hit ? '/trace/' + encodeURIComponent(hit.traceId) : searchUrl(st.service, st.operation, t0 - v.step, t0));
   });
   body.querySelector('#ops-table thead').addEventListener('click', (e) => {
     const th = e.target.closest('th[data-sort]');

@@ -3,7 +3,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
   pickStep, metricsQuery, parseTimestamp, parseValue, parseFamily, byOperation, single, opsRows, sortRows,
-  exemplarFor, searchUrl, monitorUrl, kindOf, fmtRate, fmtPct, fmtStep,
+  exemplarFor, alignedEnd, searchUrl, monitorUrl, kindOf, fmtRate, fmtPct, fmtStep,
 } from '../../ui/monitor-model.js';
 import { scale, linePath, valueTicks, lineChart } from '../../ui/chart.js';
 
@@ -90,15 +90,18 @@ test('sorting: numbers largest first, names A→Z, reversible, missing values la
   assert.equal(rows[0].operation, 'b', 'input untouched');
 });
 
-test('a chart point opens the slowest exemplar of its window, else the nearest', () => {
+test('a chart point opens the slowest exemplar of its window [t - step, t), else the nearest', () => {
   const ex = [
     { traceId: 'x', timestampMs: 1005, durationMs: 5 }, { traceId: 'y', timestampMs: 1009, durationMs: 50 },
-    { traceId: 'z', timestampMs: 1032, durationMs: 1 },
+    { traceId: 'z', timestampMs: 1032, durationMs: 1 }, { traceId: 'w', timestampMs: 1010, durationMs: 99 },
   ];
-  assert.equal(exemplarFor(ex, 1000, 10).traceId, 'y');
-  assert.equal(exemplarFor(ex, 1020, 10).traceId, 'z');
+  assert.equal(exemplarFor(ex, 1010, 10).traceId, 'y', 'w starts the next window');
+  assert.equal(exemplarFor(ex, 1020, 10).traceId, 'w');
+  assert.equal(exemplarFor(ex, 1030, 10).traceId, 'z', 'none inside: the nearest');
   assert.equal(exemplarFor(ex, 2000, 10), null);
   assert.equal(exemplarFor([], 0, 10), null);
+  assert.equal(alignedEnd(1_000_001), 1_010_000);
+  assert.equal(alignedEnd(1_010_000), 1_010_000);
 });
 
 test('links to search and to the Monitor page', () => {
