@@ -340,6 +340,31 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_examples_compile() {
+        // docs/UI.md, "Correlation links".
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/UI.md")).unwrap();
+        let start = doc
+            .find("```toml\n[[ui.links]]")
+            .expect("example in docs/UI.md");
+        let toml = &doc[start + 8..];
+        let toml = &toml[..toml.find("```").unwrap()];
+        let c = crate::config::Config::from_sources(toml, &[]).unwrap();
+        assert_eq!(c.ui.links.len(), 2);
+        let l = Links::compile(&c.ui).unwrap();
+        let v = Values {
+            span_id: None,
+            ..values()
+        };
+        let kibana = &l.render(Scope::Trace, &v)[0].1;
+        assert!(
+            kibana.contains("from:'2025-12-02T15%3A24%3A05.123Z'")
+                && kibana.contains("trace.id:0af7651916cd43dd8448eb211c80319c"),
+            "{kibana}"
+        );
+    }
+
+    #[test]
     fn config_file_loads_links_and_rejects_unknown_placeholders_at_start_up() {
         use crate::config::Config;
         let toml = "[[ui.links]]\nname = \"Logs\"\nurl = \"https://loki/{trace_id}\"\n\
