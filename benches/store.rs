@@ -445,6 +445,7 @@ mod catalog {
                 reader,
                 cfg: Default::default(),
                 health,
+                span_metrics: Arc::new(strand::spanmetrics::empty::NoMetrics::default()),
             });
             let app = test::init_service(
                 App::new()

@@ -9,6 +9,7 @@ pub use crate::elasticsearch::config::ElasticsearchConfig;
 use crate::error::{Error, Result};
 pub use crate::kafka::config::KafkaConfig;
 pub use crate::selftrace::config::SelfTracingConfig;
+pub use crate::spanmetrics::config::SpanMetricsConfig;
 pub use crate::ui::config::UiConfig;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -23,6 +24,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub elasticsearch: ElasticsearchConfig,
     pub self_tracing: SelfTracingConfig,
+    pub span_metrics: SpanMetricsConfig,
     pub ui: UiConfig,
 }
 
@@ -372,6 +374,7 @@ impl Config {
             self.kafka.validate_extra_topics()?;
         }
         self.self_tracing.validate()?;
+        self.span_metrics.validate()?;
         self.ui.validate()?;
         Ok(())
     }

@@ -181,6 +181,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         }
     }
     let tiers = crate::tiers::compose(parts)?;
+    let span_metrics = crate::spanmetrics::wiring::reader(&cfg, stores_here && !remote)?;
 
     let mut kafka_consumers = None;
     let mut extra_consumers = Vec::new();
@@ -253,6 +254,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
                 reader: reader.clone(),
                 cfg: cfg.query.clone(),
                 health: health.clone(),
+                span_metrics: span_metrics.reader.clone(),
             });
             let export_reader = web::Data::new(reader.clone());
             let ui_links = web::Data::new(crate::ui::links::Links::compile(&cfg.ui)?);

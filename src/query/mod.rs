@@ -16,6 +16,10 @@ pub mod health;
 pub mod internal;
 pub mod jaeger;
 pub mod jaeger_json;
+pub mod metrics_api;
+pub mod metrics_api_compute;
+pub mod metrics_api_exemplars;
+pub mod openmetrics;
 pub mod params;
 pub mod skew;
 pub mod tags;
@@ -47,6 +51,8 @@ pub struct QueryState {
     pub cfg: crate::config::QueryConfig,
     /// Readiness and the supervision tree's state.
     pub health: Health,
+    /// Span metrics (RED per service and operation), docs/METRICS.md.
+    pub span_metrics: Arc<dyn crate::spanmetrics::MetricsReader>,
 }
 
 /// Traces fetched at once when a handler loads several (search results,

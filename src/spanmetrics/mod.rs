@@ -21,6 +21,9 @@ pub const BUCKETS_SECONDS: [f64; 24] = [
 /// Buckets per histogram (the bounds plus +Inf).
 pub const BUCKETS: usize = BUCKETS_SECONDS.len() + 1;
 
+/// How long metric points are kept unless configured otherwise (30 days).
+pub const DEFAULT_RETENTION_NS: u64 = 30 * 86_400 * 1_000_000_000;
+
 /// What overflowing operations of a service are counted under.
 pub const OTHER_OPERATION: &str = "__other__";
 
@@ -85,4 +88,15 @@ pub trait MetricsReader: Send + Sync {
     fn min_step_ns(&self) -> u64;
     /// Services with at least one series.
     fn services(&self) -> Result<Vec<String>>;
+    /// How far back points are kept; the query API refuses a longer
+    /// lookback instead of answering with silently missing points.
+    fn retention_ns(&self) -> u64 {
+        DEFAULT_RETENTION_NS
+    }
 }
+
+pub mod config;
+pub mod empty;
+pub mod point;
+pub mod store;
+pub mod wiring;

@@ -143,6 +143,7 @@ pub fn state_over(reader: Arc<dyn SpanReader>, ready: bool) -> web::Data<QuerySt
         reader,
         cfg: Default::default(),
         health,
+        span_metrics: Arc::new(strand::spanmetrics::empty::NoMetrics::default()),
     })
 }
 

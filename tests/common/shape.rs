@@ -75,6 +75,17 @@ fn scalar(v: &Value, kind: &str) -> Result<(), String> {
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
                 && s.bytes().any(|b| b != b'0')
         }),
+        "number" => v.is_number(),
+        "number-or-null" => v.is_number() || v.is_null(),
+        "proto-double" => {
+            v.is_number() || matches!(v.as_str(), Some("NaN" | "Infinity" | "-Infinity"))
+        }
+        "rfc3339" => v.as_str().is_some_and(is_proto_timestamp),
+        "span-id" => v.as_str().is_some_and(|s| {
+            s.len() == 16
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }),
         other => return Err(format!("unknown scalar kind {other:?}")),
     };
     if ok {
@@ -82,4 +93,30 @@ fn scalar(v: &Value, kind: &str) -> Result<(), String> {
     } else {
         Err(format!("expected {kind}, got {v}"))
     }
+}
+
+/// `2021-06-03T09:12:06Z`, `2021-09-10T11:52:27.520Z`: the proto3 JSON
+/// form of a `google.protobuf.Timestamp` (UTC, 0/3/6/9 fractional digits).
+fn is_proto_timestamp(s: &str) -> bool {
+    let Some(body) = s.strip_suffix('Z') else {
+        return false;
+    };
+    let (secs, frac) = body.split_once('.').unwrap_or((body, ""));
+    let b = secs.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 19
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && [0, 3, 6, 9].contains(&frac.len())
+        && frac.bytes().all(|c| c.is_ascii_digit())
+        && (frac.is_empty() != body.contains('.'))
 }
