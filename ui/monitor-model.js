@@ -14,10 +14,14 @@ export const QUANTILES = [['p50', 0.5], ['p95', 0.95], ['p99', 0.99]];
 // Multiples of the finest stored resolution (10 s), so windows line up.
 const STEPS = [10e3, 30e3, 60e3, 120e3, 300e3, 600e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3];
 
-/** The smallest round step giving at most `maxPoints` points over the lookback. */
+/**
+ * The smallest round step giving at most `maxPoints` points over the
+ * lookback, a multiple of the store's resolution `minStepMs`.
+ */
 export function pickStep(lookbackMs, minStepMs = 10e3, maxPoints = 60) {
   const want = Math.max(minStepMs, lookbackMs / maxPoints);
-  return STEPS.find((s) => s >= want) || Math.ceil(want / 86400e3) * 86400e3;
+  const s = STEPS.find((x) => x >= want && x % minStepMs === 0);
+  return s || Math.ceil(want / minStepMs) * minStepMs;
 }
 
 /** Query string of /api/metrics/{calls,errors,latencies}. */

@@ -79,9 +79,12 @@ export function renderMonitor(root, params) {
 
 async function load(body, st, signal) {
   body.innerHTML = `<div class="loading">Loading metrics for <b>${esc(st.service)}</b>…</div>`;
-  const endTs = alignedEnd(Date.now());
+  // The store's resolution (`data`, ms); 10 s if the server does not say.
+  const res = await getJSON('/api/metrics/minstep', signal).then((r) => Number(r && r.data) || 10e3, () => 10e3);
+  if (signal.aborted) return;
+  const endTs = alignedEnd(Date.now(), res);
   const lookback = LOOKBACKS[st.lookback];
-  const step = pickStep(lookback);
+  const step = pickStep(lookback, res);
   const spanKind = st.spanKind === 'all' ? '' : st.spanKind;
   const base = { service: st.service, spanKind, endTs, lookback, step };
   const get = (what, extra) => getJSON(`/api/metrics/${what}?` + metricsQuery({ ...base, ...extra }), signal);

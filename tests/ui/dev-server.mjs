@@ -84,6 +84,7 @@ http.createServer((req, res) => {
     return t ? json(res, 200, { data: [t] }) : json(res, 404, { errors: [{ code: 404, msg: 'trace not found' }] });
   }
   if (/^\/api\/metrics\/(calls|errors|latencies)$/.test(p)) return json(res, 200, metricFamily(p.split('/')[3], u));
+  if (p === '/api/metrics/minstep') return json(res, 200, { data: 10000, total: 0, limit: 0, offset: 0, errors: null });
   if (p === '/api/metrics/exemplars') {
     const t = traces.filter((x) => x !== big).slice(0, 8);
     return json(res, 200, { exemplars: t.map((x, k) => ({ traceId: x.traceID, spanId: x.spans[0].spanID, operation: OPS[k % 3],

@@ -60,7 +60,26 @@ function workload(now = Date.now()) {
   return { body: request(spans), traces };
 }
 
-let server, browser, page, profile, fx;
+let server, browser, page, profile, fx, ready;
+
+// Metrics are flushed by the receivers and exemplars come from stored
+// traces: wait (once) until the API has every operation and an exemplar.
+function metricsReady() {
+  ready ??= (async () => {
+    await poll('span metrics of every operation', async () => {
+      const q = `service=${SERVICE}&groupByOperation=true&spanKind=server&endTs=${Date.now()}&lookback=900000&step=30000&ratePer=30000`;
+      const r = await getJSON(server, `/api/metrics/calls?${q}`);
+      const ops = (r.metrics || []).filter((m) => m.metricPoints.length).map((m) => m.labels.find((l) => l.name === 'operation').value);
+      return Object.keys(OPS).every((op) => ops.includes(op));
+    }, 90_000, 500);
+    await poll('exemplars', async () => {
+      const r = await getJSON(server, `/api/metrics/exemplars?service=${SERVICE}&endTs=${Date.now()}&lookback=900000`);
+      return (r.exemplars || []).length > 0;
+    }, 60_000, 500);
+  })();
+  return ready;
+}
+
 const pageErrors = [];
 const consoleErrors = [];
 
@@ -69,18 +88,10 @@ before(async () => {
   server = await startStrand(BIN, LINKS);
   fx = workload();
   await ingest(server, fx.body);
-  // Metrics are flushed by the receivers and exemplars come from stored
-  // traces: wait until the API has every operation and an exemplar.
-  await poll('span metrics of every operation', async () => {
-    const q = `service=${SERVICE}&groupByOperation=true&spanKind=server&endTs=${Date.now()}&lookback=900000&step=30000&ratePer=30000`;
-    const r = await getJSON(server, `/api/metrics/calls?${q}`);
-    const ops = (r.metrics || []).filter((m) => m.metricPoints.length).map((m) => m.labels.find((l) => l.name === 'operation').value);
-    return Object.keys(OPS).every((op) => ops.includes(op));
-  }, 90_000, 500);
-  await poll('exemplars', async () => {
-    const r = await getJSON(server, `/api/metrics/exemplars?service=${SERVICE}&endTs=${Date.now()}&lookback=900000`);
-    return (r.exemplars || []).length > 0;
-  }, 60_000, 500);
+  await poll('the traces to be stored', async () => {
+    const r = await getJSON(server, `/api/traces/${fx.traces[fx.traces.length - 1].traceId}`);
+    return r.data && r.data[0] && r.data[0].spans.length === 2;
+  }, 30_000);
   profile = mkdtempSync(path.join(tmpdir(), 'strand-ui-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -107,6 +118,7 @@ const cellValues = (col) => page.locator(`#ops-table tbody td:nth-child(${col})`
 const tableOps = () => page.locator('#ops-table tbody tr').evaluateAll((els) => els.map((e) => e.dataset.op));
 
 test('Monitor page: charts, sortable operations table, exemplar opens its trace', async () => {
+  await metricsReady();
   await page.goto(`${server.queryUrl}/search`);
   await page.click('[data-nav="monitor"]');
   await page.waitForURL(/\/monitor\?service=/);
@@ -149,6 +161,7 @@ test('Monitor page: charts, sortable operations table, exemplar opens its trace'
 });
 
 test('clicking a chart point opens a trace from that window', async () => {
+  await metricsReady();
   await page.goto(`${server.queryUrl}/monitor?service=${SERVICE}&lookback=15m`);
   await page.waitForSelector('[data-chart="latency"] circle.exemplar');
   // A point at t covers [t - step, t); an exemplar is stamped with its
@@ -171,7 +184,7 @@ test('clicking a chart point opens a trace from that window', async () => {
   await page.waitForSelector('#tl-rows .row');
 });
 
-test('trace page: correlation links with substituted values, link to the operation metrics', async () => {
+test('trace page: correlation links with substituted values on the header and the span panel', async () => {
   const t = fx.traces.find((x) => x.op === 'GET /slow');
   await page.goto(`${server.queryUrl}/trace/${t.traceId}`);
   await page.waitForSelector('#tl-rows .row');
@@ -194,8 +207,15 @@ test('trace page: correlation links with substituted values, link to the operati
     `https://logs.example/search?trace=${t.traceId}&span=${t.rootSpanId}&svc=${SERVICE}&op=GET%20%2Fslow&from=${t.start}&to=${t.end}`);
   assert.equal(await logs.getAttribute('target'), '_blank');
   await page.screenshot({ path: path.join(ARTIFACTS, 'trace-links.png') });
+  assert.deepEqual(pageErrors, []);
+});
 
-  // Span panel → Monitor page with service and operation preselected.
+test('span panel → Monitor page with service, operation and kind preselected', async () => {
+  await metricsReady();
+  const t = fx.traces.find((x) => x.op === 'GET /slow');
+  await page.goto(`${server.queryUrl}/trace/${t.traceId}`);
+  await page.waitForSelector('#tl-rows .row');
+  await page.locator('#tl-rows .row').first().click();
   await page.click('.sd-links .metrics-link');
   await page.waitForURL(/\/monitor\?/);
   await page.waitForSelector('#ops-table tbody tr.sel');

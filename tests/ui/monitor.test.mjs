@@ -1,5 +1,6 @@
 // Unit tests of the Monitor page's pure logic and the SVG chart module.
 import test from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import {
   pickStep, metricsQuery, parseTimestamp, parseValue, parseFamily, byOperation, single, opsRows, sortRows,
@@ -20,6 +21,8 @@ test('step: round multiples of 10 s, at most 60 points', () => {
   assert.equal(pickStep(3600e3), 60e3);
   assert.equal(pickStep(24 * 3600e3), 1800e3);
   assert.equal(pickStep(60e3), 10e3, 'never finer than the stored resolution');
+  assert.equal(pickStep(60e3, 60e3), 60e3);
+  assert.equal(pickStep(3600e3, 7e3), 63e3, 'an odd resolution: a multiple of it');
   for (const lb of [15 * 60e3, 3600e3, 6 * 3600e3, 7 * 86400e3, 30 * 86400e3]) {
     const s = pickStep(lb);
     assert.ok(lb / s <= 60, `${lb}: ${s}`);
@@ -57,6 +60,17 @@ test('families parse into sorted series per operation', () => {
   assert.deepEqual(single(family([[null, [[5, 1]]]])), [{ t: 5, v: 1 }]);
   assert.deepEqual(single({ metrics: [] }), []);
   assert.deepEqual(parseFamily(null), []);
+});
+
+test('the metrics API fixture the server side is tested against parses', () => {
+  const f = JSON.parse(readFileSync(new URL('../fixtures/metrics/calls-by-operation.json', import.meta.url), 'utf8'));
+  const g = byOperation(f);
+  assert.deepEqual([...g.keys()], ['GET /cart', 'POST /pay']);
+  const cart = g.get('GET /cart');
+  assert.deepEqual(cart.map((p) => p.v), [0, 0.2, 0]);
+  assert.equal(cart[1].t - cart[0].t, 20_000);
+  assert.equal(cart[0].t, Date.parse('1970-01-01T00:16:40Z'));
+  assert.equal(parseValue({ doubleValue: 'Infinity' }), null);
 });
 
 test('operations table: mean rate over the window, call-weighted error rate and quantiles', () => {
