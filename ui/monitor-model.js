@@ -9,6 +9,8 @@ export const LOOKBACK_LABELS = {
   '15m': 'Last 15 minutes', '1h': 'Last hour', '6h': 'Last 6 hours', '24h': 'Last 24 hours', '7d': 'Last 7 days', '30d': 'Last 30 days',
 };
 export const KINDS = ['server', 'client', 'producer', 'consumer', 'internal'];
+/** What "all kinds" asks the metrics API for. */
+export const ALL_KINDS = [...KINDS, 'unspecified'];
 export const QUANTILES = [['p50', 0.5], ['p95', 0.95], ['p99', 0.99]];
 
 // Multiples of the finest stored resolution (10 s), so windows line up.
@@ -24,10 +26,14 @@ export function pickStep(lookbackMs, minStepMs = 10e3, maxPoints = 60) {
   return s || Math.ceil(want / minStepMs) * minStepMs;
 }
 
-/** Query string of /api/metrics/{calls,errors,latencies}. */
+/**
+ * Query string of /api/metrics/{calls,errors,latencies}. `spanKind`: one
+ * kind, or a list (the API's default is server only, so "all kinds" has to
+ * name every kind).
+ */
 export function metricsQuery({ service, groupByOperation, spanKind, endTs, lookback, step, quantile }) {
   const q = new URLSearchParams({ service, groupByOperation: String(!!groupByOperation) });
-  if (spanKind) q.set('spanKind', spanKind);
+  for (const k of [].concat(spanKind || [])) q.append('spanKind', k);
   q.set('endTs', String(Math.round(endTs)));
   q.set('lookback', String(Math.round(lookback)));
   q.set('step', String(step));
@@ -37,10 +43,11 @@ export function metricsQuery({ service, groupByOperation, spanKind, endTs, lookb
   return q.toString();
 }
 
+/** Query string of /api/metrics/exemplars (no `spanKind`: every kind). */
 export function exemplarsQuery({ service, operation, spanKind, endTs, lookback }) {
   const q = new URLSearchParams({ service });
   if (operation) q.set('operation', operation);
-  if (spanKind) q.set('spanKind', spanKind);
+  for (const k of [].concat(spanKind || [])) q.append('spanKind', k);
   q.set('endTs', String(Math.round(endTs)));
   q.set('lookback', String(Math.round(lookback)));
   return q.toString();

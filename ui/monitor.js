@@ -6,7 +6,7 @@ import { esc, navigate, getJSON, errorBox } from './dom.js';
 import { formatDuration } from './axis.js';
 import { lineChart } from './chart.js';
 import {
-  LOOKBACKS, LOOKBACK_LABELS, KINDS, QUANTILES, COLUMNS, pickStep, metricsQuery, exemplarsQuery,
+  LOOKBACKS, LOOKBACK_LABELS, KINDS, ALL_KINDS, QUANTILES, COLUMNS, pickStep, metricsQuery, exemplarsQuery,
   byOperation, single, opsRows, sortRows, exemplarFor, alignedEnd, searchUrl, monitorUrl, fmtRate, fmtPct, fmtStep,
 } from './monitor-model.js';
 
@@ -85,7 +85,7 @@ async function load(body, st, signal) {
   const endTs = alignedEnd(Date.now(), res);
   const lookback = LOOKBACKS[st.lookback];
   const step = pickStep(lookback, res);
-  const spanKind = st.spanKind === 'all' ? '' : st.spanKind;
+  const spanKind = st.spanKind === 'all' ? ALL_KINDS : st.spanKind;
   const base = { service: st.service, spanKind, endTs, lookback, step };
   const get = (what, extra) => getJSON(`/api/metrics/${what}?` + metricsQuery({ ...base, ...extra }), signal);
   const family = (grouped) => Promise.all([
@@ -102,7 +102,7 @@ async function load(body, st, signal) {
     return;
   }
   try {
-    const r = await getJSON('/api/metrics/exemplars?' + exemplarsQuery({ ...base, operation: st.operation }), signal);
+    const r = await getJSON('/api/metrics/exemplars?' + exemplarsQuery({ ...base, spanKind: st.spanKind === 'all' ? '' : st.spanKind, operation: st.operation }), signal);
     exemplars = (r && r.exemplars) || [];
   } catch (e) {
     if (e.name === 'AbortError') return;

@@ -3,7 +3,7 @@ import test from 'node:test';
 import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import {
-  pickStep, metricsQuery, parseTimestamp, parseValue, parseFamily, byOperation, single, opsRows, sortRows,
+  pickStep, metricsQuery, exemplarsQuery, ALL_KINDS, parseTimestamp, parseValue, parseFamily, byOperation, single, opsRows, sortRows,
   exemplarFor, alignedEnd, searchUrl, monitorUrl, kindOf, fmtRate, fmtPct, fmtStep,
 } from '../../ui/monitor-model.js';
 import { scale, linePath, valueTicks, lineChart } from '../../ui/chart.js';
@@ -36,6 +36,10 @@ test('metrics query carries every parameter Jaeger defines', () => {
     service: 'a b', groupByOperation: 'true', spanKind: 'server', endTs: '1000', lookback: '60000', step: '10000', ratePer: '10000', quantile: '0.95',
   });
   assert.equal(new URLSearchParams(metricsQuery({ service: 's', endTs: 1, lookback: 1, step: 1 })).has('spanKind'), false);
+  const all = new URLSearchParams(metricsQuery({ service: 's', spanKind: ALL_KINDS, endTs: 1, lookback: 1, step: 1 }));
+  assert.deepEqual(all.getAll('spanKind'), ['server', 'client', 'producer', 'consumer', 'internal', 'unspecified'], 'all kinds are named');
+  const ex = new URLSearchParams(exemplarsQuery({ service: 's', operation: 'o', spanKind: '', endTs: 5, lookback: 2 }));
+  assert.deepEqual(Object.fromEntries(ex), { service: 's', operation: 'o', endTs: '5', lookback: '2' });
 });
 
 test('timestamps and values in every spelling Jaeger uses', () => {
