@@ -181,10 +181,15 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         }
     }
     let tiers = crate::tiers::compose(parts)?;
-    let span_metrics = crate::spanmetrics::wiring::reader(&cfg, stores_here && !remote)?;
+    let metric_peers = if remote { &cfg.query.peers[..] } else { &[] };
+    let span_metrics =
+        crate::spanmetrics::wiring::reader(&cfg, stores_here && !remote, metric_peers)?;
+    let (metrics_hub, metrics_flusher) =
+        crate::spanmetrics::wiring::start(&cfg, ingests_here, &span_metrics, Some(&root)).await?;
 
     let mut kafka_consumers = None;
     let mut extra_consumers = Vec::new();
+    let mut metrics_consumer = None;
     if cfg.kafka.enabled && matches!(target, Target::All | Target::Writer) {
         // A writer may start before any ingest node: create the topics
         // its consumers subscribe to.
@@ -206,6 +211,10 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             tiers.durable.clone(),
             Some(&root),
         )?;
+        if let Some(store) = &span_metrics.store {
+            let c = crate::spanmetrics::kafka_store::start(&cfg, store.clone(), Some(&root));
+            metrics_consumer = Some(c.await?);
+        }
     }
 
     let (stopping_tx, stopping) = watch::channel(false);
@@ -221,7 +230,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             tiers.durable.clone()
         };
         ingest_sink = Some(sink.clone());
-        let intake = Intake::start(&cfg, sink, Some(&root));
+        let intake = Intake::start_counting(&cfg, sink, Some(&root), metrics_hub.as_deref());
         let workers = cfg.ingest.worker_count();
         grpc = Some(GrpcListener::start(
             grpc_listener,
@@ -310,8 +319,13 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     for s in servers {
         s.stop(true).await;
     }
+    // The last counts of the receivers, now that no request is in flight.
+    if let Err(e) = metrics_flusher.flush() {
+        tracing::warn!("span metrics not flushed at shutdown: {e}");
+    }
     drop(kafka_consumers);
     drop(extra_consumers);
+    drop(metrics_consumer);
     actix::System::current().stop();
     Ok(())
 }

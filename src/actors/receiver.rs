@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::model::SpanWriter;
 use crate::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use crate::pipeline::{Processed, Processor, Transport, TransportMetrics};
+use crate::spanmetrics::accum::{Accumulator, Hub};
 
 /// Messages waiting per worker beyond this make senders wait (the byte
 /// budget is the real bound; this only caps the queue's length).
@@ -77,6 +78,8 @@ pub struct ExportOutcome {
 
 pub struct ReceiverWorker {
     processor: Arc<Processor>,
+    /// This worker's span-metrics counts (`None`: span metrics are off).
+    metrics: Option<Arc<parking_lot::Mutex<Accumulator>>>,
     sink: Arc<dyn SpanWriter>,
     stage: StageHandle,
     backoff: RestartBackoff,
@@ -124,6 +127,7 @@ impl Handler<ExportTraces> for ReceiverWorker {
         stats.messages_in.fetch_add(1, Ordering::Relaxed);
         let depth = DepthGuard::new(stats);
         let processor = self.processor.clone();
+        let metrics = self.metrics.clone();
         let sink = self.sink.clone();
         let ExportTraces {
             payload,
@@ -136,7 +140,10 @@ impl Handler<ExportTraces> for ReceiverWorker {
             // On this worker's own thread: the pool is what spreads it.
             let req = payload.decode()?;
             crate::selftrace::phase(&mut timing, "decode");
-            let processed: Processed = processor.process(req);
+            let processed: Processed = match &metrics {
+                Some(m) => processor.process_counting(req, Some(&mut m.lock())),
+                None => processor.process(req),
+            };
             crate::selftrace::phase(&mut timing, "process");
             let m = TransportMetrics::get(transport);
             m.spans_received.add(processed.received);
@@ -217,6 +224,17 @@ impl ReceiverPool {
     /// registered under the root's `ingest` group (or detached without a
     /// root, for tests of the servers alone). Call inside an actix System.
     pub fn start(cfg: &Config, sink: Arc<dyn SpanWriter>, root: Option<&Addr<Root>>) -> Self {
+        Self::start_counting(cfg, sink, root, None)
+    }
+
+    /// [`Self::start`], each worker counting span metrics into its own
+    /// accumulator of `metrics`.
+    pub fn start_counting(
+        cfg: &Config,
+        sink: Arc<dyn SpanWriter>,
+        root: Option<&Addr<Root>>,
+        metrics: Option<&Hub>,
+    ) -> Self {
         let processor = Arc::new(Processor::new(cfg));
         let n = cfg.ingest.worker_count().max(1);
         let workers = (0..n)
@@ -229,6 +247,7 @@ impl ReceiverPool {
                 let (processor, sink) = (processor.clone(), sink.clone());
                 let worker = ReceiverWorker {
                     processor,
+                    metrics: metrics.map(Hub::worker),
                     sink,
                     stage: stage.clone(),
                     backoff: RestartBackoff::default(),

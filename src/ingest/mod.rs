@@ -43,8 +43,18 @@ impl Intake {
     /// Starts the receiver pool writing to `sink` (under the root's
     /// `ingest` group when given). Call inside an actix System.
     pub fn start(cfg: &Config, sink: Arc<dyn SpanWriter>, root: Option<&Addr<Root>>) -> Intake {
+        Self::start_counting(cfg, sink, root, None)
+    }
+
+    /// [`Self::start`], the workers counting span metrics into `metrics`.
+    pub fn start_counting(
+        cfg: &Config,
+        sink: Arc<dyn SpanWriter>,
+        root: Option<&Addr<Root>>,
+        metrics: Option<&crate::spanmetrics::accum::Hub>,
+    ) -> Intake {
         Intake {
-            pool: ReceiverPool::start(cfg, sink, root),
+            pool: ReceiverPool::start_counting(cfg, sink, root, metrics),
             admission: Admission::new(cfg.ingest.max_inflight_bytes),
             cfg: Arc::new(cfg.ingest.clone()),
         }

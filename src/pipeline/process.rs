@@ -12,7 +12,11 @@ use crate::metrics::Counter;
 use crate::model::Span;
 use crate::otlp::convert::spans_from_proto;
 use crate::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
+use crate::otlp::proto::common::v1::any_value::Value as AnyValueKind;
+use crate::otlp::proto::resource::v1::Resource;
+use crate::otlp::proto::trace::v1::ResourceSpans;
 use crate::otlp::validate::{check_span, truncate_attrs, truncate_span};
+use crate::spanmetrics::accum::Accumulator;
 
 /// Reasons quoted in `partial_success.error_message`; the count covers all.
 const MAX_REASONS: usize = 3;
@@ -62,7 +66,17 @@ impl Processor {
         &self.sampler
     }
 
-    pub fn process(&self, mut req: ExportTraceServiceRequest) -> Processed {
+    pub fn process(&self, req: ExportTraceServiceRequest) -> Processed {
+        self.process_counting(req, None)
+    }
+
+    /// [`Self::process`], also counting every valid span — sampled in or
+    /// out — into a receiver worker's span metrics.
+    pub fn process_counting(
+        &self,
+        mut req: ExportTraceServiceRequest,
+        metrics: Option<&mut Accumulator>,
+    ) -> Processed {
         let mut out = Processed::default();
         let mut reasons = String::new();
         let max = self.max_attr;
@@ -102,7 +116,7 @@ impl Processor {
                 });
             }
         }
-        out.sampled_out = self.sample(&mut req, out.received - out.rejected);
+        out.sampled_out = self.sample(&mut req, out.received - out.rejected, metrics);
         self.sampled_out.add(out.sampled_out);
         self.truncated.add(out.truncated);
         out.spans = spans_from_proto(&req.resource_spans);
@@ -129,10 +143,28 @@ impl Processor {
         out
     }
 
-    /// Drops the spans of traces sampled out; returns how many.
-    fn sample(&self, req: &mut ExportTraceServiceRequest, offered: u64) -> u64 {
+    /// Drops the spans of traces sampled out; returns how many. Span
+    /// metrics count each valid span here, where it is known whether it
+    /// is kept (only kept spans become exemplars).
+    fn sample(
+        &self,
+        req: &mut ExportTraceServiceRequest,
+        offered: u64,
+        mut metrics: Option<&mut Accumulator>,
+    ) -> u64 {
         let ratio = self.sampler.observe(offered);
+        if let Some(m) = metrics.as_deref_mut() {
+            m.begin(crate::model::now_ns());
+        }
         if ratio >= 1.0 {
+            if let Some(m) = metrics {
+                for rs in &req.resource_spans {
+                    let service = service_of(rs);
+                    for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+                        m.record(service, s, true);
+                    }
+                }
+            }
             return 0;
         }
         // Traces kept whatever the ratio: an error span (keep_errors) or a
@@ -149,19 +181,37 @@ impl Processor {
             .map(|s| s.trace_id.clone())
             .collect();
         let mut dropped = 0;
-        for ss in req
-            .resource_spans
-            .iter_mut()
-            .flat_map(|rs| &mut rs.scope_spans)
-        {
-            ss.spans.retain(|s| {
-                let keep = error_traces.contains(&s.trace_id) || keep_at_ratio(&s.trace_id, ratio);
-                dropped += u64::from(!keep);
-                keep
-            });
+        for rs in req.resource_spans.iter_mut() {
+            let service = service_of_resource(rs.resource.as_ref());
+            for ss in rs.scope_spans.iter_mut() {
+                ss.spans.retain(|s| {
+                    let keep =
+                        error_traces.contains(&s.trace_id) || keep_at_ratio(&s.trace_id, ratio);
+                    if let Some(m) = metrics.as_deref_mut() {
+                        m.record(service, s, keep);
+                    }
+                    dropped += u64::from(!keep);
+                    keep
+                });
+            }
         }
         dropped
     }
+}
+
+fn service_of(rs: &ResourceSpans) -> &str {
+    service_of_resource(rs.resource.as_ref())
+}
+
+/// `service.name`, or OTel's fallback (as `model::Resource::service_name`).
+fn service_of_resource(r: Option<&Resource>) -> &str {
+    r.and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| match &v.value {
+            Some(AnyValueKind::StringValue(s)) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        })
+        .unwrap_or("unknown_service")
 }
 
 #[cfg(test)]
@@ -282,6 +332,47 @@ mod tests {
             "sampling is not rejection: {}",
             out.message
         );
+    }
+
+    #[test]
+    fn span_metrics_count_every_valid_span_before_sampling() {
+        let mut cfg = Config::default();
+        cfg.sampling.ratio = 0.0;
+        cfg.sampling.keep_errors = true;
+        let p = Processor::new(&cfg);
+        let hub = crate::spanmetrics::accum::Hub::new(10_000_000_000, 100);
+        let acc = hub.worker();
+        let mut invalid = span(3, 9, false);
+        invalid.trace_id = vec![0; 16];
+        let spans = vec![
+            span(1, 1, false),
+            span(1, 2, true),
+            span(2, 3, false),
+            invalid,
+        ];
+        let out = p.process_counting(request(spans), Some(&mut acc.lock()));
+        assert_eq!((out.spans.len(), out.sampled_out, out.rejected), (2, 1, 1));
+        let pts = hub.drain();
+        let calls: u64 = pts.iter().map(|(_, p)| p.calls).sum();
+        let errors: u64 = pts.iter().map(|(_, p)| p.errors).sum();
+        assert_eq!(
+            (calls, errors),
+            (3, 1),
+            "sampled-out spans count, invalid ones do not"
+        );
+        let exemplars: Vec<u8> = pts
+            .iter()
+            .flat_map(|(_, p)| p.exemplars.iter().flatten())
+            .map(|e| e.trace_id.0[0])
+            .collect();
+        assert_eq!(exemplars.len(), 2);
+        assert!(
+            exemplars.iter().all(|&t| t == 1),
+            "only kept traces: {exemplars:?}"
+        );
+        assert!(pts
+            .iter()
+            .all(|(k, _)| k.service == "unknown_service" && k.operation == "op"));
     }
 
     fn arb_span() -> impl proptest::strategy::Strategy<Value = pt::Span> {

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, HttpRequest, HttpResponse, Route};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -17,6 +18,7 @@ use super::metrics_api_compute::{
     call_rate, error_ratio, group, quantile_ms, read_step_ns, windows, Acc, Grid, GroupKey,
 };
 use super::params::{bad, Params};
+use super::QueryState;
 use crate::error::{Error, Result};
 use crate::model::SpanKind;
 use crate::spanmetrics::{MetricsReader, Point, RangeQuery, SeriesKey};
@@ -393,6 +395,48 @@ pub async fn serve_metric(
 /// envelope, as Jaeger answers it.
 pub fn minstep(reader: &dyn MetricsReader) -> HttpResponse {
     envelope(json!(reader.min_step_ns() / MS), 0, Value::Null)
+}
+
+/// The routes, over `QueryState::span_metrics`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let family = |which: &'static str| {
+        web::get().to(move |req: HttpRequest, state: web::Data<QueryState>| {
+            serve_metric(state.span_metrics.clone(), req.query_string().into(), which)
+        })
+    };
+    let routes: Vec<(&str, Route)> = vec![
+        ("/api/metrics/latencies", family("latencies")),
+        ("/api/metrics/calls", family("calls")),
+        ("/api/metrics/errors", family("errors")),
+        (
+            "/api/metrics/minstep",
+            web::get().to(|state: web::Data<QueryState>| async move {
+                minstep(state.span_metrics.as_ref())
+            }),
+        ),
+        (
+            "/api/metrics/exemplars",
+            web::get().to(|req: HttpRequest, state: web::Data<QueryState>| {
+                super::metrics_api_exemplars::serve(
+                    state.span_metrics.clone(),
+                    req.query_string().into(),
+                )
+            }),
+        ),
+        (
+            "/metrics/spans",
+            web::get().to(|state: web::Data<QueryState>| {
+                super::openmetrics::serve(state.span_metrics.clone())
+            }),
+        ),
+    ];
+    for (path, route) in routes {
+        cfg.service(
+            web::resource(path)
+                .wrap(from_fn(super::record))
+                .route(route),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod apiv3_query;
 pub mod deps;
 pub mod health;
 pub mod internal;
+pub mod internal_metrics;
 pub mod jaeger;
 pub mod jaeger_json;
 pub mod metrics_api;
@@ -120,7 +121,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(record))
             .route(web::get().to(health::actors)),
     );
+    cfg.configure(metrics_api::configure);
     cfg.configure(internal::configure);
+    cfg.configure(internal_metrics::configure);
 }
 
 /// api_v3 searches come as GET (query string) or POST (JSON body).

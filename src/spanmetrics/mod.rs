@@ -95,8 +95,13 @@ pub trait MetricsReader: Send + Sync {
     }
 }
 
+pub mod accum;
 pub mod config;
 pub mod empty;
+pub mod flusher;
+pub mod kafka;
+pub mod kafka_store;
+pub mod peer;
 pub mod point;
 pub mod store;
 pub mod wiring;

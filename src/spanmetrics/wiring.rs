@@ -2,9 +2,14 @@
 
 use std::sync::Arc;
 
+use actix::Addr;
+
+use super::accum::Hub;
 use super::empty::NoMetrics;
+use super::flusher::{self, DeltaSink, Flusher};
 use super::store::{MetricsStore, Options, SystemClock};
 use super::MetricsReader;
+use crate::actors::tree::Root;
 use crate::config::Config;
 use crate::error::Result;
 
@@ -20,14 +25,23 @@ pub struct Wired {
     pub reader: Arc<dyn MetricsReader>,
 }
 
-/// The store on a node that keeps data (`stores_here`), else nothing.
-pub fn reader(cfg: &Config, stores_here: bool) -> Result<Wired> {
+/// The store on a node that keeps data (`stores_here`), the writer peers
+/// on a query node that reads them (`peers` not empty), else nothing.
+pub fn reader(cfg: &Config, stores_here: bool, peers: &[String]) -> Result<Wired> {
     let m = &cfg.span_metrics;
     let none = || -> Arc<dyn MetricsReader> {
         Arc::new(NoMetrics {
             min_step_ns: m.resolution_secs * 1_000_000_000,
         })
     };
+    if m.enabled && !peers.is_empty() {
+        let step = m.resolution_secs * 1_000_000_000;
+        let timeout = crate::tiers::peer::DEFAULT_TIMEOUT;
+        return Ok(Wired {
+            store: None,
+            reader: Arc::new(super::peer::PeerMetrics::new(peers, step, timeout)?),
+        });
+    }
     if !m.enabled || !stores_here {
         return Ok(Wired {
             store: None,
@@ -39,4 +53,37 @@ pub fn reader(cfg: &Config, stores_here: bool) -> Result<Wired> {
         reader: store.clone(),
         store: Some(store),
     })
+}
+
+/// Starts counting on a node with receivers (`ingests_here`) and the
+/// `span_metrics` stage wherever there is something to flush or a store
+/// to look after. The hub goes to the receivers; the flusher is flushed
+/// once more at shutdown.
+pub async fn start(
+    cfg: &Config,
+    ingests_here: bool,
+    wired: &Wired,
+    root: Option<&Addr<Root>>,
+) -> Result<(Option<Arc<Hub>>, Arc<Flusher>)> {
+    let m = &cfg.span_metrics;
+    let hub = (m.enabled && ingests_here).then(|| {
+        Hub::new(
+            m.resolution_secs * 1_000_000_000,
+            m.max_operations_per_service,
+        )
+    });
+    if let (Some(h), Some(s)) = (&hub, &wired.store) {
+        h.admission().seed(s.totals()?.into_iter().map(|(k, _)| k));
+    }
+    let sink: Option<Arc<dyn DeltaSink>> = match (&hub, cfg.kafka.enabled) {
+        (None, _) => None,
+        (Some(_), false) => wired.store.clone().map(|s| s as Arc<dyn DeltaSink>),
+        (Some(_), true) => Some(super::kafka::MetricsPublisher::connect(cfg).await?),
+    };
+    let flusher = Flusher::new(hub.clone(), sink, wired.store.clone());
+    if hub.is_some() || wired.store.is_some() {
+        let every = std::time::Duration::from_millis(m.flush_interval_ms);
+        flusher::start(flusher.clone(), every, root);
+    }
+    Ok((hub, flusher))
 }

@@ -163,6 +163,17 @@ pub fn decode_blocks(file: &[u8], keep: &dyn Fn(&str) -> bool) -> (Vec<Block>, u
     (blocks, at)
 }
 
+/// One block on its own (a Kafka message, an internal API answer).
+pub fn decode_block(bytes: &[u8]) -> Result<Block> {
+    let mut file = file_header(0).to_vec();
+    file.extend_from_slice(bytes);
+    let (mut blocks, valid) = decode_blocks(&file, &|_| true);
+    if blocks.len() != 1 || valid != file.len() {
+        return Err(corrupt("not exactly one valid block"));
+    }
+    Ok(blocks.remove(0))
+}
+
 fn decode_payload(p: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<Block> {
     let mut r = Cursor { b: p, at: 0 };
     let mut b = Block::default();

@@ -88,6 +88,10 @@ impl MetricsReader for MetricsStore {
         self.opts.resolution_s * NS
     }
 
+    fn retention_ns(&self) -> u64 {
+        self.opts.retention_s * NS
+    }
+
     fn services(&self) -> Result<Vec<String>> {
         let st = self.state.lock();
         let mut v: Vec<String> = st.totals.keys().map(|k| k.service.clone()).collect();
