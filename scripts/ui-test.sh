@@ -38,5 +38,5 @@ fi
 
 mkdir -p "$ROOT/target/ui-artifacts"
 node --test tree.test.mjs logic.test.mjs views.test.mjs monitor.test.mjs
-node --test --test-timeout=600000 browser.test.mjs views.browser.test.mjs
+node --test --test-timeout=600000 browser.test.mjs views.browser.test.mjs monitor.browser.test.mjs
 echo "screenshots: $ROOT/target/ui-artifacts/"

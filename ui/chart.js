@@ -29,6 +29,22 @@ export function linePath(points, x, y, maxGap = Infinity) {
   return d;
 }
 
+/**
+ * Indexes of points with no drawn neighbour (a line needs two points, so
+ * these would not show without a marker of their own).
+ */
+export function isolated(points, maxGap = Infinity) {
+  const ok = (p) => p && p.v !== null && Number.isFinite(p.v);
+  const out = new Set();
+  points.forEach((p, i) => {
+    if (!ok(p)) return;
+    const a = points[i - 1], b = points[i + 1];
+    const joinedA = ok(a) && p.t - a.t <= maxGap, joinedB = ok(b) && b.t - p.t <= maxGap;
+    if (!joinedA && !joinedB) out.add(i);
+  });
+  return out;
+}
+
 /** Round ticks from 0 up to the first at or above `max` (so the axis covers it). */
 export function valueTicks(max, n = 4) {
   if (!(max > 0)) return [0];
@@ -48,7 +64,8 @@ export function timeLabel(ms, rangeMs) {
 }
 
 /**
- * @param o {width, height, x0, x1 (ms), step (ms), yFmt(v), label,
+ * @param o {width, height, x0, x1 (ms), step (ms), yFmt(v), axisFmt(v)
+ *   (tick labels, default yFmt), label,
  *   series: [{name, color, points: [{t, v}]}],
  *   dots: [{t, v, traceId, title}]}
  * Points carry data-t and data-series; dots carry data-trace-id.
@@ -65,7 +82,7 @@ export function lineChart(o) {
   let svg = `<svg class="chart" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(o.label || '')}">`;
   for (const v of yt) {
     svg += `<line class="grid" x1="${m.l}" x2="${W - m.r}" y1="${f1(y(v))}" y2="${f1(y(v))}"/>`;
-    svg += `<text class="axis" x="${m.l - 6}" y="${f1(y(v) + 4)}" text-anchor="end">${v === 0 ? '0' : esc(o.yFmt(v))}</text>`;
+    svg += `<text class="axis" x="${m.l - 6}" y="${f1(y(v) + 4)}" text-anchor="end">${v === 0 ? '0' : esc((o.axisFmt || o.yFmt)(v))}</text>`;
   }
   const range = o.x1 - o.x0;
   for (let i = 0; i <= 4; i++) {
@@ -78,9 +95,10 @@ export function lineChart(o) {
     svg += `<path class="series" data-series="${esc(s.name)}" stroke="${esc(s.color)}" d="${linePath(s.points, x, y, gap)}"/>`;
   }
   for (const s of o.series) {
-    for (const p of s.points) {
+    const solo = isolated(s.points, gap);
+    for (const [i, p] of s.points.entries()) {
       if (p.v === null || !Number.isFinite(p.v)) continue;
-      svg += `<circle class="pt" data-series="${esc(s.name)}" data-t="${p.t}" cx="${f1(x(p.t))}" cy="${f1(y(p.v))}" r="4" fill="${esc(s.color)}"><title>${esc(`${s.name} ${o.yFmt(p.v)} at ${new Date(p.t).toLocaleString()}`)}</title></circle>`;
+      svg += `<circle class="pt${solo.has(i) ? ' solo' : ''}" data-series="${esc(s.name)}" data-t="${p.t}" cx="${f1(x(p.t))}" cy="${f1(y(p.v))}" r="4" fill="${esc(s.color)}"><title>${esc(`${s.name} ${o.yFmt(p.v)} at ${new Date(p.t).toLocaleString()}`)}</title></circle>`;
     }
   }
   for (const d of o.dots || []) {

@@ -207,6 +207,12 @@ export function fmtStep(ms) {
   return `${ms / 1000}s`;
 }
 
+/** One unit (per second, minute or hour) for every tick of a rate axis up to `max`/s. */
+export function rateAxisFmt(max) {
+  const [mult, unit] = max >= 1 ? [1, 's'] : max * 60 >= 1 ? [60, 'min'] : [3600, 'h'];
+  return (v) => `${Number((v * mult).toPrecision(3))}/${unit}`;
+}
+
 /** Requests per second, short. */
 export function fmtRate(v) {
   if (v === null || !Number.isFinite(v)) return '–';

@@ -7,7 +7,7 @@ import { formatDuration } from './axis.js';
 import { lineChart } from './chart.js';
 import {
   LOOKBACKS, LOOKBACK_LABELS, KINDS, ALL_KINDS, QUANTILES, COLUMNS, pickStep, metricsQuery, exemplarsQuery,
-  byOperation, single, opsRows, sortRows, exemplarFor, alignedEnd, searchUrl, monitorUrl, fmtRate, fmtPct, fmtStep,
+  byOperation, single, opsRows, sortRows, exemplarFor, alignedEnd, searchUrl, monitorUrl, fmtRate, fmtPct, fmtStep, rateAxisFmt,
 } from './monitor-model.js';
 
 const QCOLORS = { p50: '#10b981', p95: '#f59e0b', p99: '#dc2626' };
@@ -181,7 +181,8 @@ function drawCharts(body, v) {
     series: QUANTILES.map(([k]) => ({ name: k, color: QCOLORS[k], points: v.series[k] })),
   });
   const rate = box('rate');
-  rate.innerHTML = lineChart({ ...common, width: width(rate), label: 'Request rate', yFmt: fmtRate, series: [{ name: 'rate', color: '#2563eb', points: v.series.rate }] });
+  const maxRate = Math.max(0, ...v.series.rate.map((p) => p.v ?? 0));
+  rate.innerHTML = lineChart({ ...common, width: width(rate), label: 'Request rate', yFmt: fmtRate, axisFmt: rateAxisFmt(maxRate * 1.08), series: [{ name: 'rate', color: '#2563eb', points: v.series.rate }] });
   const err = box('errors');
   err.innerHTML = lineChart({ ...common, width: width(err), label: 'Error rate', yFmt: fmtPct, series: [{ name: 'errors', color: '#dc2626', points: v.series.errors }] });
 }

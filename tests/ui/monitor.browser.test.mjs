@@ -152,9 +152,9 @@ test('Monitor page: charts, sortable operations table, exemplar opens its trace'
   }
   assert.match(page.url(), /sort=p99&dir=asc/, 'the sort is in the URL');
 
-  // Clicking an exemplar dot opens that trace.
-  const id = exemplars[0];
-  await page.locator(`[data-chart="latency"] circle.exemplar[data-trace-id="${id}"]`).first().click();
+  // Clicking an exemplar dot opens that trace (the last drawn is on top of any it overlaps).
+  const id = exemplars[exemplars.length - 1];
+  await page.locator(`[data-chart="latency"] circle.exemplar[data-trace-id="${id}"]`).last().click();
   await page.waitForURL(`**/trace/${id}`);
   await page.waitForSelector('#tl-rows .row');
   assert.equal(await page.locator('.trace-header code.tid').innerText(), id);

@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import {
   pickStep, metricsQuery, exemplarsQuery, ALL_KINDS, parseTimestamp, parseValue, parseFamily, byOperation, single, opsRows, sortRows,
-  exemplarFor, alignedEnd, searchUrl, monitorUrl, kindOf, fmtRate, fmtPct, fmtStep,
+  exemplarFor, alignedEnd, searchUrl, monitorUrl, kindOf, fmtRate, fmtPct, fmtStep, rateAxisFmt,
 } from '../../ui/monitor-model.js';
-import { scale, linePath, valueTicks, lineChart } from '../../ui/chart.js';
+import { scale, linePath, valueTicks, lineChart, isolated } from '../../ui/chart.js';
 
 const family = (series) => ({
   name: 'service_operation_call_rate', type: 'GAUGE', help: '',
@@ -145,6 +145,8 @@ test('rate and percentage formatting', () => {
   assert.equal(fmtPct(0.25), '25%');
   assert.equal(fmtPct(0.0123), '1.23%');
   assert.equal(fmtPct(0), '0%');
+  assert.deepEqual([0.5, 1].map(rateAxisFmt(1.2)), ['0.5/s', '1/s'], 'one unit on an axis');
+  assert.deepEqual([0.25, 0.5].map(rateAxisFmt(0.6)), ['15/min', '30/min']);
   assert.deepEqual([10e3, 90e3, 60e3, 1800e3, 3 * 3600e3, 86400e3].map(fmtStep), ['10s', '90s', '1m', '30m', '3h', '1d']);
 });
 
@@ -156,6 +158,8 @@ test('chart: line breaks at nulls and gaps, round value ticks', () => {
   assert.equal(linePath(pts, x, y), 'M0.0 100.0 L100.0 50.0 M300.0 0.0 L900.0 0.0');
   assert.equal(linePath(pts, x, y, 15), 'M0.0 100.0 L100.0 50.0 M300.0 0.0 M900.0 0.0');
   assert.equal(linePath([], x, y), '');
+  assert.deepEqual([...isolated(pts)], [], 'every point has a neighbour');
+  assert.deepEqual([...isolated(pts, 15)], [3, 4], 'after a null or across a gap a point stands alone');
   assert.deepEqual(valueTicks(9), [0, 5, 10], 'the last tick covers the maximum');
   assert.deepEqual(valueTicks(0.03), [0, 0.01, 0.02, 0.03]);
   assert.deepEqual(valueTicks(0), [0]);
@@ -171,6 +175,8 @@ test('chart SVG: one path per series, a marker per point, exemplar dots with the
   assert.match(svg, /data-series="p50" stroke="#111" d="M\d/);
   assert.match(svg, /data-series="p99" stroke="#222" d=""/);
   assert.equal((svg.match(/class="pt"/g) || []).length, 2);
+  const solo = lineChart({ width: 400, x0: 0, x1: 60e3, step: 10e3, yFmt: String, series: [{ name: 'e', color: '#333', points: [{ t: 0, v: 1 }, { t: 30e3, v: 2 }] }] });
+  assert.equal((solo.match(/class="pt solo"/g) || []).length, 2, 'points without a neighbour get a visible marker');
   assert.match(svg, /data-t="10000"/);
   assert.match(svg, /class="exemplar" data-trace-id="abc&lt;"/);
   assert.match(svg, />40ms<|>50ms</, 'the y axis reaches the exemplar');
