@@ -102,7 +102,7 @@ export function lineChart(o) {
     }
   }
   for (const d of o.dots || []) {
-    svg += `<circle class="exemplar" data-trace-id="${esc(d.traceId)}" data-t="${d.t}" cx="${f1(x(d.t))}" cy="${f1(y(d.v))}" r="4.5"><title>${esc(d.title || d.traceId)}</title></circle>`;
+    svg += `<circle class="exemplar" data-trace-id="${esc(d.traceId)}" data-t="${d.t}" cx="${f1(x(d.t))}" cy="${f1(y(d.v))}" r="3.5"><title>${esc(d.title || d.traceId)}</title></circle>`;
   }
   return svg + '</svg>';
 }
