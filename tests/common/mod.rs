@@ -19,5 +19,6 @@ pub mod process;
 pub mod python;
 pub mod query;
 pub mod shape;
+pub mod span_metrics;
 pub mod store;
 pub mod wait;
