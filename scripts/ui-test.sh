@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT/tests/ui"
 
 if [[ "${1:-}" == "--unit" ]]; then
-  exec node --test tree.test.mjs logic.test.mjs views.test.mjs
+  exec node --test tree.test.mjs logic.test.mjs views.test.mjs monitor.test.mjs
 fi
 
 install() {
@@ -37,6 +37,6 @@ if [[ -z "${STRAND_BIN:-}" ]]; then
 fi
 
 mkdir -p "$ROOT/target/ui-artifacts"
-node --test tree.test.mjs logic.test.mjs views.test.mjs
-node --test --test-timeout=600000 browser.test.mjs views.browser.test.mjs
+node --test tree.test.mjs logic.test.mjs views.test.mjs monitor.test.mjs
+node --test --test-timeout=600000 browser.test.mjs views.browser.test.mjs monitor.browser.test.mjs
 echo "screenshots: $ROOT/target/ui-artifacts/"

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 pub use crate::kafka::config::KafkaConfig;
 pub use crate::selftrace::config::SelfTracingConfig;
 pub use crate::spanmetrics::config::SpanMetricsConfig;
+pub use crate::ui::config::UiConfig;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +25,7 @@ pub struct Config {
     pub elasticsearch: ElasticsearchConfig,
     pub self_tracing: SelfTracingConfig,
     pub span_metrics: SpanMetricsConfig,
+    pub ui: UiConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -373,6 +375,7 @@ impl Config {
         }
         self.self_tracing.validate()?;
         self.span_metrics.validate()?;
+        self.ui.validate()?;
         Ok(())
     }
 }

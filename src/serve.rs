@@ -266,12 +266,14 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
                 span_metrics: span_metrics.reader.clone(),
             });
             let export_reader = web::Data::new(reader.clone());
+            let ui_links = web::Data::new(crate::ui::links::Links::compile(&cfg.ui)?);
             HttpServer::new(move || {
                 crate::actors::name_thread("query-http");
                 App::new()
                     .wrap_fn(crate::selftrace::http::traced)
                     .app_data(state.clone())
                     .app_data(export_reader.clone())
+                    .app_data(ui_links.clone())
                     .configure(crate::query::configure)
                     .configure(crate::ui::configure)
                     .configure(crate::export::configure)

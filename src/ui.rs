@@ -3,8 +3,12 @@
 //! content hash, so every response is `no-cache` with a strong ETag: browsers
 //! revalidate with a cheap 304 and never run stale scripts after an upgrade.
 //! Client-side routes (`/search`, `/trace/{id}`, `/compare/{a}/{b}`,
-//! `/dependencies`) all get index.html; the router in `ui/app.js` picks the
-//! page.
+//! `/dependencies`, `/monitor`) all get index.html; the router in `ui/app.js` picks the
+//! page. `GET /api/ui/links` renders the `[[ui.links]]` correlation
+//! templates (`links`, config in `config`) for a trace or a span.
+
+pub mod config;
+pub mod links;
 
 use std::sync::OnceLock;
 
@@ -37,6 +41,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("favicon.svg", "image/svg+xml"),
     asset!("app.js", JS),
     asset!("axis.js", JS),
+    asset!("chart.js", JS),
     asset!("colors.js", JS),
     asset!("compare.js", JS),
     asset!("critical.js", JS),
@@ -44,8 +49,11 @@ pub const ASSETS: &[Asset] = &[
     asset!("diff.js", JS),
     asset!("dom.js", JS),
     asset!("layout.js", JS),
+    asset!("links.js", JS),
     asset!("minimap.js", JS),
     asset!("model.js", JS),
+    asset!("monitor.js", JS),
+    asset!("monitor-model.js", JS),
     asset!("search.js", JS),
     asset!("spanpanel.js", JS),
     asset!("table.js", JS),
@@ -79,7 +87,71 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/trace/{id}", web::get().to(index))
         .route("/compare", web::get().to(index))
         .route("/compare/{a}/{b}", web::get().to(index))
-        .route("/static/{file}", web::get().to(static_file));
+        .route("/monitor", web::get().to(index))
+        .route("/static/{file}", web::get().to(static_file))
+        .route("/api/ui/links", web::get().to(ui_links));
+}
+
+/// Query of `GET /api/ui/links`: which scope and the values to fill in.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LinksQuery {
+    scope: String,
+    trace_id: String,
+    span_id: Option<String>,
+    service: String,
+    #[serde(default)]
+    operation: String,
+    /// Unix ms.
+    start: i64,
+    end: i64,
+}
+
+fn is_hex(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `{"links":[{"name","url"}]}` for the trace header (`scope=trace`) or the
+/// span panel (`scope=span`, with `spanId`); no templates configured → `[]`.
+async fn ui_links(
+    q: web::Query<LinksQuery>,
+    links: Option<web::Data<links::Links>>,
+) -> crate::error::Result<HttpResponse> {
+    use crate::error::Error;
+    let bad = |m: String| Error::InvalidArgument(m);
+    let scope = links::Scope::parse(&q.scope)
+        .ok_or_else(|| bad(format!("scope must be span or trace, got {:?}", q.scope)))?;
+    if !is_hex(&q.trace_id, 32) {
+        return Err(bad(format!(
+            "traceId {:?} is not a hex trace id",
+            q.trace_id
+        )));
+    }
+    let span_id = match (scope, &q.span_id) {
+        (links::Scope::Span, Some(s)) if is_hex(s, 16) => Some(s.clone()),
+        (links::Scope::Span, _) => return Err(bad("scope=span needs a hex spanId".into())),
+        (links::Scope::Trace, _) => None,
+    };
+    if q.end < q.start {
+        return Err(bad(format!("end {} is before start {}", q.end, q.start)));
+    }
+    let values = links::Values {
+        trace_id: q.trace_id.clone(),
+        span_id,
+        service: q.service.clone(),
+        operation: q.operation.clone(),
+        start_ms: q.start,
+        end_ms: q.end,
+    };
+    let rendered: Vec<serde_json::Value> = links
+        .map(|l| l.render(scope, &values))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, url)| serde_json::json!({ "name": name, "url": url }))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "links": rendered })))
 }
 
 async fn index(req: HttpRequest) -> HttpResponse {
@@ -178,6 +250,8 @@ mod tests {
             "/trace/abc123",
             "/compare",
             "/compare/abc123/def456",
+            "/monitor",
+            "/monitor?service=a&operation=b",
         ] {
             let (status, h, body) = get(path, None).await;
             assert_eq!(status, 200, "{path}");
@@ -195,6 +269,60 @@ mod tests {
         assert_eq!(status, 404);
         let (status, _, _) = get("/static/..%2Fsrc%2Flib.rs", None).await;
         assert_eq!(status, 404);
+    }
+
+    #[actix_web::test]
+    async fn links_endpoint_renders_the_asked_scope_and_rejects_bad_values() {
+        let cfg = config::UiConfig {
+            links: vec![
+                config::LinkConfig {
+                    name: "Logs".into(),
+                    url: "https://loki/x?span={span_id}&svc={service}&from={start}".into(),
+                    scope: "span".into(),
+                },
+                config::LinkConfig {
+                    name: "Trace logs".into(),
+                    url: "https://kibana/{trace_id}?to={end_iso}".into(),
+                    scope: "trace".into(),
+                },
+            ],
+        };
+        let data = web::Data::new(links::Links::compile(&cfg).unwrap());
+        let app = atest::init_service(App::new().app_data(data).configure(configure)).await;
+        let call = |uri: String| {
+            let req = atest::TestRequest::get().uri(&uri).to_request();
+            atest::call_service(&app, req)
+        };
+        let tid = "0af7651916cd43dd8448eb211c80319c";
+        let res = call(format!(
+            "/api/ui/links?scope=span&traceId={tid}&spanId=b7ad6b7169203331&service=a%20b&operation=op&start=5&end=9"
+        ))
+        .await;
+        assert_eq!(res.status().as_u16(), 200);
+        let body: serde_json::Value = atest::read_body_json(res).await;
+        assert_eq!(
+            body,
+            serde_json::json!({"links": [{"name": "Logs", "url": "https://loki/x?span=b7ad6b7169203331&svc=a%20b&from=5"}]})
+        );
+        let res = call(format!(
+            "/api/ui/links?scope=trace&traceId={tid}&service=a&start=0&end=1000"
+        ))
+        .await;
+        let body: serde_json::Value = atest::read_body_json(res).await;
+        assert_eq!(
+            body["links"][0]["url"],
+            format!("https://kibana/{tid}?to=1970-01-01T00%3A00%3A01.000Z")
+        );
+        for bad in [
+            format!("/api/ui/links?scope=page&traceId={tid}&service=a&start=0&end=1"),
+            format!("/api/ui/links?scope=span&traceId={tid}&service=a&start=0&end=1"),
+            "/api/ui/links?scope=trace&traceId=xyz&service=a&start=0&end=1".to_string(),
+            format!("/api/ui/links?scope=trace&traceId={tid}&service=a&start=5&end=1"),
+            format!("/api/ui/links?scope=trace&traceId={tid}&service=a&start=x&end=1"),
+        ] {
+            let res = call(bad.clone()).await;
+            assert_eq!(res.status().as_u16(), 400, "{bad}");
+        }
     }
 
     #[test]

@@ -1,10 +1,11 @@
-// Client-side router: /search, /trace/{id}, /compare/{a}/{b}, /dependencies. The server sends
+// Client-side router: /search, /trace/{id}, /compare/{a}/{b}, /dependencies, /monitor. The server sends
 // index.html for each of these paths, so links can be shared and reloaded.
 import { navigate } from './dom.js';
 import { renderSearch } from './search.js';
 import { renderTrace } from './trace.js';
 import { renderDeps } from './deps.js';
 import { renderCompare } from './compare.js';
+import { renderMonitor } from './monitor.js';
 
 const app = document.getElementById('app');
 let cleanup = null;
@@ -21,6 +22,9 @@ function route() {
     page = 'compare';
     const [a = '', b = ''] = path.slice('/compare/'.length).split('/').map((x) => decodeURIComponent(x));
     cleanup = renderCompare(app, a, b);
+  } else if (path === '/monitor') {
+    page = 'monitor';
+    cleanup = renderMonitor(app, new URLSearchParams(location.search));
   } else if (path === '/dependencies') {
     page = 'dependencies';
     cleanup = renderDeps(app);

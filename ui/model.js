@@ -64,6 +64,7 @@ export function summarizeTrace(trace) {
     traceID: trace.traceID,
     rootService: root ? serviceOf(trace, root) : 'unknown',
     rootOperation: root ? root.operationName : '(no spans)',
+    rootKind: root ? tagValue(root.tags, 'span.kind') : undefined,
     spanCount: spans.length,
     errorCount: errors,
     services: [...counts].map(([name, count]) => ({ name, count }))

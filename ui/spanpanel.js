@@ -4,6 +4,7 @@
 import { esc, chip, copyText } from './dom.js';
 import { formatDuration } from './axis.js';
 import { isErrorSpan, tagValue, skewShift } from './model.js';
+import { metricsLinkHtml } from './links.js';
 
 const kvTable = (tags) => tags && tags.length
   ? `<table class="attrs"><tbody>${tags.map((t) => `<tr><th>${esc(t.key)}</th><td class="type">${esc(t.type || typeof t.value)}</td><td class="val">${esc(typeof t.value === 'object' ? JSON.stringify(t.value) : t.value)}</td></tr>`).join('')}</tbody></table>`
@@ -51,6 +52,7 @@ export function spanPanelHtml(ctx, i) {
     <dt>Parent</dt><dd>${parentIdx >= 0 ? `<a href="#" data-goto="${parentIdx}">${esc(ctx.tree.spans[parentIdx].operationName)}</a>` : '<span class="none">root</span>'}</dd>
     ${scope ? `<dt>Scope</dt><dd>${esc(scope)}${scopeVer ? ' ' + esc(scopeVer) : ''}</dd>` : ''}
   </dl>
+  <div class="sd-links">${metricsLinkHtml(svc, s.operationName, kind, 'Metrics for this operation')}<span class="corr-links" data-corr></span></div>
   <section><h4>Attributes <span>${(s.tags || []).length}</span></h4>${kvTable(s.tags)}</section>
   <section><h4>Resource <span>${(proc.tags || []).length + 1}</span></h4>${kvTable([{ key: 'service.name', type: 'string', value: svc }, ...(proc.tags || [])])}</section>
   <section><h4>Events <span>${logs.length}</span></h4>${logs.length ? logs.map((l) => {

@@ -11,6 +11,7 @@ import { spanPanelHtml, wirePanel } from './spanpanel.js';
 import { Minimap } from './minimap.js';
 import { criticalPath, selfTimes } from './critical.js';
 import { SpanTable, spanRows } from './table.js';
+import { metricsLinkHtml, fetchLinks, linksHtml, msRange, spanKindTag } from './links.js';
 
 const ROW_H = 26;
 const INDENT = 12;
@@ -75,7 +76,8 @@ class TraceView {
     root.innerHTML = `<div class="trace-page">
       <div class="panel trace-header">
         <div class="th-title"><h1><span class="svc-dot" style="background:${esc(colors.get(sum.rootService))}"></span>${esc(sum.rootService)}: <span class="op">${esc(sum.rootOperation)}</span></h1>
-          <code class="tid">${esc(this.trace.traceID)}</code></div>
+          <code class="tid">${esc(this.trace.traceID)}</code>
+          <span class="th-links" id="th-links">${metricsLinkHtml(sum.rootService, sum.rootOperation, sum.rootKind, 'Metrics')}<span class="corr-links" id="trace-links"></span></span></div>
         <div class="th-stats">
           <div><span>Start</span><b>${esc(fmtTime(this.bounds.start))}</b></div>
           <div><span>Duration</span><b>${esc(formatDuration(this.bounds.duration))}</b></div>
@@ -145,6 +147,26 @@ class TraceView {
     wirePanel(this.panel, { onClose: () => this.select(-1), onGoto: (i) => this.select(i, true) });
     this.renderRows();
     this.minimap.draw();
+    this.linksCtrl = new AbortController();
+    this.spanLinks = new Map();
+    const tl = root.querySelector('#trace-links');
+    fetchLinks('trace', { traceId: this.trace.traceID, service: sum.rootService, operation: sum.rootOperation, ...msRange(this.bounds.start, this.bounds.duration) }, this.linksCtrl.signal)
+      .then((links) => { tl.innerHTML = linksHtml(links); })
+      .catch(() => { /* links are an extra: the trace stays usable without them */ });
+  }
+
+  /** Span-scoped correlation links, fetched once per span and filled in when they arrive. */
+  fillSpanLinks(i) {
+    const s = this.tree.spans[i];
+    let p = this.spanLinks.get(i);
+    if (!p) {
+      p = fetchLinks('span', { traceId: s.traceID || this.trace.traceID, spanId: s.spanID, service: this.svc[i], operation: s.operationName, ...msRange(s.startTime, s.duration) }, this.linksCtrl.signal);
+      this.spanLinks.set(i, p);
+    }
+    p.then((links) => {
+      const el = this.selected === i && this.panel.querySelector('[data-corr]');
+      if (el) el.innerHTML = linksHtml(links);
+    }).catch(() => { this.spanLinks.delete(i); });
   }
 
   /** Timeline or span table; the span panel and selection are shared. */
@@ -165,6 +187,7 @@ class TraceView {
 
   destroy() {
     window.removeEventListener('resize', this.onResize);
+    this.linksCtrl.abort();
   }
 
   /** Highlights spans whose service, operation, id or a tag value contains the text; Enter walks them. */
@@ -369,6 +392,7 @@ class TraceView {
         colorOf: (s) => colors.get(s), serviceOf: (s) => serviceOf(this.trace, s), indexOf: (id) => this.byId.get(id),
       }, i);
       this.panel.scrollTop = 0;
+      this.fillSpanLinks(i);
     }
     if (this.table) this.table.setSelected(i);
     if (this.view === 'timeline') this.renderRows();

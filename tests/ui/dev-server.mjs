@@ -46,6 +46,28 @@ const big = makeTrace(50000, now - 5e6, { wide: true });
 traces.push(big);
 console.log('big trace', big.traceID);
 
+// Span metrics in Jaeger's metrics JSON, for the Monitor page.
+const OPS = ['GET /api/cart', 'SELECT orders', 'charge'];
+function metricFamily(kind, u) {
+  const svc = u.searchParams.get('service');
+  const grouped = u.searchParams.get('groupByOperation') === 'true';
+  const end = Number(u.searchParams.get('endTs')), lookback = Number(u.searchParams.get('lookback'));
+  const step = Number(u.searchParams.get('step'));
+  const q = Number(u.searchParams.get('quantile') || 0.5);
+  const series = (op, k) => {
+    const points = [];
+    for (let t = Math.floor((end - lookback) / step) * step; t < end; t += step) {
+      const wave = 1 + 0.5 * Math.sin(t / 6e5 + k);
+      const v = kind === 'calls' ? 3 * wave * (k + 1) : kind === 'errors' ? 0.02 * wave * k : (20 + 40 * k) * wave * (1 + 4 * (q - 0.5));
+      points.push({ gaugeValue: { doubleValue: v }, timestamp: new Date(t).toISOString() });
+    }
+    const labels = [{ name: 'service_name', value: svc }, ...(op ? [{ name: 'operation', value: op }] : [])];
+    return { labels, metricPoints: points };
+  };
+  return { name: `service_${grouped ? 'operation_' : ''}${kind}`, type: 'GAUGE', help: '',
+    metrics: grouped ? OPS.map((op, k) => series(op, k)) : [series(null, 1)] };
+}
+
 const json = (res, code, body) => { res.writeHead(code, { 'content-type': 'application/json' }); res.end(JSON.stringify(body)); };
 http.createServer((req, res) => {
   const u = new URL(req.url, 'http://x');
@@ -60,6 +82,17 @@ http.createServer((req, res) => {
   if (p.startsWith('/api/traces/')) {
     const t = traces.find((x) => x.traceID === p.slice(12));
     return t ? json(res, 200, { data: [t] }) : json(res, 404, { errors: [{ code: 404, msg: 'trace not found' }] });
+  }
+  if (/^\/api\/metrics\/(calls|errors|latencies)$/.test(p)) return json(res, 200, metricFamily(p.split('/')[3], u));
+  if (p === '/api/metrics/minstep') return json(res, 200, { data: 10000, total: 0, limit: 0, offset: 0, errors: null });
+  if (p === '/api/metrics/exemplars') {
+    const t = traces.filter((x) => x !== big).slice(0, 8);
+    return json(res, 200, { exemplars: t.map((x, k) => ({ traceId: x.traceID, spanId: x.spans[0].spanID, operation: OPS[k % 3],
+      durationMs: x.spans[0].duration / 1000, timestampMs: Math.floor(x.spans[0].startTime / 1000), bucketLeMs: null })) });
+  }
+  if (p === '/api/ui/links') {
+    const v = Object.fromEntries(u.searchParams);
+    return json(res, 200, { links: [{ name: v.scope === 'span' ? 'Span logs' : 'Trace logs', url: `https://logs.example/?trace=${encodeURIComponent(v.traceId)}&from=${v.start}&to=${v.end}` }] });
   }
   if (p === '/api/dependencies') {
     return json(res, 200, { data: [

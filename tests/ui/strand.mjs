@@ -27,7 +27,8 @@ export async function poll(what, fn, timeoutMs = 60_000, everyMs = 100) {
   }
 }
 
-export async function startStrand(bin) {
+/** `extraConfig`: more TOML lines (whole sections) appended to the config. */
+export async function startStrand(bin, extraConfig = []) {
   if (!existsSync(bin)) {
     throw new Error(`strand binary not found at ${bin}: build it with \`cargo build\` or set STRAND_BIN`);
   }
@@ -39,7 +40,8 @@ export async function startStrand(bin) {
     '[storage]', `dir = "${path.join(dir, 'data')}"`,
     '[query]', `addr = "127.0.0.1:${query}"`,
     // strand's own traces (service `strand`) would join the fixtures' services.
-    '[self_tracing]', 'enabled = false', '',
+    '[self_tracing]', 'enabled = false',
+    ...extraConfig, '',
   ].join('\n'));
   const logPath = path.join(dir, 'strand.log');
   const log = createWriteStream(logPath);
