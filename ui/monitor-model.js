@@ -102,30 +102,23 @@ export function single(json) {
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
 /**
- * One row per operation: mean call rate over the lookback (windows without
- * points count as zero calls), error rate weighted by calls, and each
- * quantile as the call-weighted mean of its windows (an approximation:
- * quantiles do not add up).
+ * One row per operation from the table's requests, whose one window is
+ * the whole range (step = ratePer = lookback): the point at the range's
+ * end is the operation's call rate, error ratio and quantiles over all of
+ * it, quantiles from the merged histogram (exact, unlike averaging the
+ * windows' quantiles).
  * @param g {calls, errors, p50, p95, p99}: Maps operation → points
- * @param windows number of steps in the lookback
+ * @param endTs the range's end (ms): the point to read
  */
-export function opsRows(g, windows) {
+export function opsRows(g, endTs) {
   const ops = new Set([...g.calls.keys(), ...g.errors.keys(), ...QUANTILES.flatMap(([k]) => [...g[k].keys()])]);
+  const at = (pts) => {
+    const p = (pts || []).find((x) => x.t === endTs);
+    return p ? p.v : null;
+  };
   return [...ops].map((op) => {
-    const calls = (g.calls.get(op) || []).filter((p) => p.v !== null);
-    const weight = new Map(calls.map((p) => [p.t, p.v]));
-    const weighted = (pts) => {
-      let w = 0, s = 0;
-      for (const p of pts || []) {
-        if (p.v === null) continue;
-        const k = weight.get(p.t) ?? 0;
-        w += k; s += k * p.v;
-      }
-      return w > 0 ? s / w : null;
-    };
-    const row = { operation: op, rate: sum(calls.map((p) => p.v)) / Math.max(1, windows) };
-    row.errorRate = weighted(g.errors.get(op));
-    for (const [k] of QUANTILES) row[k] = weighted(g[k].get(op));
+    const row = { operation: op, rate: at(g.calls.get(op)) ?? 0, errorRate: at(g.errors.get(op)) };
+    for (const [k] of QUANTILES) row[k] = at(g[k].get(op));
     return row;
   });
 }

@@ -88,14 +88,19 @@ async function load(body, st, signal) {
   const spanKind = st.spanKind === 'all' ? ALL_KINDS : st.spanKind;
   const base = { service: st.service, spanKind, endTs, lookback, step };
   const get = (what, extra) => getJSON(`/api/metrics/${what}?` + metricsQuery({ ...base, ...extra }), signal);
-  const family = (grouped) => Promise.all([
-    get('calls', { groupByOperation: grouped }),
-    get('errors', { groupByOperation: grouped }),
-    ...QUANTILES.map(([, q]) => get('latencies', { groupByOperation: grouped, quantile: q })),
+  const family = (grouped, extra = {}) => Promise.all([
+    get('calls', { groupByOperation: grouped, ...extra }),
+    get('errors', { groupByOperation: grouped, ...extra }),
+    ...QUANTILES.map(([, q]) => get('latencies', { groupByOperation: grouped, quantile: q, ...extra })),
   ]);
-  let grouped, whole, exemplars = [], exemplarError = '';
+  // The charts: the selected operation's series, or the whole service's;
+  // the table: each operation over the whole range (one window).
+  let charts, table, exemplars = [], exemplarError = '';
   try {
-    [grouped, whole] = await Promise.all([family(true), st.operation ? null : family(false)]);
+    [charts, table] = await Promise.all([
+      family(!!st.operation),
+      family(true, { step: lookback }),
+    ]);
   } catch (e) {
     if (e.name === 'AbortError') return;
     body.innerHTML = errorBox(`Could not load span metrics for ${st.service}: ${e.message}`);
@@ -108,14 +113,12 @@ async function load(body, st, signal) {
     if (e.name === 'AbortError') return;
     exemplarError = e.message;
   }
-  const g = { calls: byOperation(grouped[0]), errors: byOperation(grouped[1]) };
-  QUANTILES.forEach(([k], i) => { g[k] = byOperation(grouped[2 + i]); });
-  // The charts show the operation's series, or the whole service's.
-  const pick = (i, k) => (st.operation ? (g[k].get(st.operation) || []) : single(whole[i]));
-  const series = { rate: pick(0, 'calls'), errors: pick(1, 'errors') };
-  QUANTILES.forEach(([k], i) => { series[k] = pick(2 + i, k); });
-  // The grid has a point at endTs - lookback, every step after it, and endTs.
-  const rows = opsRows(g, Math.floor(lookback / step) + 1);
+  const pick = (i) => (st.operation ? (byOperation(charts[i]).get(st.operation) || []) : single(charts[i]));
+  const series = { rate: pick(0), errors: pick(1) };
+  QUANTILES.forEach(([k], i) => { series[k] = pick(2 + i); });
+  const g = { calls: byOperation(table[0]), errors: byOperation(table[1]) };
+  QUANTILES.forEach(([k], i) => { g[k] = byOperation(table[2 + i]); });
+  const rows = opsRows(g, endTs);
   const view = { st, step, x0: endTs - lookback, x1: endTs, series, rows, exemplars, exemplarError };
   draw(body, view, signal);
 }

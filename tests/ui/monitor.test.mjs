@@ -77,22 +77,24 @@ test('the metrics API fixture the server side is tested against parses', () => {
   assert.equal(parseValue({ doubleValue: 'Infinity' }), null);
 });
 
-test('operations table: mean rate over the window, call-weighted error rate and quantiles', () => {
+test('operations table: each operation at the end of its one whole-range window', () => {
   const g = {
     calls: byOperation(family([['a', [[0, 1], [10, 3]]], ['b', [[0, 2]]]])),
     errors: byOperation(family([['a', [[0, 0], [10, 0.5]]], ['b', [[0, 0]]]])),
     p50: byOperation(family([['a', [[0, 10], [10, 30]]]])),
     p95: byOperation(family([['a', [[0, 100], [10, null]]]])),
-    p99: byOperation(family([['c', [[0, 7]]]])),
+    p99: byOperation(family([['c', [[10, 7]]]])),
   };
-  const rows = Object.fromEntries(opsRows(g, 4).map((r) => [r.operation, r]));
-  assert.equal(rows.a.rate, (1 + 3) / 4, 'windows without points count as zero');
-  assert.equal(rows.a.errorRate, (1 * 0 + 3 * 0.5) / 4);
-  assert.equal(rows.a.p50, (1 * 10 + 3 * 30) / 4);
-  assert.equal(rows.a.p95, 100, 'a null window is left out');
+  const end = byOperation(family([['x', [[10, 0]]]])).get('x')[0].t;
+  const rows = Object.fromEntries(opsRows(g, end).map((r) => [r.operation, r]));
+  assert.equal(rows.a.rate, 3, 'the point at the end covers the whole range');
+  assert.equal(rows.a.errorRate, 0.5);
+  assert.equal(rows.a.p50, 30);
+  assert.equal(rows.a.p95, null, 'no data (NaN) stays empty');
+  assert.equal(rows.b.rate, 0, 'no point at the end: no calls in the range');
   assert.equal(rows.b.p50, null);
   assert.equal(rows.c.rate, 0);
-  assert.equal(rows.c.p99, null, 'no calls to weigh by');
+  assert.equal(rows.c.p99, 7);
 });
 
 test('sorting: numbers largest first, names A→Z, reversible, missing values last', () => {
