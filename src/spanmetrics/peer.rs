@@ -23,10 +23,18 @@ pub struct PeerMetrics {
     /// The trait is synchronous; peer requests run on this runtime.
     rt: tokio::runtime::Runtime,
     min_step_ns: u64,
+    /// The configured retention (the query node's `[span_metrics]`, as
+    /// the writers' should be): what a lookback is checked against.
+    retention_ns: u64,
 }
 
 impl PeerMetrics {
-    pub fn new(peers: &[String], min_step_ns: u64, timeout: Duration) -> Result<PeerMetrics> {
+    pub fn new(
+        peers: &[String],
+        min_step_ns: u64,
+        retention_ns: u64,
+        timeout: Duration,
+    ) -> Result<PeerMetrics> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -46,6 +54,7 @@ impl PeerMetrics {
             client,
             rt,
             min_step_ns,
+            retention_ns,
         })
     }
 
@@ -166,6 +175,10 @@ impl MetricsReader for PeerMetrics {
 
     fn min_step_ns(&self) -> u64 {
         self.min_step_ns
+    }
+
+    fn retention_ns(&self) -> u64 {
+        self.retention_ns
     }
 
     fn services(&self) -> Result<Vec<String>> {

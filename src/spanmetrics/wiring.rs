@@ -37,9 +37,11 @@ pub fn reader(cfg: &Config, stores_here: bool, peers: &[String]) -> Result<Wired
     if m.enabled && !peers.is_empty() {
         let step = m.resolution_secs * 1_000_000_000;
         let timeout = crate::tiers::peer::DEFAULT_TIMEOUT;
+        let retention = m.retention_days * 86_400 * 1_000_000_000;
+        let peer = super::peer::PeerMetrics::new(peers, step, retention, timeout)?;
         return Ok(Wired {
             store: None,
-            reader: Arc::new(super::peer::PeerMetrics::new(peers, step, timeout)?),
+            reader: Arc::new(peer),
         });
     }
     if !m.enabled || !stores_here {
