@@ -19,6 +19,7 @@ use common::jaeger::trace_spans;
 use common::process::Strand;
 use common::python;
 use common::shape::{assert_fits, load};
+use common::span_metrics::parse_exposition;
 use common::wait;
 use serde_json::Value;
 use strand::spanmetrics::{BUCKETS, BUCKETS_SECONDS};
@@ -133,13 +134,6 @@ fn expected_calls(sent: &[Sent]) -> BTreeMap<Labels, f64> {
     want
 }
 
-fn parse_exposition(s: &Strand) -> Value {
-    python::run_json(
-        "openmetrics_parse.py",
-        &[&format!("{}/metrics/spans", s.query)],
-    )
-}
-
 /// Σ value × W/1000 over the points of each metric of a calls or errors
 /// family, by (service, operation label or "").
 fn tiled_counts(family: &Value, errors_of: Option<&Value>) -> BTreeMap<(String, String), u64> {
@@ -218,7 +212,7 @@ async fn sampled_traffic_is_counted_whole() {
     );
     assert!(r.text().await.unwrap().ends_with("# EOF\n"));
 
-    let parsed = parse_exposition(&s);
+    let parsed = parse_exposition(&s.query);
     let families = &parsed["families"];
     assert_eq!(by_labels(families, "traces_span_metrics_calls_total"), want);
     check_histograms(families, &sent);
@@ -534,80 +528,4 @@ async fn check_exemplar_api(s: &Strand) {
             "{e}"
         );
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_input_is_400_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Strand::start(dir.path(), "");
-    let cases = [
-        ("latencies?service=a", "quantile"),
-        ("latencies?service=a&quantile=0", "quantile"),
-        ("latencies?service=a&quantile=1.5", "quantile"),
-        ("latencies?service=a&quantile=p99", "quantile"),
-        ("calls?service=a&step=-5", "step"),
-        ("calls?service=a&step=0", "step"),
-        ("calls?service=a&step=five", "step"),
-        ("calls?service=a&lookback=31536000000", "retention"),
-        ("errors?service=a&ratePer=0", "ratePer"),
-        ("errors?service=a&endTs=soon", "endTs"),
-        ("errors?service=a&spanKind=sideways", "spanKind"),
-        (
-            "calls?service=a&groupByOperation=perhaps",
-            "groupByOperation",
-        ),
-        ("calls?service=a&lookback=2592000000&step=1", "points"),
-        ("calls", "service"),
-        ("latencies?quantile=0.5", "service"),
-        ("exemplars", "service"),
-        ("exemplars?service=a&lookback=31536000000", "retention"),
-        ("exemplars?service=a&lookback=-1", "lookback"),
-    ];
-    for (path, mention) in cases {
-        let url = format!("{}/api/metrics/{path}", s.query);
-        let (code, v) = get_json(&url).await;
-        assert_eq!(code, 400, "{url}: {v}");
-        assert_fits(&v, &load(SHAPES, "error"));
-        let msg = v["errors"][0]["msg"].as_str().unwrap();
-        assert!(
-            msg.contains(mention),
-            "{url}: {msg:?} should name {mention}"
-        );
-        assert_eq!(v["errors"][0]["code"], 400);
-    }
-    // Valid but empty: a family without metrics, not an error.
-    let (code, v) = get_json(&format!(
-        "{}/api/metrics/latencies?service=nobody&quantile=0.95&step=60000&ratePer=600000",
-        s.query
-    ))
-    .await;
-    assert_eq!(code, 200, "{v}");
-    assert_fits(&v, &load(SHAPES, "family"));
-    assert_eq!(v["metrics"], serde_json::json!([]));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn disabled_span_metrics_answer_501_as_jaeger() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Strand::start(dir.path(), "[span_metrics]\nenabled = false\n");
-    for path in [
-        "calls?service=a",
-        "latencies?service=a&quantile=0.95",
-        "errors?service=a",
-        "minstep",
-        "exemplars?service=a",
-    ] {
-        let url = format!("{}/api/metrics/{path}", s.query);
-        let (code, v) = get_json(&url).await;
-        assert_eq!(code, 501, "{url}: {v}");
-        assert_fits(&v, &load(SHAPES, "error"));
-        assert_eq!(v["errors"][0]["code"], 501);
-    }
-    // A scrape still succeeds: no series, a valid exposition.
-    let parsed = parse_exposition(&s);
-    assert!(parsed["families"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|f| f["samples"].as_array().unwrap().is_empty()));
 }

@@ -79,3 +79,12 @@ pub async fn send_workload(http: &str, service: &str, traces: u64, seed: u64) ->
     }
     sent
 }
+
+/// A node's `/metrics/spans` parsed by prometheus_client's OpenMetrics
+/// parser (tests/openmetrics_parse.py), as JSON.
+pub fn parse_exposition(query_url: &str) -> serde_json::Value {
+    super::python::run_json(
+        "openmetrics_parse.py",
+        &[&format!("{query_url}/metrics/spans")],
+    )
+}
