@@ -101,9 +101,14 @@ pub fn verify_versioned(kind: FileKind, file: &[u8]) -> Result<(&[u8], u32)> {
     Ok((payload, version))
 }
 
-/// Writes `payload` + footer to `path` atomically: temp file, fsync,
-/// rename, fsync of the directory. Readers see the old file or the new one.
+/// Writes `payload` + footer to `path` atomically (see [`replace_file`]).
 pub fn write_atomic(path: &Path, kind: FileKind, payload: &[u8]) -> Result<()> {
+    replace_file(path, &[payload, &footer(kind, payload)])
+}
+
+/// Replaces `path` with the concatenation of `parts`: temp file, fsync,
+/// rename, fsync of the directory. Readers see the old file or the new one.
+pub fn replace_file(path: &Path, parts: &[&[u8]]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = OpenOptions::new()
@@ -111,8 +116,9 @@ pub fn write_atomic(path: &Path, kind: FileKind, payload: &[u8]) -> Result<()> {
             .create(true)
             .truncate(true)
             .open(&tmp)?;
-        f.write_all(payload)?;
-        f.write_all(&footer(kind, payload))?;
+        for part in parts {
+            f.write_all(part)?;
+        }
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;

@@ -393,19 +393,7 @@ fn read_retired(path: &Path) -> Result<(BTreeMap<SeriesKey, Point>, Source)> {
 
 /// Writes a whole file (header + one block) atomically.
 fn write_whole(path: &Path, resolution_s: u32, block: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(&file_header(resolution_s))?;
-        f.write_all(block)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    crate::store::format::sync_dir(path.parent().unwrap_or(Path::new(".")))
+    crate::store::format::replace_file(path, &[&file_header(resolution_s), block])
 }
 
 #[cfg(test)]
