@@ -12,8 +12,8 @@ pub mod storage_sampling {
 }
 pub use catalog::{EdgeCounts, Graph, KeyValues, TagCatalog};
 pub use storage::{
-    dedup_spans, sample_traces, sort_hits, Operation, ScanPage, SpanReader, SpanWriter, TraceHit,
-    MAX_TRACE_SPANS,
+    dedup_spans, sample_traces, sort_hits, top_hits, Operation, ScanPage, SpanReader, SpanWriter,
+    TraceHit, MAX_TRACE_SPANS,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -131,6 +131,18 @@ pub trait SpanWriter: Send + Sync {
     async fn write(&self, spans: Vec<Span>) -> Result<()>;
 }
 
+/// The answer of a search from each trace's newest matching start: the
+/// `limit` best, ranked by [`sort_hits`].
+pub fn top_hits(newest: impl IntoIterator<Item = (TraceId, u64)>, limit: usize) -> Vec<TraceHit> {
+    let mut hits: Vec<TraceHit> = newest
+        .into_iter()
+        .map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns })
+        .collect();
+    sort_hits(&mut hits);
+    hits.truncate(limit);
+    hits
+}
+
 /// Newest first; ties broken by trace id so every tier orders alike.
 pub fn sort_hits(hits: &mut [TraceHit]) {
     hits.sort_by(|a, b| {

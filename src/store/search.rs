@@ -25,7 +25,7 @@ use super::rows::RowCache;
 use super::segment::SealedSegment;
 use crate::error::Result;
 use crate::index::Plan;
-use crate::model::{sort_hits, SearchQuery, TraceHit, TraceId};
+use crate::model::{top_hits, SearchQuery, TraceHit, TraceId};
 
 /// Each trace's newest matching start so far, and the `limit` best of
 /// them (a start only grows, so the best set stays exact: a trace leaves
@@ -235,13 +235,6 @@ impl HotStore {
                 heap.push((b, w));
             }
         }
-        let mut hits: Vec<TraceHit> = best
-            .newest
-            .into_iter()
-            .map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns })
-            .collect();
-        sort_hits(&mut hits);
-        hits.truncate(q.limit);
-        Ok(hits)
+        Ok(top_hits(best.newest, q.limit))
     }
 }

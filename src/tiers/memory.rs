@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::error::Result;
 use crate::model::catalog::by_trace;
 use crate::model::{
-    dedup_spans, sort_hits, Graph, Operation, ScanPage, SearchQuery, Span, SpanReader, SpanWriter,
+    dedup_spans, top_hits, Graph, Operation, ScanPage, SearchQuery, Span, SpanReader, SpanWriter,
     TagCatalog, TraceHit, TraceId,
 };
 
@@ -50,13 +50,7 @@ impl SpanReader for MemoryStore {
             let e = newest.entry(s.trace_id).or_insert(0);
             *e = (*e).max(s.start_ns);
         }
-        let mut hits: Vec<TraceHit> = newest
-            .into_iter()
-            .map(|(trace_id, start_ns)| TraceHit { trace_id, start_ns })
-            .collect();
-        sort_hits(&mut hits);
-        hits.truncate(q.limit);
-        Ok(hits)
+        Ok(top_hits(newest, q.limit))
     }
 
     async fn services(&self) -> Result<Vec<String>> {
