@@ -4,37 +4,27 @@
 // (STRAND_BIN, default target/debug/strand).
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, requireChromium } from './chromium.mjs';
 import { startStrand, ingest, poll, getJSON } from './strand.mjs';
 import { checkoutTrace, bigTrace } from './fixtures.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.resolve(ROOT, process.env.STRAND_BIN || 'target/debug/strand');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'target/ui-artifacts');
 
-let server, browser, page, profile;
+let server, chrome, page;
 const requests = [];
 const pageErrors = [];
 const consoleErrors = [];
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/ui-test.sh (installs Debian's chromium)`);
+  requireChromium();
   server = await startStrand(BIN);
-  profile = mkdtempSync(path.join(tmpdir(), 'strand-ui-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 800 },
-  });
-  page = browser.pages()[0] || await browser.newPage();
-  page.setDefaultTimeout(30_000);
+  chrome = await launch({ width: 1280, height: 800 });
+  ({ page } = chrome);
   page.on('request', (r) => requests.push(r.url()));
   page.on('pageerror', (e) => pageErrors.push(e.message));
   // CSP violations and failed loads are reported here.
@@ -43,8 +33,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (browser) await browser.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (chrome) await chrome.close();
   if (server) await server.stop();
 });
 

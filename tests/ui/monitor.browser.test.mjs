@@ -4,17 +4,15 @@
 // links. Same setup as browser.test.mjs (Debian's chromium, STRAND_BIN).
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, requireChromium } from './chromium.mjs';
 import { startStrand, ingest, poll, getJSON } from './strand.mjs';
 import { hexId, request } from './fixtures.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.resolve(ROOT, process.env.STRAND_BIN || 'target/debug/strand');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'target/ui-artifacts');
 
 const LINKS = [
@@ -60,7 +58,7 @@ function workload(now = Date.now()) {
   return { body: request(spans), traces };
 }
 
-let server, browser, page, profile, fx, ready;
+let server, chrome, page, fx, ready;
 
 // Metrics are flushed by the receivers and exemplars come from stored
 // traces: wait (once) until the API has every operation and an exemplar.
@@ -84,7 +82,7 @@ const pageErrors = [];
 const consoleErrors = [];
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/ui-test.sh (installs Debian's chromium)`);
+  requireChromium();
   server = await startStrand(BIN, LINKS);
   fx = workload();
   await ingest(server, fx.body);
@@ -92,24 +90,15 @@ before(async () => {
     const r = await getJSON(server, `/api/traces/${fx.traces[fx.traces.length - 1].traceId}`);
     return r.data && r.data[0] && r.data[0].spans.length === 2;
   }, 30_000);
-  profile = mkdtempSync(path.join(tmpdir(), 'strand-ui-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-  });
-  page = browser.pages()[0] || await browser.newPage();
-  page.setDefaultTimeout(30_000);
+  chrome = await launch({ width: 1280, height: 900 });
+  ({ page } = chrome);
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   mkdirSync(ARTIFACTS, { recursive: true });
 });
 
 after(async () => {
-  if (browser) await browser.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (chrome) await chrome.close();
   if (server) await server.stop();
 });
 
