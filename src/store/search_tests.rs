@@ -89,3 +89,30 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// The same spans answer alike while they sit in unsealed (active and
+    /// frozen) segments and after every segment is sealed: the in-memory
+    /// indexes and the sealed ones must agree.
+    #[test]
+    fn unsealed_and_sealed_segments_answer_alike((writes, cuts) in layout(), qs in prop::collection::vec(query(), 1..8)) {
+        let unsealed_cuts: Vec<(usize, bool)> = cuts.iter().map(|&(n, _)| (n, false)).collect();
+        let (store, _reference, _dir) = build(&writes, &unsealed_cuts);
+        let before: Vec<_> = qs.iter().map(|q| store.search_sync(q).unwrap()).collect();
+        loop {
+            for seg in store.frozen() {
+                store.seal(&seg).unwrap();
+            }
+            if store.rotate(0).unwrap().is_none() {
+                break;
+            }
+        }
+        prop_assert!(store.frozen().is_empty());
+        prop_assert!(!store.sealed_ids().is_empty());
+        for (q, want) in qs.iter().zip(&before) {
+            let got = store.search_sync(q).unwrap();
+            prop_assert_eq!(&got, want, "query {:?}", q);
+        }
+    }
+}
