@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::jaeger_json::render_adjusted;
@@ -17,9 +18,22 @@ use crate::model::{now_ns, SearchQuery, SpanKind, TraceId};
 pub const DEFAULT_LOOKBACK_NS: u64 = 3_600_000_000_000;
 
 /// Jaeger's response envelope.
-pub fn envelope(data: Value, total: usize, errors: Value) -> HttpResponse {
-    HttpResponse::Ok()
-        .json(json!({ "data": data, "total": total, "limit": 0, "offset": 0, "errors": errors }))
+pub fn envelope<T: Serialize>(data: T, total: usize, errors: Value) -> HttpResponse {
+    #[derive(Serialize)]
+    struct Envelope<T> {
+        data: T,
+        total: usize,
+        limit: usize,
+        offset: usize,
+        errors: Value,
+    }
+    HttpResponse::Ok().json(Envelope {
+        data,
+        total,
+        limit: 0,
+        offset: 0,
+        errors,
+    })
 }
 
 /// `GET /api/traces/{traceID}` as Jaeger JSON (`query::trace_v1` sends
@@ -35,11 +49,7 @@ pub async fn get_trace(
     if spans.is_empty() {
         return Err(Error::NotFound(format!("trace {id}")));
     }
-    Ok(envelope(
-        json!([render_adjusted(id, spans, raw)]),
-        1,
-        Value::Null,
-    ))
+    Ok(envelope([render_adjusted(id, spans, raw)], 1, Value::Null))
 }
 
 /// The Jaeger search parameters as a [`SearchQuery`].
@@ -140,18 +150,18 @@ pub async fn find_traces(req: HttpRequest, state: web::Data<QueryState>) -> Resu
         } else {
             Value::Array(errors)
         };
-        return Ok(envelope(Value::Array(data), total, errors));
+        return Ok(envelope(data, total, errors));
     }
     let q = search_query(&p, &state.cfg)?;
     let hits = reader.search(&q).await?;
     let ids: Vec<TraceId> = hits.iter().map(|h| h.trace_id).collect();
-    let data: Vec<Value> = load_traces(reader, &ids)
+    let data: Vec<_> = load_traces(reader, &ids)
         .await?
         .into_iter()
         .map(|(id, spans)| render_adjusted(id, spans, raw))
         .collect();
     let total = data.len();
-    Ok(envelope(Value::Array(data), total, Value::Null))
+    Ok(envelope(data, total, Value::Null))
 }
 
 pub async fn services(state: web::Data<QueryState>) -> Result<HttpResponse> {

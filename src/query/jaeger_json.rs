@@ -6,141 +6,263 @@
 //! `otel.scope.name` / `otel.scope.version`, `w3c.tracestate`; the parent
 //! becomes a CHILD_OF reference and links FOLLOWS_FROM references.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
-use serde_json::{json, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 use super::skew;
 use crate::model::{AttrValue, KeyValue, Resource, Span, SpanKind, StatusCode, TraceId};
 
+// The answer is serialised straight from the spans through borrowed views:
+// building a `serde_json::Value` tree first cost most of a search answer's
+// time (a BTreeMap per span, tag and log, each built and dropped).
+
 /// One Jaeger tag.
-pub fn tag(key: &str, v: &AttrValue) -> Value {
+#[derive(Serialize)]
+struct Tag<'a> {
+    key: &'a str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    value: TagValue<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TagValue<'a> {
+    Str(Cow<'a, str>),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+}
+
+fn tag<'a>(key: &'a str, v: &'a AttrValue) -> Tag<'a> {
     let (ty, value) = match v {
-        AttrValue::Str(s) => ("string", Value::from(s.as_str())),
-        AttrValue::Bool(b) => ("bool", Value::from(*b)),
-        AttrValue::Int(i) => ("int64", Value::from(*i)),
-        AttrValue::Double(d) if d.is_finite() => ("float64", Value::from(*d)),
-        AttrValue::Bytes(_) => ("binary", Value::from(v.as_text())),
+        AttrValue::Str(s) => ("string", TagValue::Str(Cow::Borrowed(s))),
+        AttrValue::Bool(b) => ("bool", TagValue::Bool(*b)),
+        AttrValue::Int(i) => ("int64", TagValue::Int(*i)),
+        AttrValue::Double(d) if d.is_finite() => ("float64", TagValue::Double(*d)),
+        AttrValue::Bytes(_) => ("binary", TagValue::Str(Cow::Owned(v.as_text()))),
         // NaN/Inf have no JSON number; arrays and maps become JSON text.
-        _ => ("string", Value::from(v.as_text())),
+        _ => ("string", TagValue::Str(Cow::Owned(v.as_text()))),
     };
-    json!({ "key": key, "type": ty, "value": value })
+    Tag { key, ty, value }
 }
 
-fn tags(kvs: &[KeyValue]) -> Vec<Value> {
-    kvs.iter().map(|kv| tag(&kv.key, &kv.value)).collect()
+fn text<'a>(key: &'a str, v: &'a str) -> Tag<'a> {
+    Tag {
+        key,
+        ty: "string",
+        value: TagValue::Str(Cow::Borrowed(v)),
+    }
 }
 
-fn span_tags(s: &Span) -> Vec<Value> {
+fn tags<'a>(kvs: impl IntoIterator<Item = &'a KeyValue>) -> Vec<Tag<'a>> {
+    kvs.into_iter().map(|kv| tag(&kv.key, &kv.value)).collect()
+}
+
+fn span_tags(s: &Span) -> Vec<Tag<'_>> {
     let mut out = tags(&s.attributes);
     let has = |k: &str| s.attributes.iter().any(|kv| kv.key == k);
-    let mut add = |k: &str, v: AttrValue| {
-        if !has(k) {
-            out.push(tag(k, &v));
+    let mut add = |t: Tag<'static>| {
+        if !has(t.key) {
+            out.push(t);
         }
     };
     if s.kind != SpanKind::Unspecified {
-        add("span.kind", AttrValue::Str(s.kind.as_str().into()));
+        add(text("span.kind", s.kind.as_str()));
     }
     match s.status.code {
         StatusCode::Unset => {}
-        StatusCode::Ok => add("otel.status_code", AttrValue::Str("OK".into())),
+        StatusCode::Ok => add(text("otel.status_code", "OK")),
         StatusCode::Error => {
-            add("otel.status_code", AttrValue::Str("ERROR".into()));
-            add("error", AttrValue::Bool(true));
+            add(text("otel.status_code", "ERROR"));
+            add(Tag {
+                key: "error",
+                ty: "bool",
+                value: TagValue::Bool(true),
+            });
         }
     }
-    if !s.status.message.is_empty() {
-        add(
-            "otel.status_description",
-            AttrValue::Str(s.status.message.clone()),
-        );
-    }
-    if !s.scope.name.is_empty() {
-        add("otel.scope.name", AttrValue::Str(s.scope.name.clone()));
-    }
-    if !s.scope.version.is_empty() {
-        add(
-            "otel.scope.version",
-            AttrValue::Str(s.scope.version.clone()),
-        );
-    }
-    if !s.trace_state.is_empty() {
-        add("w3c.tracestate", AttrValue::Str(s.trace_state.clone()));
+    for (key, v) in [
+        ("otel.status_description", &s.status.message),
+        ("otel.scope.name", &s.scope.name),
+        ("otel.scope.version", &s.scope.version),
+        ("w3c.tracestate", &s.trace_state),
+    ] {
+        if !v.is_empty() && !has(key) {
+            out.push(text(key, v));
+        }
     }
     out
 }
 
-/// Renders one trace. `warnings[i]` belongs to `spans[i]` (may be shorter).
-pub fn render_trace(id: TraceId, spans: &[Span], warnings: &[Vec<String>]) -> Value {
-    // Processes: one per distinct resource, numbered in first-seen order.
-    let mut processes: Vec<Arc<Resource>> = Vec::new();
-    let mut rendered = Vec::with_capacity(spans.len());
-    for (i, s) in spans.iter().enumerate() {
-        let pi = match processes
-            .iter()
-            .position(|r| Arc::ptr_eq(r, &s.resource) || **r == *s.resource)
-        {
-            Some(p) => p,
-            None => {
-                processes.push(s.resource.clone());
-                processes.len() - 1
-            }
-        };
-        let mut refs = Vec::new();
-        if let Some(p) = s.parent_span_id {
-            refs.push(json!({ "refType": "CHILD_OF", "traceID": s.trace_id.to_hex(), "spanID": p.to_hex() }));
-        }
-        for l in &s.links {
-            refs.push(json!({ "refType": "FOLLOWS_FROM", "traceID": l.trace_id.to_hex(), "spanID": l.span_id.to_hex() }));
-        }
-        let logs: Vec<Value> = s
-            .events
-            .iter()
-            .map(|e| {
-                let mut fields = vec![tag("event", &AttrValue::Str(e.name.clone()))];
-                fields.extend(tags(&e.attributes));
-                json!({ "timestamp": e.time_ns / 1000, "fields": fields })
-            })
-            .collect();
-        let w = warnings.get(i).filter(|w| !w.is_empty());
-        rendered.push(json!({
-            "traceID": s.trace_id.to_hex(),
-            "spanID": s.span_id.to_hex(),
-            "operationName": s.name,
-            "references": refs,
-            "flags": s.flags & 0xff,
-            "startTime": s.start_ns / 1000,
-            "duration": s.duration_ns() / 1000,
-            "tags": span_tags(s),
-            "logs": logs,
-            "processID": format!("p{}", pi + 1),
-            "warnings": w,
-        }));
-    }
-    let procs: serde_json::Map<String, Value> = processes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let rest: Vec<KeyValue> = r
-                .attributes
-                .iter()
-                .filter(|kv| kv.key != "service.name")
-                .cloned()
-                .collect();
-            (
-                format!("p{}", i + 1),
-                json!({ "serviceName": r.service_name(), "tags": tags(&rest) }),
-            )
-        })
-        .collect();
-    json!({ "traceID": id.to_hex(), "spans": rendered, "processes": procs, "warnings": null })
+#[derive(Serialize)]
+struct Reference {
+    #[serde(rename = "refType")]
+    ref_type: &'static str,
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    #[serde(rename = "spanID")]
+    span_id: String,
 }
 
-/// Renders a trace after clock-skew adjustment (unless `raw`).
-pub fn render_adjusted(id: TraceId, mut spans: Vec<Span>, raw: bool) -> Value {
+#[derive(Serialize)]
+struct Log<'a> {
+    timestamp: u64,
+    fields: Vec<Tag<'a>>,
+}
+
+#[derive(Serialize)]
+struct SpanView<'a> {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    #[serde(rename = "spanID")]
+    span_id: String,
+    #[serde(rename = "operationName")]
+    operation_name: &'a str,
+    references: Vec<Reference>,
+    flags: u32,
+    #[serde(rename = "startTime")]
+    start_time: u64,
+    duration: u64,
+    tags: Vec<Tag<'a>>,
+    logs: Vec<Log<'a>>,
+    #[serde(rename = "processID")]
+    process_id: String,
+    warnings: Option<&'a [String]>,
+}
+
+fn span_view<'a>(s: &'a Span, process: usize, warnings: Option<&'a [String]>) -> SpanView<'a> {
+    let mut references = Vec::with_capacity(s.links.len() + 1);
+    if let Some(p) = s.parent_span_id {
+        references.push(Reference {
+            ref_type: "CHILD_OF",
+            trace_id: s.trace_id.to_hex(),
+            span_id: p.to_hex(),
+        });
+    }
+    references.extend(s.links.iter().map(|l| Reference {
+        ref_type: "FOLLOWS_FROM",
+        trace_id: l.trace_id.to_hex(),
+        span_id: l.span_id.to_hex(),
+    }));
+    let logs = s
+        .events
+        .iter()
+        .map(|e| {
+            let mut fields = Vec::with_capacity(e.attributes.len() + 1);
+            fields.push(text("event", &e.name));
+            fields.extend(tags(&e.attributes));
+            Log {
+                timestamp: e.time_ns / 1000,
+                fields,
+            }
+        })
+        .collect();
+    SpanView {
+        trace_id: s.trace_id.to_hex(),
+        span_id: s.span_id.to_hex(),
+        operation_name: &s.name,
+        references,
+        flags: s.flags & 0xff,
+        start_time: s.start_ns / 1000,
+        duration: s.duration_ns() / 1000,
+        tags: span_tags(s),
+        logs,
+        process_id: format!("p{}", process + 1),
+        warnings,
+    }
+}
+
+/// `processes`: one per distinct resource, numbered in first-seen order.
+struct Processes<'a>(Vec<&'a Resource>);
+
+impl Serialize for Processes<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Process<'a> {
+            #[serde(rename = "serviceName")]
+            service_name: &'a str,
+            tags: Vec<Tag<'a>>,
+        }
+        let mut m = ser.serialize_map(Some(self.0.len()))?;
+        for (i, r) in self.0.iter().enumerate() {
+            let rest = r.attributes.iter().filter(|kv| kv.key != "service.name");
+            let p = Process {
+                service_name: r.service_name(),
+                tags: tags(rest),
+            };
+            m.serialize_entry(&format!("p{}", i + 1), &p)?;
+        }
+        m.end()
+    }
+}
+
+/// One trace as Jaeger v1 JSON; serialises without an intermediate tree.
+/// `warnings[i]` belongs to `spans[i]` (may be shorter).
+#[derive(Debug)]
+pub struct JaegerTrace {
+    id: TraceId,
+    spans: Vec<Span>,
+    warnings: Vec<Vec<String>>,
+}
+
+impl JaegerTrace {
+    pub fn new(id: TraceId, spans: Vec<Span>, warnings: Vec<Vec<String>>) -> JaegerTrace {
+        JaegerTrace {
+            id,
+            spans,
+            warnings,
+        }
+    }
+}
+
+impl Serialize for JaegerTrace {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            #[serde(rename = "traceID")]
+            trace_id: String,
+            spans: Vec<SpanView<'a>>,
+            processes: Processes<'a>,
+            warnings: Option<()>,
+        }
+        let mut processes: Vec<&Resource> = Vec::new();
+        let mut spans = Vec::with_capacity(self.spans.len());
+        for (i, s) in self.spans.iter().enumerate() {
+            let r = &*s.resource;
+            let pi = match processes
+                .iter()
+                .position(|p| std::ptr::eq(*p, r) || **p == *r)
+            {
+                Some(p) => p,
+                None => {
+                    processes.push(r);
+                    processes.len() - 1
+                }
+            };
+            let w = self
+                .warnings
+                .get(i)
+                .filter(|w| !w.is_empty())
+                .map(Vec::as_slice);
+            spans.push(span_view(s, pi, w));
+        }
+        View {
+            trace_id: self.id.to_hex(),
+            spans,
+            processes: Processes(processes),
+            warnings: None,
+        }
+        .serialize(ser)
+    }
+}
+
+/// A trace after clock-skew adjustment (unless `raw`).
+pub fn render_adjusted(id: TraceId, mut spans: Vec<Span>, raw: bool) -> JaegerTrace {
     if raw {
-        return render_trace(id, &spans, &[]);
+        return JaegerTrace::new(id, spans, Vec::new());
     }
     let deltas = skew::adjust(&mut spans);
     let warnings: Vec<Vec<String>> = deltas
@@ -153,7 +275,7 @@ pub fn render_adjusted(id: TraceId, mut spans: Vec<Span>, raw: bool) -> Value {
             }
         })
         .collect();
-    render_trace(id, &spans, &warnings)
+    JaegerTrace::new(id, spans, warnings)
 }
 
 #[cfg(test)]
@@ -161,6 +283,11 @@ mod tests {
     use super::super::testutil::span;
     use super::*;
     use crate::model::{Event, Link, SpanId};
+    use serde_json::{json, Value};
+
+    fn json(t: &JaegerTrace) -> Value {
+        serde_json::to_value(t).unwrap()
+    }
 
     #[test]
     fn trace_json_maps_otlp_fields_to_jaeger_tags_and_references() {
@@ -185,11 +312,11 @@ mod tests {
             ..Default::default()
         }];
         let child = span(1, 2, Some(1), "back", "query", 2_000_000, 1_000_000);
-        let v = render_trace(
+        let v = json(&JaegerTrace::new(
             TraceId([1; 16]),
-            &[root, child],
-            &[vec![], vec!["w".into()]],
-        );
+            vec![root, child],
+            vec![vec![], vec!["w".into()]],
+        ));
         assert_eq!(v["traceID"], "01".repeat(16));
         let s0 = &v["spans"][0];
         assert_eq!(s0["spanID"], "0000000000000001");
@@ -241,13 +368,13 @@ mod tests {
             span(1, 1, None, "a", "root", 1_000_000, 1_000_000),
             span(1, 2, Some(1), "b", "c", 0, 200_000),
         ];
-        let v = render_adjusted(TraceId([1; 16]), spans.clone(), false);
+        let v = json(&render_adjusted(TraceId([1; 16]), spans.clone(), false));
         assert_eq!(v["spans"][1]["startTime"], 1400);
         assert!(v["spans"][1]["warnings"][0]
             .as_str()
             .unwrap()
             .contains("+1400µs"));
-        let raw = render_adjusted(TraceId([1; 16]), spans, true);
+        let raw = json(&render_adjusted(TraceId([1; 16]), spans, true));
         assert_eq!(raw["spans"][1]["startTime"], 0);
     }
 }

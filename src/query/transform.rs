@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
 use super::jaeger::envelope;
-use super::jaeger_json::render_adjusted;
+use super::jaeger_json::{render_adjusted, JaegerTrace};
 use crate::error::{Error, Result};
 use crate::model::{dedup_spans, Span, TraceId};
 use crate::otlp::{convert::spans_from_proto, json::decode_request};
@@ -48,7 +48,7 @@ fn decode(body: &[u8]) -> Result<Vec<Span>> {
 }
 
 /// Groups spans by trace and renders each as `/api/traces/{id}` would.
-pub fn transform(body: &[u8]) -> Result<Vec<Value>> {
+pub fn transform(body: &[u8]) -> Result<Vec<JaegerTrace>> {
     let spans = decode(body)?;
     if spans.is_empty() {
         return Err(Error::InvalidArgument(
@@ -71,7 +71,7 @@ pub fn transform(body: &[u8]) -> Result<Vec<Value>> {
 pub async fn handler(body: web::Bytes) -> Result<HttpResponse> {
     let data = transform(&body)?;
     let total = data.len();
-    Ok(envelope(Value::Array(data), total, Value::Null))
+    Ok(envelope(data, total, Value::Null))
 }
 
 #[cfg(test)]
@@ -86,8 +86,8 @@ mod tests {
 
     #[test]
     fn otlp_json_becomes_one_jaeger_trace_per_trace_id() {
-        let out = transform(ONE.as_bytes()).unwrap();
-        assert_eq!(out.len(), 2);
+        let out = serde_json::to_value(transform(ONE.as_bytes()).unwrap()).unwrap();
+        assert_eq!(out.as_array().unwrap().len(), 2);
         let t = &out[0];
         assert_eq!(t["traceID"], "0af7651916cd43dd8448eb211c80319c");
         let spans = t["spans"].as_array().unwrap();
@@ -104,9 +104,9 @@ mod tests {
     fn json_lines_are_read_line_by_line() {
         let one_line = ONE.replace('\n', "");
         let body = format!("{one_line}\n\n{one_line}\n");
-        let out = transform(body.as_bytes()).unwrap();
+        let out = serde_json::to_value(transform(body.as_bytes()).unwrap()).unwrap();
         // The same spans twice: deduplicated per trace.
-        assert_eq!(out.len(), 2);
+        assert_eq!(out.as_array().unwrap().len(), 2);
         assert_eq!(out[0]["spans"].as_array().unwrap().len(), 2);
     }
 
