@@ -18,15 +18,23 @@ pub fn v3_error(e: &Error) -> HttpResponse {
     e.http_response("application/json", body.to_string().into_bytes())
 }
 
-fn reply(r: Result<Value>) -> HttpResponse {
+fn reply<T: serde::Serialize>(r: Result<T>) -> HttpResponse {
     match r {
         Ok(v) => HttpResponse::Ok().json(v),
         Err(e) => v3_error(&e),
     }
 }
 
-fn result(spans: &[Span]) -> Value {
-    json!({ "result": crate::otlp::json::traces_to_otlp_json(spans) })
+/// `{"result": <OTLP JSON>}`.
+#[derive(serde::Serialize)]
+struct V3Result {
+    result: crate::otlp::json::OtlpTraces,
+}
+
+fn result(spans: &[Span]) -> V3Result {
+    V3Result {
+        result: crate::otlp::json::traces_to_otlp_json(spans),
+    }
 }
 
 /// `GET /api/v3/traces/{trace_id}[?raw_traces=true]`: skew-adjusted unless

@@ -78,8 +78,10 @@ async fn scan(state: web::Data<QueryState>, r: web::Json<ScanRequest>) -> Result
         .reader
         .scan(&r.query.into(), r.after.as_deref(), page_size)
         .await?;
+    let spans = serde_json::to_value(traces_to_otlp_json(&page.spans))
+        .map_err(|e| Error::Internal(format!("scan page as JSON: {e}")))?;
     Ok(HttpResponse::Ok().json(ScanResponse {
-        spans: traces_to_otlp_json(&page.spans),
+        spans,
         next: page.next,
     }))
 }

@@ -98,9 +98,15 @@ pub async fn get_trace_v2(
         };
         return protobuf(resp.encode_to_vec());
     }
-    HttpResponse::Ok().json(
-        json!({ "trace": crate::otlp::json::traces_to_otlp_json(&spans), "status": "complete" }),
-    )
+    #[derive(serde::Serialize)]
+    struct Answer {
+        trace: crate::otlp::json::OtlpTraces,
+        status: &'static str,
+    }
+    HttpResponse::Ok().json(Answer {
+        trace: crate::otlp::json::traces_to_otlp_json(&spans),
+        status: "complete",
+    })
 }
 
 /// The Tempo API level answered by `/api/status/buildinfo`. Grafana gates

@@ -1,30 +1,41 @@
-//! Model/proto → OTLP/JSON (what Tempo's trace-by-id API and OTLP/HTTP
-//! JSON responses carry).
+//! Model/proto → OTLP/JSON (what Tempo's trace-by-id API, api_v3 and
+//! OTLP/HTTP JSON responses carry).
+//!
+//! Serialised straight from the proto messages through borrowed views:
+//! building a `serde_json::Value` tree first cost most of an answer's time.
 
 use base64::Engine as _;
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use crate::model::Span;
 use crate::otlp::convert::spans_to_proto;
-use crate::otlp::proto::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use crate::otlp::proto::collector::trace::v1::ExportTraceServiceResponse;
 use crate::otlp::proto::common::v1 as pc;
 use crate::otlp::proto::trace::v1 as pt;
 
-/// `{"resourceSpans":[...]}` for spans, grouped by resource and scope.
-pub fn traces_to_otlp_json(spans: &[Span]) -> Value {
-    json!({ "resourceSpans": resource_spans_to_json(&spans_to_proto(spans)) })
+/// `{"resourceSpans":[...]}` of spans grouped by resource and scope.
+#[derive(Debug)]
+pub struct OtlpTraces(Vec<pt::ResourceSpans>);
+
+impl Serialize for OtlpTraces {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(1))?;
+        m.serialize_entry("resourceSpans", &Seq(&self.0))?;
+        m.end()
+    }
+}
+
+pub fn traces_to_otlp_json(spans: &[Span]) -> OtlpTraces {
+    OtlpTraces(spans_to_proto(spans))
 }
 
 /// One model attribute as an OTLP/JSON KeyValue.
 pub fn attribute_to_json(kv: &crate::model::KeyValue) -> Value {
     let v = crate::otlp::convert::value_to_proto(&kv.value);
-    json!({ "key": kv.key, "value": any_value(&v) })
-}
-
-pub fn request_to_json(req: &ExportTraceServiceRequest) -> Value {
-    json!({ "resourceSpans": resource_spans_to_json(&req.resource_spans) })
+    // Maps here have string keys only, so serialising cannot fail.
+    json!({ "key": kv.key, "value": serde_json::to_value(J(&v)).unwrap_or_default() })
 }
 
 /// `{}` on full success; `{"partialSuccess":{...}}` otherwise.
@@ -37,114 +48,225 @@ pub fn response_to_json(resp: &ExportTraceServiceResponse) -> Value {
     }
 }
 
-pub fn resource_spans_to_json(rss: &[pt::ResourceSpans]) -> Value {
-    Value::Array(
-        rss.iter()
-            .map(|rs| {
-                let mut o = Map::new();
-                if let Some(r) = &rs.resource {
-                    o.insert(
-                        "resource".into(),
-                        json!({ "attributes": attrs(&r.attributes), "droppedAttributesCount": r.dropped_attributes_count }),
-                    );
-                }
-                o.insert("scopeSpans".into(), Value::Array(rs.scope_spans.iter().map(scope_spans).collect()));
-                o.insert("schemaUrl".into(), Value::from(rs.schema_url.as_str()));
-                Value::Object(o)
-            })
-            .collect(),
-    )
-}
+/// A borrowed view of a proto message that serialises as OTLP/JSON.
+struct J<'a, T: ?Sized>(&'a T);
 
-fn scope_spans(ss: &pt::ScopeSpans) -> Value {
-    let mut o = Map::new();
-    if let Some(s) = &ss.scope {
-        o.insert(
-            "scope".into(),
-            json!({
-                "name": s.name, "version": s.version, "attributes": attrs(&s.attributes),
-                "droppedAttributesCount": s.dropped_attributes_count,
-            }),
-        );
+/// A sequence of views.
+struct Seq<'a, T>(&'a [T]);
+
+impl<'a, T> Serialize for Seq<'a, T>
+where
+    J<'a, T>: Serialize,
+{
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut q = ser.serialize_seq(Some(self.0.len()))?;
+        for x in self.0 {
+            q.serialize_element(&J(x))?;
+        }
+        q.end()
     }
-    o.insert(
-        "spans".into(),
-        Value::Array(ss.spans.iter().map(span).collect()),
-    );
-    o.insert("schemaUrl".into(), Value::from(ss.schema_url.as_str()));
-    Value::Object(o)
 }
 
-fn span(s: &pt::Span) -> Value {
-    let mut o = json!({
-        "traceId": hex::encode(&s.trace_id),
-        "spanId": hex::encode(&s.span_id),
-        "traceState": s.trace_state,
-        "flags": s.flags,
-        "name": s.name,
-        "kind": s.kind,
-        "startTimeUnixNano": s.start_time_unix_nano.to_string(),
-        "endTimeUnixNano": s.end_time_unix_nano.to_string(),
-        "attributes": attrs(&s.attributes),
-        "droppedAttributesCount": s.dropped_attributes_count,
-        "events": s.events.iter().map(|e| json!({
-            "timeUnixNano": e.time_unix_nano.to_string(),
-            "name": e.name,
-            "attributes": attrs(&e.attributes),
-            "droppedAttributesCount": e.dropped_attributes_count,
-        })).collect::<Vec<_>>(),
-        "droppedEventsCount": s.dropped_events_count,
-        "links": s.links.iter().map(|l| json!({
-            "traceId": hex::encode(&l.trace_id),
-            "spanId": hex::encode(&l.span_id),
-            "traceState": l.trace_state,
-            "attributes": attrs(&l.attributes),
-            "droppedAttributesCount": l.dropped_attributes_count,
-            "flags": l.flags,
-        })).collect::<Vec<_>>(),
-        "droppedLinksCount": s.dropped_links_count,
-        "status": s.status.as_ref().map(|st| json!({ "message": st.message, "code": st.code })).unwrap_or_else(|| json!({})),
-    });
-    if !s.parent_span_id.is_empty() {
-        o["parentSpanId"] = Value::from(hex::encode(&s.parent_span_id));
+/// Empty JSON object, for absent messages.
+struct Empty;
+
+impl Serialize for Empty {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_map(Some(0))?.end()
     }
-    o
 }
 
-fn attrs(kvs: &[pc::KeyValue]) -> Value {
-    Value::Array(kvs.iter().map(key_value).collect())
+/// A number OTLP/JSON writes as a decimal string (64-bit integers).
+struct Dec(u64);
+
+impl Serialize for Dec {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(&self.0)
+    }
 }
 
-fn key_value(kv: &pc::KeyValue) -> Value {
-    json!({ "key": kv.key, "value": kv.value.as_ref().map(any_value).unwrap_or_else(|| json!({})) })
+struct Hex<'a>(&'a [u8]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(&hex::encode(self.0))
+    }
 }
 
-fn any_value(v: &pc::AnyValue) -> Value {
-    use pc::any_value::Value as V;
-    match &v.value {
-        // String-table indexes only occur in profiles, never in traces.
-        None | Some(V::StringValueStrindex(_)) => json!({}),
-        Some(V::StringValue(s)) => json!({ "stringValue": s }),
-        Some(V::BoolValue(b)) => json!({ "boolValue": b }),
-        Some(V::IntValue(i)) => json!({ "intValue": i.to_string() }),
-        Some(V::DoubleValue(d)) if d.is_finite() => json!({ "doubleValue": d }),
-        Some(V::DoubleValue(d)) => {
-            let s = if d.is_nan() {
-                "NaN"
-            } else if *d > 0.0 {
-                "Infinity"
-            } else {
-                "-Infinity"
-            };
-            json!({ "doubleValue": s })
+impl Serialize for J<'_, pt::ResourceSpans> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let rs = self.0;
+        let mut m = ser.serialize_map(None)?;
+        if let Some(r) = &rs.resource {
+            m.serialize_entry("resource", &J(r))?;
         }
-        Some(V::BytesValue(b)) => {
-            json!({ "bytesValue": base64::engine::general_purpose::STANDARD.encode(b) })
+        m.serialize_entry("scopeSpans", &Seq(&rs.scope_spans))?;
+        m.serialize_entry("schemaUrl", &rs.schema_url)?;
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, crate::otlp::proto::resource::v1::Resource> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(2))?;
+        m.serialize_entry("attributes", &Seq(&self.0.attributes))?;
+        m.serialize_entry("droppedAttributesCount", &self.0.dropped_attributes_count)?;
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, pt::ScopeSpans> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let ss = self.0;
+        let mut m = ser.serialize_map(None)?;
+        if let Some(s) = &ss.scope {
+            m.serialize_entry("scope", &J(s))?;
         }
-        Some(V::ArrayValue(a)) => {
-            json!({ "arrayValue": { "values": a.values.iter().map(any_value).collect::<Vec<_>>() } })
+        m.serialize_entry("spans", &Seq(&ss.spans))?;
+        m.serialize_entry("schemaUrl", &ss.schema_url)?;
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, pc::InstrumentationScope> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let s = self.0;
+        let mut m = ser.serialize_map(Some(4))?;
+        m.serialize_entry("name", &s.name)?;
+        m.serialize_entry("version", &s.version)?;
+        m.serialize_entry("attributes", &Seq(&s.attributes))?;
+        m.serialize_entry("droppedAttributesCount", &s.dropped_attributes_count)?;
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, pt::Span> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let s = self.0;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("traceId", &Hex(&s.trace_id))?;
+        m.serialize_entry("spanId", &Hex(&s.span_id))?;
+        if !s.parent_span_id.is_empty() {
+            m.serialize_entry("parentSpanId", &Hex(&s.parent_span_id))?;
         }
-        Some(V::KvlistValue(m)) => json!({ "kvlistValue": { "values": attrs(&m.values) } }),
+        m.serialize_entry("traceState", &s.trace_state)?;
+        m.serialize_entry("flags", &s.flags)?;
+        m.serialize_entry("name", &s.name)?;
+        m.serialize_entry("kind", &s.kind)?;
+        m.serialize_entry("startTimeUnixNano", &Dec(s.start_time_unix_nano))?;
+        m.serialize_entry("endTimeUnixNano", &Dec(s.end_time_unix_nano))?;
+        m.serialize_entry("attributes", &Seq(&s.attributes))?;
+        m.serialize_entry("droppedAttributesCount", &s.dropped_attributes_count)?;
+        m.serialize_entry("events", &Seq(&s.events))?;
+        m.serialize_entry("droppedEventsCount", &s.dropped_events_count)?;
+        m.serialize_entry("links", &Seq(&s.links))?;
+        m.serialize_entry("droppedLinksCount", &s.dropped_links_count)?;
+        match &s.status {
+            Some(st) => m.serialize_entry("status", &J(st))?,
+            None => m.serialize_entry("status", &Empty)?,
+        }
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, pt::Status> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(2))?;
+        m.serialize_entry("message", &self.0.message)?;
+        m.serialize_entry("code", &self.0.code)?;
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, pt::span::Event> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut m = ser.serialize_map(Some(4))?;
+        m.serialize_entry("timeUnixNano", &Dec(e.time_unix_nano))?;
+        m.serialize_entry("name", &e.name)?;
+        m.serialize_entry("attributes", &Seq(&e.attributes))?;
+        m.serialize_entry("droppedAttributesCount", &e.dropped_attributes_count)?;
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, pt::span::Link> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let l = self.0;
+        let mut m = ser.serialize_map(Some(6))?;
+        m.serialize_entry("traceId", &Hex(&l.trace_id))?;
+        m.serialize_entry("spanId", &Hex(&l.span_id))?;
+        m.serialize_entry("traceState", &l.trace_state)?;
+        m.serialize_entry("attributes", &Seq(&l.attributes))?;
+        m.serialize_entry("droppedAttributesCount", &l.dropped_attributes_count)?;
+        m.serialize_entry("flags", &l.flags)?;
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, pc::KeyValue> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(2))?;
+        m.serialize_entry("key", &self.0.key)?;
+        match &self.0.value {
+            Some(v) => m.serialize_entry("value", &J(v))?,
+            None => m.serialize_entry("value", &Empty)?,
+        }
+        m.end()
+    }
+}
+
+impl Serialize for J<'_, pc::AnyValue> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use pc::any_value::Value as V;
+        let mut m = ser.serialize_map(Some(1))?;
+        match &self.0.value {
+            // String-table indexes only occur in profiles, never in traces.
+            None | Some(V::StringValueStrindex(_)) => {}
+            Some(V::StringValue(s)) => m.serialize_entry("stringValue", s)?,
+            Some(V::BoolValue(b)) => m.serialize_entry("boolValue", b)?,
+            Some(V::IntValue(i)) => m.serialize_entry("intValue", &i.to_string())?,
+            Some(V::DoubleValue(d)) if d.is_finite() => m.serialize_entry("doubleValue", d)?,
+            Some(V::DoubleValue(d)) => {
+                let s = if d.is_nan() {
+                    "NaN"
+                } else if *d > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                };
+                m.serialize_entry("doubleValue", s)?
+            }
+            Some(V::BytesValue(b)) => m.serialize_entry(
+                "bytesValue",
+                &base64::engine::general_purpose::STANDARD.encode(b),
+            )?,
+            Some(V::ArrayValue(a)) => m.serialize_entry("arrayValue", &Values(&a.values))?,
+            Some(V::KvlistValue(kv)) => m.serialize_entry("kvlistValue", &Pairs(&kv.values))?,
+        }
+        m.end()
+    }
+}
+
+/// `{"values": [AnyValue...]}`.
+struct Values<'a>(&'a [pc::AnyValue]);
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(1))?;
+        m.serialize_entry("values", &Seq(self.0))?;
+        m.end()
+    }
+}
+
+/// `{"values": [KeyValue...]}`.
+struct Pairs<'a>(&'a [pc::KeyValue]);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(1))?;
+        m.serialize_entry("values", &Seq(self.0))?;
+        m.end()
     }
 }
 
@@ -158,7 +280,7 @@ mod tests {
     #[test]
     fn model_json_round_trip_keeps_every_field() {
         let spans = vec![sample_span(1), sample_span(2)];
-        let v = traces_to_otlp_json(&spans);
+        let v = serde_json::to_value(traces_to_otlp_json(&spans)).unwrap();
         assert_eq!(
             v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"],
             "01".repeat(16)

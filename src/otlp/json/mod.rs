@@ -9,7 +9,4 @@ mod encode;
 mod scalar;
 
 pub use decode::decode_request;
-pub use encode::{
-    attribute_to_json, request_to_json, resource_spans_to_json, response_to_json,
-    traces_to_otlp_json,
-};
+pub use encode::{attribute_to_json, response_to_json, traces_to_otlp_json, OtlpTraces};
