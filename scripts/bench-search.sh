@@ -1,7 +1,7 @@
 #!/bin/bash
 # Search latency over a stored data set, through the internal hits API
 # (search alone) and the Jaeger HTTP API (search + fetch + JSON of 20
-# traces). Usage:
+# traces), and api_v3 search (the same, as OTLP JSON). Usage:
 #   scripts/bench-search.sh load DIR [SPANS]   # fill DIR with SPANS (default 5M) via loadgen
 #   scripts/bench-search.sh run BIN DIR LABEL  # serve a copy of DIR with BIN and time searches
 # BIN is a release strand binary; runs on ports 24317/24318/36686.
@@ -42,6 +42,12 @@ run)
   for svc in frontend payment; do
     U="$B/api/traces?service=$svc&limit=20&lookback=24h"
     for _ in $(seq 31); do curl -s -o /dev/null -w "%{time_total}\n" "$U"; done | sort -n | awk -v l="$L" -v s=$svc '{a[NR]=$1} END {printf "%s api-%-12s p50=%.2fms p90=%.2fms\n", l, s, a[16]*1000, a[28]*1000}'
+  done
+  # api_v3 search as the Jaeger UI sends it.
+  NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ); AGO=$(date -u -d '-24 hours' +%Y-%m-%dT%H:%M:%SZ)
+  for svc in frontend payment; do
+    U="$B/api/v3/traces?query.service_name=$svc&query.start_time_min=$AGO&query.start_time_max=$NOW&query.search_depth=20"
+    for _ in $(seq 31); do curl -s -o /dev/null -w "%{time_total}\n" "$U"; done | sort -n | awk -v l="$L" -v s=$svc '{a[NR]=$1} END {printf "%s v3-%-13s p50=%.2fms p90=%.2fms\n", l, s, a[16]*1000, a[28]*1000}'
   done
   kill $P; wait $P 2>/dev/null || true
   rm -rf "$WORK"
