@@ -11,6 +11,8 @@
 #   3. bytes/span per tier (sealed hot segments, Kafka log, Elasticsearch);
 #   4. writes docs/bench/capacity.json and plots it (scripts/capacity-plot.py).
 # Usage: scripts/bench.sh [--quick] [--no-criterion] [--no-serve] [--no-embedded] [--kafka] [--es]
+#        scripts/bench.sh --peers   strand side by side with Jaeger v2 (memory
+#                                   and Badger): scripts/bench-peers.sh
 #   --quick         criterion --quick and shorter loadgen runs
 #   BENCH_LOAD_SECS seconds per loadgen run (default 20, 8 with --quick)
 #   --no-criterion  keep the criterion figures of the existing capacity.json
@@ -20,6 +22,7 @@
 #                   scripts/kafka.sh / scripts/elasticsearch.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --peers ]; then exec scripts/bench-peers.sh; fi
 ROOT=$PWD
 OUT=${BENCH_OUT:-$ROOT/docs/bench}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
