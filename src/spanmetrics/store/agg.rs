@@ -230,7 +230,11 @@ impl ReadCache {
         }
         e.bytes += bytes;
         while e.bytes > self.bound {
-            let Some(oldest) = e.map.iter().min_by_key(|(_, v)| v.used).map(|(k, _)| k.clone())
+            let Some(oldest) = e
+                .map
+                .iter()
+                .min_by_key(|(_, v)| v.used)
+                .map(|(k, _)| k.clone())
             else {
                 break;
             };
