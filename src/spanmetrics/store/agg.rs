@@ -144,29 +144,51 @@ fn add_record(p: &mut Point, r: &RecordRef<'_>) {
     }
 }
 
-/// Merges a file's slots from `from_slot` on into the answer (files in
-/// the reader's order, so exemplar ties resolve as a record-by-record
-/// merge would: the first of the newest wins).
-pub fn merge_into(out: &mut BTreeMap<SeriesKey, Vec<Point>>, agg: &FileAgg, from_slot: u64) {
-    for (k, pts) in &agg.series {
-        let pts = &pts[pts.partition_point(|p| p.start_ns < from_slot)..];
-        if pts.is_empty() {
-            continue;
-        }
-        let Some(dst) = out.get_mut(k) else {
-            out.insert(k.clone(), pts.to_vec());
-            continue;
-        };
-        for p in pts {
-            match dst.last() {
-                Some(l) if l.start_ns < p.start_ns => dst.push(p.clone()),
-                _ => match dst.binary_search_by_key(&p.start_ns, |q| q.start_ns) {
-                    Ok(j) => point::merge(&mut dst[j], p),
-                    Err(j) => dst.insert(j, p.clone()),
-                },
+/// The answer from each file's slots (from its `from_slot` on), files in
+/// the reader's order. Each series' points are copied once, into a vector
+/// of the right size; slots several files share (late data beside a merged
+/// hour, a slot wider than a file) are merged in file order, so exemplar
+/// ties resolve as a record-by-record merge would: the first of the newest.
+pub fn assemble(parts: &[(Arc<FileAgg>, u64)]) -> Vec<(SeriesKey, Vec<Point>)> {
+    let mut by_key: BTreeMap<&SeriesKey, Vec<&[Point]>> = BTreeMap::new();
+    for (agg, from_slot) in parts {
+        for (k, pts) in &agg.series {
+            let pts = &pts[pts.partition_point(|p| p.start_ns < *from_slot)..];
+            if !pts.is_empty() {
+                by_key.entry(k).or_default().push(pts);
             }
         }
     }
+    by_key
+        .into_iter()
+        .map(|(k, slices)| {
+            let mut v: Vec<Point> = Vec::with_capacity(slices.iter().map(|s| s.len()).sum());
+            let mut sorted = true;
+            for p in slices.into_iter().flatten() {
+                match v.last_mut() {
+                    Some(l) if l.start_ns == p.start_ns => point::merge(l, p),
+                    Some(l) => {
+                        sorted &= l.start_ns < p.start_ns;
+                        v.push(p.clone());
+                    }
+                    None => v.push(p.clone()),
+                }
+            }
+            if !sorted {
+                // Stable: points of one slot stay in file order.
+                v.sort_by_key(|p| p.start_ns);
+                let mut merged: Vec<Point> = Vec::with_capacity(v.len());
+                for p in v {
+                    match merged.last_mut() {
+                        Some(l) if l.start_ns == p.start_ns => point::merge(l, &p),
+                        _ => merged.push(p),
+                    }
+                }
+                v = merged;
+            }
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// Which file's records, for which reads.

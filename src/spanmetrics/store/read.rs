@@ -7,7 +7,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::agg::{merge_into, CacheKey, FileAgg};
+use super::agg::{assemble, CacheKey, FileAgg};
 use super::codec::{decode_blocks, BLOCK_HEADER_LEN, HEADER_LEN};
 use super::files::FileMeta;
 use super::visit::{visit_blocks, with_record_ref};
@@ -32,7 +32,7 @@ impl MetricsStore {
         kinds.sort_unstable();
         kinds.dedup();
         let kind_ok = |k: SpanKind| kinds.is_empty() || kinds.binary_search(&k).is_ok();
-        let mut out: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
+        let mut parts: Vec<(Arc<FileAgg>, u64)> = Vec::new();
         for f in files.iter() {
             if !f.overlaps(start / NS, q.end_ns.div_ceil(NS)) {
                 continue;
@@ -50,7 +50,7 @@ impl MetricsStore {
             // outside the range's end or the retention (the slots from
             // `start` on are whole: `start` is a multiple of the step).
             if agg.min_w >= retention_start && agg.max_w < q.end_ns {
-                merge_into(&mut out, &agg, start);
+                parts.push((agg, start));
                 continue;
             }
             let Some(bytes) = read_file(&f.path)? else {
@@ -60,11 +60,11 @@ impl MetricsStore {
                 w >= start && w < q.end_ns && w >= retention_start && kind_ok(k)
             };
             let agg = build_whole(&bytes, step, &want, &accept);
-            merge_into(&mut out, &agg, 0);
+            parts.push((Arc::new(agg), 0));
         }
         let live: HashSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
         self.cache.retain_files(&live);
-        Ok(Some(out.into_iter().collect()))
+        Ok(Some(assemble(&parts)))
     }
 
     /// The file's records for `key`: from the cache (a raw file only if it
