@@ -19,13 +19,16 @@ use super::{point, NS};
 use crate::model::{SpanKind, StatusCode};
 use crate::spanmetrics::{Point, SeriesKey};
 
+/// service → operation → (kind, status, index into `FileAgg::series`).
+type SeriesIndex = HashMap<String, HashMap<String, Vec<(SpanKind, StatusCode, usize)>>>;
+
 /// One file's records for one (service, kinds, step).
 #[derive(Clone, Debug)]
 pub struct FileAgg {
     step_ns: u64,
     /// service → operation → (kind, status, index into `series`): looked
     /// up by the record's borrowed strings, so only a new series allocates.
-    index: HashMap<String, HashMap<String, Vec<(SpanKind, StatusCode, usize)>>>,
+    index: SeriesIndex,
     /// Points per series, sorted by slot start.
     pub series: Vec<(SeriesKey, Vec<Point>)>,
     /// Window starts (ns) of the records seen; `u64::MAX`/0 when none.

@@ -270,7 +270,7 @@ mod tests {
             // Whole, and torn anywhere.
             let cut = HEADER_LEN + cut.index(file.len() - HEADER_LEN + 1);
             for f in [&file[..], &file[..cut]] {
-                for keep in [&|_: &str| true as bool, &|s: &str| s == "shop"] as [&dyn Fn(&str) -> bool; 2] {
+                for keep in [&|_: &str| true, &|s: &str| s == "shop"] as [&dyn Fn(&str) -> bool; 2] {
                     let (decoded, valid) = decode_blocks(f, keep);
                     let want: Vec<_> = decoded.into_iter().flat_map(|b| b.records).collect();
                     let (got, walk) = walk_all(f, keep);
