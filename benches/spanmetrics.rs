@@ -182,32 +182,37 @@ fn fill() -> Fixture {
     }
 }
 
-/// The view's requests, as ui/monitor.js builds them for "Last 24 hours".
+/// The view's requests, as ui/monitor.js `load` builds them for "Last 24
+/// hours" of a whole service: the charts' family (`groupByOperation=false`,
+/// step = ratePer = 30 min) and the operations table's (grouped, step =
+/// ratePer = lookback), each calls, errors and latencies p50/p95/p99.
 fn requests(now_s: u64) -> Vec<(String, String)> {
     let lookback = 86_400_000u64;
-    let step = 1_800_000u64;
+    let chart_step = 1_800_000u64;
     let end = now_s * 1000;
-    let q = |grouped: bool| {
+    let q = |grouped: bool, step: u64| {
         format!(
             "service={SERVICE}&groupByOperation={grouped}&spanKind=server&endTs={end}\
              &lookback={lookback}&step={step}&ratePer={step}"
         )
     };
     let mut v = vec![("minstep".to_string(), "/api/metrics/minstep".to_string())];
-    for grouped in [true, false] {
-        let by = if grouped { "by op" } else { "service" };
+    for (fam, grouped, step) in [("chart", false, chart_step), ("table", true, lookback)] {
         v.push((
-            format!("calls, {by}"),
-            format!("/api/metrics/calls?{}", q(grouped)),
+            format!("{fam}: calls"),
+            format!("/api/metrics/calls?{}", q(grouped, step)),
         ));
         v.push((
-            format!("errors, {by}"),
-            format!("/api/metrics/errors?{}", q(grouped)),
+            format!("{fam}: errors"),
+            format!("/api/metrics/errors?{}", q(grouped, step)),
         ));
         for (name, quantile) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
             v.push((
-                format!("latencies {name}, {by}"),
-                format!("/api/metrics/latencies?{}&quantile={quantile}", q(grouped)),
+                format!("{fam}: latencies {name}"),
+                format!(
+                    "/api/metrics/latencies?{}&quantile={quantile}",
+                    q(grouped, step)
+                ),
             ));
         }
     }
@@ -261,17 +266,34 @@ fn main() {
             test::read_body(resp).await.len()
         }
     };
-    // Sanity: the grouped families have a series per operation and status
-    // folded together, with a point per output time.
+    // The first view after start: every file read, nothing cached yet.
+    let cold = Instant::now();
     sys.block_on(async {
-        let resp =
-            test::call_service(&app, test::TestRequest::get().uri(&reqs[1].1).to_request()).await;
-        let v: serde_json::Value = serde_json::from_slice(&test::read_body(resp).await).unwrap();
-        let metrics = v["metrics"].as_array().unwrap();
-        assert_eq!(metrics.len(), OPERATIONS);
-        assert_eq!(metrics[0]["metricPoints"].as_array().unwrap().len(), 49);
+        for (_, uri) in &reqs {
+            black_box(call(uri).await);
+        }
     });
-
+    let cold = cold.elapsed().as_secs_f64() * 1000.0;
+    let (entries, bytes) = fx.store.read_cache_usage();
+    println!(
+        "first whole view, sequential: {cold:.1} ms; read cache after it: {entries} entries, {:.1} MiB",
+        bytes as f64 / 1048576.0
+    );
+    // Sanity: the chart family has the service's one series with a point
+    // per output time; the table's a series per operation (statuses folded
+    // together) with a point at the range's start and end.
+    sys.block_on(async {
+        for (i, series, points) in [(1, 1, 49), (6, OPERATIONS, 2)] {
+            let req = test::TestRequest::get().uri(&reqs[i].1).to_request();
+            let resp = test::call_service(&app, req).await;
+            let v: serde_json::Value =
+                serde_json::from_slice(&test::read_body(resp).await).unwrap();
+            let metrics = v["metrics"].as_array().unwrap();
+            assert_eq!(metrics.len(), series, "{}", reqs[i].0);
+            let n = metrics[0]["metricPoints"].as_array().unwrap().len();
+            assert_eq!(n, points, "{}", reqs[i].0);
+        }
+    });
     println!("| request | body | p50 ms | p99 ms | max ms | requests |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for (name, uri) in &reqs {
@@ -339,7 +361,9 @@ fn main() {
             times.len()
         );
     }
-    // The reader alone (file reads + decode + slotting) for one family.
+    // The reader alone (file reads + decode + slotting) for the charts'
+    // family, and the same through the previous read path (every record
+    // decoded whole, nothing cached): the baseline of the same run.
     {
         let reader: &dyn MetricsReader = fx.store.as_ref();
         let end = fx.now_s * NS;
@@ -350,18 +374,40 @@ fn main() {
             end_ns: end + 1,
             step_ns: 1800 * NS,
         };
-        let mut times = Vec::with_capacity(iters);
-        let mut n = 0;
-        for _ in 0..iters {
-            let t = Instant::now();
-            let r = reader.range(&q).unwrap();
-            times.push(t.elapsed());
-            n = r.iter().map(|(_, p)| p.len()).sum::<usize>();
+        let want = fx.store.range_reference(&q).unwrap();
+        assert_eq!(reader.range(&q).unwrap(), want, "the same answer");
+        let mut rows = Vec::new();
+        for (name, baseline) in [
+            ("this read path", false),
+            ("previous read path (baseline)", true),
+        ] {
+            let mut times = Vec::with_capacity(iters);
+            let mut n = 0;
+            let began = Instant::now();
+            for _ in 0..iters {
+                let t = Instant::now();
+                let r = if baseline {
+                    fx.store.range_reference(&q).unwrap()
+                } else {
+                    reader.range(&q).unwrap()
+                };
+                times.push(t.elapsed());
+                n = r.iter().map(|(_, p)| p.len()).sum::<usize>();
+                if times.len() >= 3 && began.elapsed() > BUDGET {
+                    break;
+                }
+            }
+            let p50 = pct(times.clone(), 0.5);
+            println!(
+                "| reader range alone, {name} ({n} points out) | | {p50:.2} | {:.2} | | {} |",
+                pct(times.clone(), 0.99),
+                times.len()
+            );
+            rows.push(p50);
         }
         println!(
-            "| reader range alone ({n} points out) | | {:.2} | {:.2} | | {iters} |",
-            pct(times.clone(), 0.5),
-            pct(times, 0.99)
+            "reader range, previous / this (p50): {:.0}x",
+            rows[1] / rows[0]
         );
     }
 
@@ -372,13 +418,11 @@ fn main() {
         .configure_from_args();
     {
         let mut g = c.benchmark_group("monitor_24h_200_ops");
-        for (name, uri) in reqs.iter().filter(|(n, _)| {
-            n == "calls, by op"
-                || n == "latencies p99, by op"
-                || n == "calls, service"
-                || n == "exemplars"
-        }) {
-            g.bench_function(name.replace(", ", "_").replace(' ', "_"), |b| {
+        for (name, uri) in reqs
+            .iter()
+            .filter(|(n, _)| n == "chart: calls" || n == "table: latencies p99" || n == "exemplars")
+        {
+            g.bench_function(name.replace(": ", "_").replace(' ', "_"), |b| {
                 b.iter(|| sys.block_on(call(uri)))
             });
         }

@@ -20,9 +20,30 @@ use crate::model::SpanKind;
 use crate::spanmetrics::{MetricsReader, Point, RangeQuery, SeriesKey, BUCKETS_SECONDS};
 
 pub const MAX_EXEMPLARS: usize = 200;
-/// Points read per series at most: a long lookback is read at a coarser
-/// step (each merged point keeps its bucket's most recent exemplar).
-const MAX_READ_POINTS: u64 = 1000;
+/// A lookback of at most this many points at the storage's resolution is
+/// read at that resolution (every stored exemplar).
+const FINE_READ_POINTS: u64 = 1000;
+/// A longer one is read at a coarser step, at most this many points per
+/// series (each merged point keeps its bucket's most recent exemplar).
+const MAX_READ_POINTS: u64 = 60;
+/// The Monitor page's chart steps (ui/monitor-model.js `STEPS`), seconds:
+/// the exemplars of a view are read at its charts' step, so they come
+/// from the same cached per-file slots (spanmetrics::store) as its charts
+/// and each chart point keeps its windows' newest exemplar per bucket.
+const STEPS_S: [u64; 12] = [
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86_400,
+];
 
 /// The parsed request.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,8 +73,16 @@ pub fn parse(p: &Params, now_ns: u64, retention_ns: u64) -> Result<ExemplarQuery
 /// The read step: the storage's resolution, coarser for long lookbacks.
 fn read_step_ns(q: &ExemplarQuery, min_step_ns: u64) -> u64 {
     let min = min_step_ns.max(1);
-    let wanted = (q.end_ns - q.start_ns).div_ceil(MAX_READ_POINTS);
-    wanted.div_ceil(min).max(1) * min
+    let range = q.end_ns - q.start_ns;
+    if range.div_ceil(FINE_READ_POINTS) <= min {
+        return min;
+    }
+    let wanted = range.div_ceil(MAX_READ_POINTS).max(min);
+    STEPS_S
+        .iter()
+        .map(|s| s * 1_000_000_000)
+        .find(|&s| s >= wanted && s % min == 0)
+        .unwrap_or_else(|| wanted.div_ceil(min) * min)
 }
 
 /// Exemplars of the matching series whose span started in the window,
@@ -164,7 +193,24 @@ mod tests {
             );
         }
         let long = query("service=a&endTs=100000000&lookback=86400000").unwrap();
-        assert_eq!(read_step_ns(&long, 10 * S), 90 * S);
+        assert_eq!(
+            read_step_ns(&long, 10 * S),
+            1800 * S,
+            "the 24 h charts' step"
+        );
+        let two_hours = query("service=a&endTs=100000000&lookback=7200000").unwrap();
+        assert_eq!(
+            read_step_ns(&two_hours, 10 * S),
+            10 * S,
+            "every stored point"
+        );
+        let three_hours = query("service=a&endTs=100000000&lookback=10800000").unwrap();
+        assert_eq!(
+            read_step_ns(&three_hours, 10 * S),
+            300 * S,
+            "the 3 h charts' step"
+        );
+        assert_eq!(read_step_ns(&long, 7 * S), 206 * 7 * S, "off the ladder");
         assert_eq!(
             read_step_ns(&query("service=a&lookback=1000").unwrap(), 10 * S),
             10 * S

@@ -30,6 +30,9 @@ pub struct SpanMetricsConfig {
     /// Kafka mode: the topic ingest nodes publish their counts to and
     /// every writer node stores in full.
     pub kafka_topic: String,
+    /// Bound (MiB) of the reader's cache of each file's records per read
+    /// step, which lets repeated Monitor views skip closed files; 0: off.
+    pub read_cache_mib: u64,
 }
 
 impl Default for SpanMetricsConfig {
@@ -43,6 +46,7 @@ impl Default for SpanMetricsConfig {
             max_operations_per_service: 1000,
             flush_interval_ms: 1000,
             kafka_topic: "strand-span-metrics".into(),
+            read_cache_mib: 64,
         }
     }
 }
@@ -92,6 +96,12 @@ impl SpanMetricsConfig {
                 "must not be empty",
             ));
         }
+        if self.read_cache_mib > 65_536 {
+            return Err(Error::config(
+                "span_metrics.read_cache_mib",
+                "must be at most 65536 (64 GiB); 0 turns the cache off",
+            ));
+        }
         Ok(())
     }
 }
@@ -105,6 +115,9 @@ mod tests {
         let c = Config::from_sources("", &[]).unwrap();
         assert!(c.span_metrics.enabled);
         assert_eq!(c.span_metrics.retention_days, 30);
+        assert_eq!(c.span_metrics.read_cache_mib, 64);
+        let off = Config::from_sources("[span_metrics]\nread_cache_mib = 0\n", &[]).unwrap();
+        assert_eq!(off.span_metrics.read_cache_mib, 0);
         let e = Config::from_sources("[span_metrics]\nretention_dayz = 3\n", &[]).unwrap_err();
         assert!(e.to_string().contains("retention_dayz"), "{e}");
         for (text, key) in [
@@ -115,6 +128,7 @@ mod tests {
             ),
             ("flush_interval_ms = 5", "span_metrics.flush_interval_ms"),
             ("retention_days = 0", "span_metrics.retention_days"),
+            ("read_cache_mib = 70000", "span_metrics.read_cache_mib"),
             (
                 "downsample_1h_after_days = 0",
                 "span_metrics.downsample_1h_after_days",

@@ -25,7 +25,7 @@ pub const VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 20;
 pub const BLOCK_HEADER_LEN: usize = 12;
 /// A block larger than this is corrupt (a bad length, not data).
-const MAX_BLOCK: usize = 1 << 30;
+pub(super) const MAX_BLOCK: usize = 1 << 30;
 
 /// Where a block's deltas came from: Kafka producers' sequence numbers and
 /// the consumed partitions' next offsets (empty in embedded mode), and the
@@ -54,11 +54,11 @@ pub fn file_header(resolution_s: u32) -> [u8; HEADER_LEN] {
     h
 }
 
-fn corrupt(what: &str) -> Error {
+pub(super) fn corrupt(what: &str) -> Error {
     Error::Corrupt(format!("span-metrics file: {what}"))
 }
 
-fn le_u32(b: &[u8]) -> u32 {
+pub(super) fn le_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
@@ -249,13 +249,13 @@ fn string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// A bounds-checked reader: malformed input is an error, never a panic.
-struct Cursor<'a> {
-    b: &'a [u8],
-    at: usize,
+pub(super) struct Cursor<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.b.len() - self.at < n {
             return Err(corrupt("short block"));
         }
@@ -263,18 +263,18 @@ impl<'a> Cursor<'a> {
         self.at += n;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8> {
+    pub(super) fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Result<u32> {
+    pub(super) fn u32(&mut self) -> Result<u32> {
         Ok(le_u32(self.take(4)?))
     }
-    fn fixed<const N: usize>(&mut self) -> Result<[u8; N]> {
+    pub(super) fn fixed<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
-    fn varint(&mut self) -> Result<u64> {
+    pub(super) fn varint(&mut self) -> Result<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.u8()?;
@@ -286,14 +286,14 @@ impl<'a> Cursor<'a> {
         Err(corrupt("varint too long"))
     }
     /// A count of items, each at least one byte: bounded by what is left.
-    fn count(&mut self) -> Result<usize> {
+    pub(super) fn count(&mut self) -> Result<usize> {
         let n = self.varint()?;
         if n > (self.b.len() - self.at) as u64 {
             return Err(corrupt("count larger than the block"));
         }
         Ok(n as usize)
     }
-    fn str(&mut self) -> Result<&'a str> {
+    pub(super) fn str(&mut self) -> Result<&'a str> {
         let n = self.count()?;
         std::str::from_utf8(self.take(n)?).map_err(|_| corrupt("string is not UTF-8"))
     }

@@ -9,10 +9,12 @@
 //! counts nothing twice). Cumulative totals live in memory, rebuilt at
 //! open from the files plus `retired.smt` (what retention deleted).
 
+mod agg;
 pub mod codec;
 pub mod files;
 mod janitor;
 mod read;
+mod visit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -60,6 +62,9 @@ pub struct Options {
     pub retention_s: u64,
     /// A closed hour of raw files is compacted into one file after this.
     pub compact_after_s: u64,
+    /// Bound of the read cache (each file's records per read step), bytes;
+    /// 0 turns it off.
+    pub read_cache_bytes: usize,
 }
 
 impl Options {
@@ -70,6 +75,9 @@ impl Options {
             down_1h_after_s: c.downsample_1h_after_days * 86_400,
             retention_s: c.retention_days * 86_400,
             compact_after_s: 120,
+            read_cache_bytes: usize::try_from(c.read_cache_mib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20),
         }
     }
 
@@ -109,6 +117,7 @@ pub struct MetricsStore {
     inner: Mutex<Inner>,
     visible: RwLock<Arc<Vec<FileMeta>>>,
     state: Mutex<State>,
+    cache: agg::ReadCache,
 }
 
 impl MetricsStore {
@@ -173,6 +182,7 @@ impl MetricsStore {
             .max()
             .map_or(1, |g| g + 1);
         crate::store::format::sync_dir(dir)?;
+        let cache = agg::ReadCache::new(opts.read_cache_bytes);
         let store = MetricsStore {
             dir: dir.to_path_buf(),
             opts,
@@ -186,6 +196,7 @@ impl MetricsStore {
                 retired_src,
             }),
             state: Mutex::new(state),
+            cache,
         };
         Ok(Arc::new(store))
     }

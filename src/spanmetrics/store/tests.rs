@@ -33,6 +33,7 @@ fn opts() -> Options {
         down_1h_after_s: 7 * DAY,
         retention_s: 30 * DAY,
         compact_after_s: 120,
+        read_cache_bytes: 64 << 20,
     }
 }
 
