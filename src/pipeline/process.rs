@@ -2,10 +2,11 @@
 //! span, truncate oversized values, scrub PII, apply head sampling, then
 //! convert to the span model. Pure CPU work over one decoded request.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::sampling::{forces_keep, keep_at_ratio, Sampler};
+use super::consistent::{self, Randomness, Source};
+use super::sampling::{forces_keep, Sampler};
 use super::scrub::Scrubber;
 use crate::config::Config;
 use crate::metrics::Counter;
@@ -152,11 +153,11 @@ impl Processor {
         offered: u64,
         mut metrics: Option<&mut Accumulator>,
     ) -> u64 {
-        let ratio = self.sampler.observe(offered);
+        let base = self.sampler.observe(offered);
         if let Some(m) = metrics.as_deref_mut() {
             m.begin(crate::model::now_ns());
         }
-        if ratio >= 1.0 {
+        if !self.sampler.may_drop(base) {
             if let Some(m) = metrics {
                 for rs in &req.resource_spans {
                     let service = service_of(rs);
@@ -167,26 +168,27 @@ impl Processor {
             }
             return 0;
         }
-        // Traces kept whatever the ratio: an error span (keep_errors) or a
-        // span that asks for it (sampling.priority, Zipkin debug).
-        let keep_errors = self.sampler.keep_errors();
-        let error_traces: HashSet<Vec<u8>> = req
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .flat_map(|ss| &ss.spans)
-            .filter(|s| {
-                (keep_errors && s.status.as_ref().is_some_and(|st| st.code == 2)) || forces_keep(s)
-            })
-            .map(|s| s.trace_id.clone())
-            .collect();
+        let thresholds = self.trace_thresholds(req, base);
         let mut dropped = 0;
+        let mut presumed = 0;
         for rs in req.resource_spans.iter_mut() {
             let service = service_of_resource(rs.resource.as_ref());
             for ss in rs.scope_spans.iter_mut() {
-                ss.spans.retain(|s| {
-                    let keep =
-                        error_traces.contains(&s.trace_id) || keep_at_ratio(&s.trace_id, ratio);
+                ss.spans.retain_mut(|s| {
+                    let t = thresholds.get(&s.trace_id).copied().unwrap_or(0);
+                    let keep = if t == 0 {
+                        true
+                    } else {
+                        let r = Randomness::of(&s.trace_id, s.flags, &s.trace_state);
+                        presumed += u64::from(r.source == Source::PresumedTraceId);
+                        let keep = r.keep(t);
+                        // An equalizing stage records the threshold it
+                        // raised, so adjusted counts stay right downstream.
+                        if keep && r.state.th.is_some_and(|th| th < t && r.r >= th) {
+                            s.trace_state = consistent::with_threshold(&s.trace_state, t);
+                        }
+                        keep
+                    };
                     if let Some(m) = metrics.as_deref_mut() {
                         m.record(service, s, keep);
                     }
@@ -195,8 +197,59 @@ impl Processor {
                 });
             }
         }
+        self.sampler.count_presumed(presumed);
         dropped
     }
+
+    /// The rejection threshold per trace of the request (0 keeps all).
+    /// The trace's entry spans (roots, SERVER and CONSUMER spans) in the
+    /// request decide with the most permissive ratio among them, so a
+    /// service's request keeps or drops its spans together; a trace with
+    /// no entry span here uses its spans' own ratios the same way. Error
+    /// traces (`keep_errors`) and forced ones (`sampling.priority`) get 0.
+    fn trace_thresholds(
+        &self,
+        req: &ExportTraceServiceRequest,
+        base: f64,
+    ) -> HashMap<Vec<u8>, u64> {
+        // (threshold over entry spans, threshold over all spans, forced)
+        let mut per: HashMap<&[u8], (u64, u64, bool)> = HashMap::new();
+        let keep_errors = self.sampler.keep_errors();
+        for rs in &req.resource_spans {
+            let service = service_of(rs);
+            for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+                let e = per.entry(s.trace_id.as_slice()).or_insert((
+                    consistent::MAX + 1,
+                    consistent::MAX + 1,
+                    false,
+                ));
+                let forced = (keep_errors && s.status.as_ref().is_some_and(|st| st.code == 2))
+                    || forces_keep(s);
+                e.2 |= forced;
+                let t = consistent::threshold(self.sampler.ratio_for(service, &s.name, base));
+                e.1 = e.1.min(t);
+                if is_entry(s) {
+                    e.0 = e.0.min(t);
+                }
+            }
+        }
+        per.into_iter()
+            .map(|(id, (entry, any, forced))| {
+                let t = match (forced, entry <= consistent::MAX) {
+                    (true, _) => 0,
+                    (false, true) => entry,
+                    (false, false) => any,
+                };
+                (id.to_vec(), t)
+            })
+            .collect()
+    }
+}
+
+/// A span that starts a trace or a service's part of it.
+fn is_entry(s: &crate::otlp::proto::trace::v1::Span) -> bool {
+    // OTLP SpanKind: 2 = SERVER, 5 = CONSUMER.
+    s.parent_span_id.is_empty() || s.kind == 2 || s.kind == 5
 }
 
 fn service_of(rs: &ResourceSpans) -> &str {
@@ -331,6 +384,57 @@ mod tests {
             out.message.is_empty(),
             "sampling is not rejection: {}",
             out.message
+        );
+    }
+
+    #[test]
+    fn the_entry_span_decides_for_its_trace_and_th_is_raised() {
+        use crate::config::SamplingRule;
+        let mut cfg = Config::default();
+        cfg.sampling.rules = vec![
+            SamplingRule {
+                service: "unknown_service".into(),
+                operation: "entry".into(),
+                ratio: 0.5,
+            },
+            SamplingRule {
+                service: "unknown_service".into(),
+                operation: String::new(),
+                ratio: 1.0,
+            },
+        ];
+        let p = Processor::new(&cfg);
+        // R = 2^54 (0.25 of the range): below 0.5's threshold, so dropped
+        // at 0.5; its child (ratio 1.0 on its own) goes with it.
+        let mut low = vec![0u8; 16];
+        low[9] = 0x40;
+        let mut high = vec![0u8; 16];
+        high[9] = 0xc0;
+        let mk = |id: &Vec<u8>, sid: u8, name: &str, parent: bool, ts: &str| pt::Span {
+            trace_id: id.clone(),
+            span_id: vec![sid; 8],
+            parent_span_id: if parent { vec![9; 8] } else { vec![] },
+            name: name.into(),
+            trace_state: ts.into(),
+            flags: 0x302,
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            ..Default::default()
+        };
+        let spans = vec![
+            mk(&low, 1, "entry", false, ""),
+            mk(&low, 2, "child", true, ""),
+            mk(&high, 3, "entry", false, "ot=th:4"),
+            mk(&high, 4, "child", true, "ot=th:4"),
+        ];
+        let out = p.process(request(spans));
+        assert_eq!(out.sampled_out, 2);
+        let kept: Vec<u8> = out.spans.iter().map(|s| s.span_id.0[0]).collect();
+        assert_eq!(kept, vec![3, 4]);
+        assert!(
+            out.spans.iter().all(|s| s.trace_state == "ot=th:8"),
+            "th raised from 4 (p=0.75) to 8 (p=0.5): {:?}",
+            out.spans[0].trace_state
         );
     }
 
