@@ -5,3 +5,5 @@
 //! probabilities computed from span metrics. See docs/SAMPLING.md.
 
 pub mod config;
+pub mod model;
+pub mod store;
