@@ -138,7 +138,9 @@ fn response_of(
         for (j, o) in ops.iter().enumerate() {
             let oat = format!("{at}.operation_strategies[{j}]");
             if o.kind != FileType::Probabilistic {
-                return Err(format!("{oat}.type: only probabilistic is supported per operation"));
+                return Err(format!(
+                    "{oat}.type: only probabilistic is supported per operation"
+                ));
             }
             check_probability(o.param, &format!("{oat}.param"))?;
             list.push(OperationStrategy {
@@ -186,10 +188,12 @@ impl Store {
     pub fn open(cfg: &SamplingConfig) -> Result<Arc<Store>> {
         let file = (!cfg.remote.strategies_file.as_os_str().is_empty())
             .then(|| cfg.remote.strategies_file.clone());
-        let adaptive = cfg
-            .adaptive
-            .enabled
-            .then(|| (Probabilities::global(), cfg.adaptive.lower_bound_traces_per_sec));
+        let adaptive = cfg.adaptive.enabled.then(|| {
+            (
+                Probabilities::global(),
+                cfg.adaptive.lower_bound_traces_per_sec,
+            )
+        });
         Self::build(cfg, file, adaptive)
     }
 
@@ -201,7 +205,10 @@ impl Store {
         let (strategies, seen) = match &file {
             Some(p) => {
                 let (s, m) = read(p).map_err(|e| {
-                    Error::config("sampling.remote.strategies_file", format!("{}: {e}", p.display()))
+                    Error::config(
+                        "sampling.remote.strategies_file",
+                        format!("{}: {e}", p.display()),
+                    )
                 })?;
                 (s, Some(m))
             }
@@ -271,11 +278,16 @@ impl Store {
         }
     }
 
+    /// Counts and logs a failed load once per distinct error, so a file
+    /// that stays missing is not reported on every poll.
     fn failed(&self, e: String) -> String {
-        self.errors.inc();
+        let mut last = self.last_error.lock();
+        if last.as_deref() != Some(e.as_str()) {
+            self.errors.inc();
+            tracing::error!(error = %e, "sampling strategies not reloaded; the previous ones stay in force");
+        }
         self.failing.set(1);
-        tracing::error!(error = %e, "sampling strategies not reloaded; the previous ones stay in force");
-        *self.last_error.lock() = Some(e.clone());
+        *last = Some(e.clone());
         e
     }
 

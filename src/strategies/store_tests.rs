@@ -43,7 +43,11 @@ fn jaeger_example_file_parses_into_answers() {
     assert_eq!(bar.rate_limiting_sampling.unwrap().max_traces_per_second, 5);
     // bar has no operations of its own: it inherits the default's.
     assert_eq!(
-        bar.operation_sampling.as_ref().unwrap().per_operation_strategies[0].operation,
+        bar.operation_sampling
+            .as_ref()
+            .unwrap()
+            .per_operation_strategies[0]
+            .operation,
         "/health"
     );
     let other = s.for_service("unknown");
@@ -80,13 +84,20 @@ fn malformed_files_name_the_line_or_the_entry() {
     let e = Strategies::parse("{\n  \"default_strategy\": {\n    \"type\": \"probabilistic\",\n    \"param\": 0.5,,\n  }\n}")
         .unwrap_err();
     assert!(e.starts_with("line 4, column"), "{e}");
-    let e = Strategies::parse(r#"{"service_strategies":[{"service":"a","type":"probabilistic","param":2}]}"#)
-        .unwrap_err();
-    assert!(e.contains("service_strategies[0].param") && e.contains("not a probability"), "{e}");
-    let e = Strategies::parse(r#"{"default_strategy":{"type":"sometimes","param":1}}"#).unwrap_err();
+    let e = Strategies::parse(
+        r#"{"service_strategies":[{"service":"a","type":"probabilistic","param":2}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("service_strategies[0].param") && e.contains("not a probability"),
+        "{e}"
+    );
+    let e =
+        Strategies::parse(r#"{"default_strategy":{"type":"sometimes","param":1}}"#).unwrap_err();
     assert!(e.contains("line 1") && e.contains("sometimes"), "{e}");
-    let e = Strategies::parse(r#"{"default_strategy":{"type":"probabilistic","param":1,"extra":1}}"#)
-        .unwrap_err();
+    let e =
+        Strategies::parse(r#"{"default_strategy":{"type":"probabilistic","param":1,"extra":1}}"#)
+            .unwrap_err();
     assert!(e.contains("extra"), "unknown keys are errors: {e}");
     let dup = r#"{"service_strategies":[{"service":"a","type":"probabilistic","param":1},{"service":"a","type":"probabilistic","param":1}]}"#;
     assert!(Strategies::parse(dup).unwrap_err().contains("twice"));
@@ -99,16 +110,32 @@ fn malformed_files_name_the_line_or_the_entry() {
 fn a_bad_reload_keeps_the_previous_strategies_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("strategies.json");
-    std::fs::write(&path, r#"{"default_strategy":{"type":"probabilistic","param":0.25}}"#).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"default_strategy":{"type":"probabilistic","param":0.25}}"#,
+    )
+    .unwrap();
     let store = Store::build(&SamplingConfig::default(), Some(path.clone()), None).unwrap();
     assert_eq!(store.response("x").default_probability(), 0.25);
     assert_eq!(store.reload_if_changed(), Ok(false), "unchanged");
-    std::fs::write(&path, "{\n\"default_strategy\": {\"type\": \"probabilistic\" \"param\": 0.5}}").unwrap();
+    std::fs::write(
+        &path,
+        "{\n\"default_strategy\": {\"type\": \"probabilistic\" \"param\": 0.5}}",
+    )
+    .unwrap();
     let e = store.reload_if_changed().unwrap_err();
     assert!(e.contains("line 2"), "{e}");
     assert_eq!(store.last_error().as_deref(), Some(e.as_str()));
-    assert_eq!(store.response("x").default_probability(), 0.25, "previous in force");
-    std::fs::write(&path, r#"{"default_strategy":{"type":"probabilistic","param":0.75}}"#).unwrap();
+    assert_eq!(
+        store.response("x").default_probability(),
+        0.25,
+        "previous in force"
+    );
+    std::fs::write(
+        &path,
+        r#"{"default_strategy":{"type":"probabilistic","param":0.75}}"#,
+    )
+    .unwrap();
     assert_eq!(store.reload_if_changed(), Ok(true));
     assert_eq!(store.response("x").default_probability(), 0.75);
     assert!(store.last_error().is_none());
@@ -118,7 +145,10 @@ fn a_bad_reload_keeps_the_previous_strategies_and_says_why() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("sampling.remote.strategies_file") && e.contains("line 3"), "{e}");
+    assert!(
+        e.contains("sampling.remote.strategies_file") && e.contains("line 3"),
+        "{e}"
+    );
 }
 
 #[test]
