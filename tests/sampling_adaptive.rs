@@ -27,7 +27,11 @@ const INTERVAL_MS: u64 = 1000;
 
 /// Sends `rate` root spans per second (in ten batches a second) until
 /// dropped; `sent` counts what was acknowledged.
-fn traffic(http: String, rate: Arc<AtomicU64>, sent: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+fn traffic(
+    http: String,
+    rate: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -80,17 +84,21 @@ async fn a_tenfold_shift_converges_back_to_the_target() {
 
     // 100 traces/s: the probability settles near 20 / 100.
     let within = |p: f64, offered: f64| (offered * p - TARGET).abs() <= 0.2 * TARGET;
-    wait::until("p to settle at 100/s", Duration::from_secs(60), async || {
-        served_p(&s).await.is_some_and(|p| within(p, 100.0))
-    })
+    wait::until(
+        "p to settle at 100/s",
+        Duration::from_secs(60),
+        async || served_p(&s).await.is_some_and(|p| within(p, 100.0)),
+    )
     .await;
 
     // Ten times the traffic.
     rate.store(1000, Ordering::Relaxed);
     let shifted = Instant::now();
-    wait::until("p to follow the 10x shift", Duration::from_secs(60), async || {
-        served_p(&s).await.is_some_and(|p| within(p, 1000.0))
-    })
+    wait::until(
+        "p to follow the 10x shift",
+        Duration::from_secs(60),
+        async || served_p(&s).await.is_some_and(|p| within(p, 1000.0)),
+    )
     .await;
     let took = shifted.elapsed();
     let intervals = took.as_millis() as f64 / INTERVAL_MS as f64;
