@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 pub use crate::kafka::config::KafkaConfig;
 pub use crate::selftrace::config::SelfTracingConfig;
 pub use crate::spanmetrics::config::SpanMetricsConfig;
+pub use crate::strategies::config::{
+    AdaptiveConfig as AdaptiveSamplingConfig, RemoteConfig as RemoteSamplingConfig, SamplingRule,
+};
 pub use crate::ui::config::UiConfig;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -196,6 +199,12 @@ pub struct SamplingConfig {
     /// (never raised above `ratio`) to keep the stored span rate near this
     /// many spans per second per receiver. 0 turns it off.
     pub target_spans_per_sec: f64,
+    /// Per-service and per-operation ratios (docs/SAMPLING.md).
+    pub rules: Vec<SamplingRule>,
+    /// The Jaeger remote-sampling endpoint.
+    pub remote: RemoteSamplingConfig,
+    /// Per-operation adaptive probabilities from span metrics.
+    pub adaptive: AdaptiveSamplingConfig,
 }
 
 impl Default for SamplingConfig {
@@ -204,6 +213,9 @@ impl Default for SamplingConfig {
             ratio: 1.0,
             keep_errors: true,
             target_spans_per_sec: 0.0,
+            rules: Vec::new(),
+            remote: RemoteSamplingConfig::default(),
+            adaptive: AdaptiveSamplingConfig::default(),
         }
     }
 }
@@ -286,6 +298,11 @@ impl Config {
                 "must be a non-negative number (0 = off)",
             ));
         }
+        crate::strategies::config::validate(
+            &self.sampling.rules,
+            &self.sampling.remote,
+            &self.sampling.adaptive,
+        )?;
         for (key, addr) in [
             ("ingest.grpc_addr", &self.ingest.grpc_addr),
             ("ingest.http_addr", &self.ingest.http_addr),
@@ -449,6 +466,37 @@ mod tests {
         assert_eq!(c.storage.segment_max_spans, 42);
         let e = Config::from_sources("[sampling]\nratio = 2.0\n", &[]).unwrap_err();
         assert!(e.to_string().contains("sampling.ratio"), "{e}");
+        let c = Config::from_sources(
+            "[[sampling.rules]]\nservice = \"a\"\noperation = \"GET /\"\nratio = 0.5\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.sampling.rules[0].ratio, 0.5);
+        for (bad, key) in [
+            (
+                "[[sampling.rules]]\nservice = \"a\"\nratio = 1.5\n",
+                "sampling.rules[0].ratio",
+            ),
+            (
+                "[[sampling.rules]]\nservice = \"\"\nratio = 0.5\n",
+                "sampling.rules[0].service",
+            ),
+            (
+                "[[sampling.rules]]\nservice = \"a\"\nratio = 0.5\nratoi = 1\n",
+                "ratoi",
+            ),
+            (
+                "[sampling.remote]\nhttp_addr = \"x\"\n",
+                "sampling.remote.http_addr",
+            ),
+            (
+                "[sampling.adaptive]\nsmoothing = 0.0\n",
+                "sampling.adaptive.smoothing",
+            ),
+        ] {
+            let e = Config::from_sources(bad, &[]).unwrap_err();
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
         let e = Config::from_sources("[ingest]\nzipkin_addr = \"nope\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("ingest.zipkin_addr"), "{e}");
         let c = Config::from_sources("[ingest]\nzipkin_addr = \"\"\n", &[]).unwrap();

@@ -148,6 +148,17 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         false => None,
     };
     let query_listener = bind("query.addr", &cfg.query.addr)?;
+    // The remote-sampling ports, where SDKs send their spans.
+    let sr = &cfg.sampling.remote;
+    let sampling_http_listener = match ingests_here && !sr.http_addr.is_empty() {
+        true => Some(bind("sampling.remote.http_addr", &sr.http_addr)?),
+        false => None,
+    };
+    let sampling_grpc_listener = match ingests_here && !sr.grpc_addr.is_empty() {
+        true => Some(bind("sampling.remote.grpc_addr", &sr.grpc_addr)?),
+        false => None,
+    };
+    let strategies = crate::strategies::store::Store::open(&cfg.sampling)?;
 
     // Storage: the hot store where data lives (a query node with peers
     // reads them instead), Elasticsearch when enabled.
@@ -255,6 +266,15 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         tracing::info!(grpc = %cfg.ingest.grpc_addr, http = %cfg.ingest.http_addr, workers, "OTLP receivers listening");
     }
 
+    crate::strategies::start(
+        &cfg,
+        strategies.clone(),
+        &span_metrics,
+        (sampling_http_listener, sampling_grpc_listener),
+        &mut servers,
+        (&root, stopping.clone()),
+    )?;
+
     let _self_tracing = start_self_tracing(&cfg, target, &tiers, ingest_sink);
 
     let query = match &tiers.reader {
@@ -267,6 +287,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             });
             let export_reader = web::Data::new(reader.clone());
             let ui_links = web::Data::new(crate::ui::links::Links::compile(&cfg.ui)?);
+            let sampling = web::Data::new(strategies.clone());
             HttpServer::new(move || {
                 crate::actors::name_thread("query-http");
                 App::new()
@@ -274,6 +295,8 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
                     .app_data(state.clone())
                     .app_data(export_reader.clone())
                     .app_data(ui_links.clone())
+                    .app_data(sampling.clone())
+                    .configure(crate::strategies::http::configure_query)
                     .configure(crate::query::configure)
                     .configure(crate::ui::configure)
                     .configure(crate::export::configure)
@@ -285,9 +308,12 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             // An ingest node has no query API, but orchestration and tests
             // still probe its health on query.addr.
             let h = web::Data::new(health.clone());
+            let sampling = web::Data::new(strategies.clone());
             HttpServer::new(move || {
                 App::new()
                     .app_data(h.clone())
+                    .app_data(sampling.clone())
+                    .configure(crate::strategies::http::configure_query)
                     .configure(crate::query::health::configure)
             })
             .workers(1)

@@ -13,11 +13,13 @@ use serde_json::Value;
 
 use common::process::{free_port, serve_until_exit, Strand};
 
-const KEYS: [&str; 4] = [
+const KEYS: [&str; 6] = [
     "ingest.grpc_addr",
     "ingest.http_addr",
     "ingest.zipkin_addr",
     "query.addr",
+    "sampling.remote.http_addr",
+    "sampling.remote.grpc_addr",
 ];
 
 #[test]
@@ -34,11 +36,13 @@ fn a_taken_port_fails_start_up_naming_the_address_and_the_key() {
             }
         };
         let config = format!(
-            "[ingest]\ngrpc_addr = \"{}\"\nhttp_addr = \"{}\"\nzipkin_addr = \"{}\"\n\n[query]\naddr = \"{}\"\n\n[storage]\ndir = {:?}\n",
+            "[ingest]\ngrpc_addr = \"{}\"\nhttp_addr = \"{}\"\nzipkin_addr = \"{}\"\n\n[query]\naddr = \"{}\"\n\n[sampling.remote]\nhttp_addr = \"{}\"\ngrpc_addr = \"{}\"\n\n[storage]\ndir = {:?}\n",
             addr(KEYS[0]),
             addr(KEYS[1]),
             addr(KEYS[2]),
             addr(KEYS[3]),
+            addr(KEYS[4]),
+            addr(KEYS[5]),
             dir.path().join("data").display().to_string()
         );
         let out = serve_until_exit(dir.path(), &config, Duration::from_secs(30));
@@ -103,7 +107,16 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 
 async fn check_tree(s: &Strand, workers: usize, shards: usize) {
     let mut ingest: BTreeSet<String> = names("receiver-", workers).into_iter().collect();
-    ingest.extend(["otlp_grpc".into(), "otlp_http".into(), "zipkin_http".into()]);
+    ingest.extend(
+        [
+            "otlp_grpc",
+            "otlp_http",
+            "zipkin_http",
+            "sampling_http",
+            "sampling_grpc",
+        ]
+        .map(String::from),
+    );
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     let mut storage = set(&["segment_sealer", "retention_janitor"]);
     storage.extend(names("hot_writer-", shards));

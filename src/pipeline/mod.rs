@@ -3,9 +3,11 @@
 //! model (`process`), and per-transport metering (`meter`). Pure CPU work,
 //! run on the receiver workers (`crate::actors::receiver`).
 
+pub mod consistent;
 pub mod meter;
 pub mod process;
 pub mod sampling;
+pub mod sampling_rules;
 pub mod scrub;
 
 pub use meter::{Transport, TransportMetrics};

@@ -2,10 +2,11 @@
 //! span, truncate oversized values, scrub PII, apply head sampling, then
 //! convert to the span model. Pure CPU work over one decoded request.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::sampling::{forces_keep, keep_at_ratio, Sampler};
+use super::consistent::{self, Randomness, Source};
+use super::sampling::{forces_keep, Sampler};
 use super::scrub::Scrubber;
 use crate::config::Config;
 use crate::metrics::Counter;
@@ -152,11 +153,11 @@ impl Processor {
         offered: u64,
         mut metrics: Option<&mut Accumulator>,
     ) -> u64 {
-        let ratio = self.sampler.observe(offered);
+        let base = self.sampler.observe(offered);
         if let Some(m) = metrics.as_deref_mut() {
             m.begin(crate::model::now_ns());
         }
-        if ratio >= 1.0 {
+        if !self.sampler.may_drop(base) {
             if let Some(m) = metrics {
                 for rs in &req.resource_spans {
                     let service = service_of(rs);
@@ -167,26 +168,27 @@ impl Processor {
             }
             return 0;
         }
-        // Traces kept whatever the ratio: an error span (keep_errors) or a
-        // span that asks for it (sampling.priority, Zipkin debug).
-        let keep_errors = self.sampler.keep_errors();
-        let error_traces: HashSet<Vec<u8>> = req
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .flat_map(|ss| &ss.spans)
-            .filter(|s| {
-                (keep_errors && s.status.as_ref().is_some_and(|st| st.code == 2)) || forces_keep(s)
-            })
-            .map(|s| s.trace_id.clone())
-            .collect();
+        let thresholds = self.trace_thresholds(req, base);
         let mut dropped = 0;
+        let mut presumed = 0;
         for rs in req.resource_spans.iter_mut() {
             let service = service_of_resource(rs.resource.as_ref());
             for ss in rs.scope_spans.iter_mut() {
-                ss.spans.retain(|s| {
-                    let keep =
-                        error_traces.contains(&s.trace_id) || keep_at_ratio(&s.trace_id, ratio);
+                ss.spans.retain_mut(|s| {
+                    let t = thresholds.get(&s.trace_id).copied().unwrap_or(0);
+                    let keep = if t == 0 {
+                        true
+                    } else {
+                        let r = Randomness::of(&s.trace_id, s.flags, &s.trace_state);
+                        presumed += u64::from(r.source == Source::PresumedTraceId);
+                        let keep = r.keep(t);
+                        // An equalizing stage records the threshold it
+                        // raised, so adjusted counts stay right downstream.
+                        if keep && r.state.th.is_some_and(|th| th < t && r.r >= th) {
+                            s.trace_state = consistent::with_threshold(&s.trace_state, t);
+                        }
+                        keep
+                    };
                     if let Some(m) = metrics.as_deref_mut() {
                         m.record(service, s, keep);
                     }
@@ -195,8 +197,59 @@ impl Processor {
                 });
             }
         }
+        self.sampler.count_presumed(presumed);
         dropped
     }
+
+    /// The rejection threshold per trace of the request (0 keeps all).
+    /// The trace's entry spans (roots, SERVER and CONSUMER spans) in the
+    /// request decide with the most permissive ratio among them, so a
+    /// service's request keeps or drops its spans together; a trace with
+    /// no entry span here uses its spans' own ratios the same way. Error
+    /// traces (`keep_errors`) and forced ones (`sampling.priority`) get 0.
+    fn trace_thresholds(
+        &self,
+        req: &ExportTraceServiceRequest,
+        base: f64,
+    ) -> HashMap<Vec<u8>, u64> {
+        // (threshold over entry spans, threshold over all spans, forced)
+        let mut per: HashMap<&[u8], (u64, u64, bool)> = HashMap::new();
+        let keep_errors = self.sampler.keep_errors();
+        for rs in &req.resource_spans {
+            let service = service_of(rs);
+            for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+                let e = per.entry(s.trace_id.as_slice()).or_insert((
+                    consistent::MAX + 1,
+                    consistent::MAX + 1,
+                    false,
+                ));
+                let forced = (keep_errors && s.status.as_ref().is_some_and(|st| st.code == 2))
+                    || forces_keep(s);
+                e.2 |= forced;
+                let t = consistent::threshold(self.sampler.ratio_for(service, &s.name, base));
+                e.1 = e.1.min(t);
+                if is_entry(s) {
+                    e.0 = e.0.min(t);
+                }
+            }
+        }
+        per.into_iter()
+            .map(|(id, (entry, any, forced))| {
+                let t = match (forced, entry <= consistent::MAX) {
+                    (true, _) => 0,
+                    (false, true) => entry,
+                    (false, false) => any,
+                };
+                (id.to_vec(), t)
+            })
+            .collect()
+    }
+}
+
+/// A span that starts a trace or a service's part of it.
+fn is_entry(s: &crate::otlp::proto::trace::v1::Span) -> bool {
+    // OTLP SpanKind: 2 = SERVER, 5 = CONSUMER.
+    s.parent_span_id.is_empty() || s.kind == 2 || s.kind == 5
 }
 
 fn service_of(rs: &ResourceSpans) -> &str {
@@ -215,217 +268,5 @@ fn service_of_resource(r: Option<&Resource>) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::otlp::proto::common::v1 as pc;
-    use crate::otlp::proto::resource::v1 as pr;
-    use crate::otlp::proto::trace::v1 as pt;
-
-    fn sv(s: &str) -> Option<pc::AnyValue> {
-        Some(pc::AnyValue {
-            value: Some(pc::any_value::Value::StringValue(s.into())),
-        })
-    }
-
-    fn span(trace: u8, id: u8, error: bool) -> pt::Span {
-        pt::Span {
-            trace_id: vec![trace; 16],
-            span_id: vec![id; 8],
-            name: "op".into(),
-            start_time_unix_nano: 100,
-            end_time_unix_nano: 200,
-            attributes: vec![pc::KeyValue {
-                key: "card".into(),
-                value: sv("4111 1111 1111 1111"),
-                ..Default::default()
-            }],
-            status: Some(pt::Status {
-                code: if error { 2 } else { 0 },
-                message: String::new(),
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn request(spans: Vec<pt::Span>) -> ExportTraceServiceRequest {
-        ExportTraceServiceRequest {
-            resource_spans: vec![pt::ResourceSpans {
-                resource: Some(pr::Resource {
-                    attributes: vec![pc::KeyValue {
-                        key: "owner".into(),
-                        value: sv("ops@example.com"),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-                scope_spans: vec![pt::ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                schema_url: String::new(),
-            }],
-        }
-    }
-
-    #[test]
-    fn rejects_bad_spans_keeps_the_rest_and_explains() {
-        let mut bad = (0..5).map(|i| span(1, 10 + i, false)).collect::<Vec<_>>();
-        for s in &mut bad {
-            s.trace_id = vec![0; 16];
-        }
-        let mut long = span(2, 2, false);
-        long.attributes.push(pc::KeyValue {
-            key: "big".into(),
-            value: sv(&"x".repeat(100)),
-            ..Default::default()
-        });
-        let mut spans = vec![span(1, 1, false), long];
-        spans.extend(bad);
-        let mut cfg = Config::default();
-        cfg.ingest.max_attribute_value_bytes = 20;
-        let out = Processor::new(&cfg).process(request(spans));
-        assert_eq!(
-            (out.received, out.rejected, out.spans.len(), out.truncated),
-            (7, 5, 2, 1)
-        );
-        assert!(
-            out.message
-                .starts_with("rejected 5 of 7 spans: span 0a0a0a0a0a0a0a0a: trace_id is all zero"),
-            "{}",
-            out.message
-        );
-        assert!(
-            out.message.contains("; ...")
-                && out
-                    .message
-                    .contains("truncated 1 values longer than 20 bytes"),
-            "{}",
-            out.message
-        );
-        // Scrubbed: span and resource attributes (rejected spans are not scanned).
-        assert_eq!(
-            out.spans[0].attributes[0].value,
-            crate::model::AttrValue::Str("[REDACTED:card]".into())
-        );
-        assert_eq!(
-            out.spans[0].resource.attributes[0].value,
-            crate::model::AttrValue::Str("[REDACTED:email]".into())
-        );
-        assert_eq!(out.redacted, 3);
-    }
-
-    #[test]
-    fn sampling_keeps_whole_traces_and_error_traces() {
-        let mut cfg = Config::default();
-        cfg.sampling.ratio = 0.0;
-        cfg.sampling.keep_errors = true;
-        let p = Processor::new(&cfg);
-        let spans = vec![span(1, 1, false), span(1, 2, true), span(2, 3, false)];
-        let out = p.process(request(spans));
-        assert_eq!(out.sampled_out, 1);
-        assert_eq!(
-            out.spans.iter().map(|s| s.span_id.0[0]).collect::<Vec<_>>(),
-            vec![1, 2]
-        );
-        assert!(
-            out.message.is_empty(),
-            "sampling is not rejection: {}",
-            out.message
-        );
-    }
-
-    #[test]
-    fn span_metrics_count_every_valid_span_before_sampling() {
-        let mut cfg = Config::default();
-        cfg.sampling.ratio = 0.0;
-        cfg.sampling.keep_errors = true;
-        let p = Processor::new(&cfg);
-        let hub = crate::spanmetrics::accum::Hub::new(10_000_000_000, 100);
-        let acc = hub.worker();
-        let mut invalid = span(3, 9, false);
-        invalid.trace_id = vec![0; 16];
-        let spans = vec![
-            span(1, 1, false),
-            span(1, 2, true),
-            span(2, 3, false),
-            invalid,
-        ];
-        let out = p.process_counting(request(spans), Some(&mut acc.lock()));
-        assert_eq!((out.spans.len(), out.sampled_out, out.rejected), (2, 1, 1));
-        let pts = hub.drain();
-        let calls: u64 = pts.iter().map(|(_, p)| p.calls).sum();
-        let errors: u64 = pts.iter().map(|(_, p)| p.errors).sum();
-        assert_eq!(
-            (calls, errors),
-            (3, 1),
-            "sampled-out spans count, invalid ones do not"
-        );
-        let exemplars: Vec<u8> = pts
-            .iter()
-            .flat_map(|(_, p)| p.exemplars.iter().flatten())
-            .map(|e| e.trace_id.0[0])
-            .collect();
-        assert_eq!(exemplars.len(), 2);
-        assert!(
-            exemplars.iter().all(|&t| t == 1),
-            "only kept traces: {exemplars:?}"
-        );
-        assert!(pts
-            .iter()
-            .all(|(k, _)| k.service == "unknown_service" && k.operation == "op"));
-    }
-
-    fn arb_span() -> impl proptest::strategy::Strategy<Value = pt::Span> {
-        use proptest::prelude::*;
-        let id = |n: usize| proptest::collection::vec(any::<u8>(), 0..n);
-        (
-            id(20),
-            id(12),
-            id(12),
-            any::<u64>(),
-            any::<u64>(),
-            "\\PC{0,40}",
-            any::<i32>(),
-        )
-            .prop_map(
-                |(trace_id, span_id, parent_span_id, start, end, text, code)| pt::Span {
-                    trace_id,
-                    span_id,
-                    parent_span_id,
-                    start_time_unix_nano: start,
-                    end_time_unix_nano: end,
-                    name: text.clone(),
-                    kind: code,
-                    attributes: vec![pc::KeyValue {
-                        key: text.clone(),
-                        value: sv(&text),
-                        ..Default::default()
-                    }],
-                    status: Some(pt::Status {
-                        code,
-                        message: text,
-                    }),
-                    ..Default::default()
-                },
-            )
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_spans_never_panic_and_counts_add_up(
-            spans in proptest::collection::vec(arb_span(), 0..20),
-            ratio in 0.0f64..=1.0,
-        ) {
-            let mut cfg = Config::default();
-            cfg.sampling.ratio = ratio;
-            cfg.ingest.max_attribute_value_bytes = 8;
-            let n = spans.len() as u64;
-            let out = Processor::new(&cfg).process(request(spans));
-            proptest::prop_assert_eq!(out.received, n);
-            proptest::prop_assert_eq!(out.rejected + out.sampled_out + out.spans.len() as u64, n);
-            for s in &out.spans {
-                proptest::prop_assert!(!s.trace_id.is_zero() && !s.span_id.is_zero() && s.end_ns >= s.start_ns);
-            }
-        }
-    }
-}
+#[path = "process_tests.rs"]
+mod tests;

@@ -1,11 +1,12 @@
-//! Head sampling by trace id, with an optional adaptive ratio.
+//! Head sampling: OpenTelemetry consistent probability sampling
+//! ([`consistent`]), with per-service and per-operation ratios (rules, then
+//! adaptive probabilities) and an optional per-process adaptive ratio.
 //!
-//! The decision is a pure function of the trace id: `xxh3(trace_id)` (fixed
-//! seed) compared with `ratio × 2^64`. Every receiver, on every machine and
-//! for every request carrying spans of the trace, decides alike, so traces
-//! are kept or dropped whole. Hashing (rather than reading the id's low bits,
-//! as SDK ratio samplers do) keeps the decision uniform even for ids that are
-//! not random.
+//! The decision is a threshold on the trace's 56-bit randomness (the trace
+//! id's low bits, or `ot=rv:`): every receiver, on every machine and for
+//! every request carrying spans of the trace, decides alike at the same
+//! ratio, and a lower ratio keeps a subset of what a higher one keeps, so
+//! strand's ratio nests with an SDK's consistent one (docs/SAMPLING.md).
 //!
 //! Adaptive sampling (`sampling.target_spans_per_sec` > 0): each second the
 //! receiver measures the offered span rate and sets the effective ratio to
@@ -18,8 +19,10 @@
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
+pub use super::consistent;
+pub use super::sampling_rules::{Probabilities, Rules};
 use crate::config::SamplingConfig;
-use crate::metrics::Gauge;
+use crate::metrics::{Counter, Gauge};
 
 /// The lowest ratio adaptive sampling goes to: one trace in a million.
 const MIN_RATIO: f64 = 1e-6;
@@ -44,21 +47,10 @@ pub fn forces_keep(span: &crate::otlp::proto::trace::v1::Span) -> bool {
         })
 }
 
-pub fn trace_hash(trace_id: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(trace_id)
-}
-
-/// Whether a trace is kept at `ratio` (deterministic across processes).
+/// Whether a trace whose randomness is `r` (see [`consistent`]) is kept
+/// at `ratio`: the consistent decision `r >= threshold(ratio)`.
 pub fn keep_at_ratio(trace_id: &[u8], ratio: f64) -> bool {
-    if ratio >= 1.0 {
-        return true;
-    }
-    if ratio <= 0.0 || ratio.is_nan() {
-        return false;
-    }
-    // ratio < 1, so the product is below 2^64 (the cast saturates anyway).
-    let threshold = (ratio * 18_446_744_073_709_551_616.0) as u64;
-    trace_hash(trace_id) < threshold
+    consistent::trace_id_randomness(trace_id) >= consistent::threshold(ratio)
 }
 
 struct Window {
@@ -74,6 +66,10 @@ pub struct Sampler {
     window: Mutex<Window>,
     /// Effective ratio in millionths, for /metrics.
     gauge: Gauge,
+    rules: Rules,
+    /// Adaptive per-operation probabilities, when applied here.
+    adaptive: Option<std::sync::Arc<Probabilities>>,
+    presumed: Counter,
 }
 
 impl Sampler {
@@ -94,7 +90,50 @@ impl Sampler {
                 ratio: cfg.ratio,
             }),
             gauge,
+            rules: Rules::new(&cfg.rules),
+            adaptive: (cfg.adaptive.enabled && cfg.adaptive.apply_at_receiver)
+                .then(Probabilities::global),
+            presumed: Counter::new(
+                "strand_sampling_presumed_random_total",
+                "spans whose trace id was not flagged random (W3C flag 0x02) and had no ot=rv: \
+                 their low 56 bits were presumed random",
+                &[],
+            ),
         }
+    }
+
+    /// The same sampler reading adaptive probabilities from `table`.
+    pub fn with_probabilities(cfg: &SamplingConfig, table: std::sync::Arc<Probabilities>) -> Self {
+        Sampler {
+            adaptive: Some(table),
+            ..Sampler::new(cfg)
+        }
+    }
+
+    /// The ratio for one span: an operation rule, else the adaptive
+    /// probability of the operation, else a service rule, else `base`
+    /// (the configured or per-process adaptive ratio).
+    pub fn ratio_for(&self, service: &str, operation: &str, base: f64) -> f64 {
+        if let Some(r) = self.rules.operation(service, operation) {
+            return r;
+        }
+        if let Some(p) = self
+            .adaptive
+            .as_ref()
+            .and_then(|t| t.get(service, operation))
+        {
+            return p;
+        }
+        self.rules.service(service).unwrap_or(base)
+    }
+
+    /// Whether any span could be dropped (false: skip the per-span work).
+    pub fn may_drop(&self, base: f64) -> bool {
+        base < 1.0 || self.rules.any_below_one() || self.adaptive.is_some()
+    }
+
+    pub fn count_presumed(&self, n: u64) {
+        self.presumed.add(n);
     }
 
     pub fn keep_errors(&self) -> bool {
@@ -143,10 +182,15 @@ mod tests {
 
     #[test]
     fn decision_is_deterministic_and_near_the_ratio() {
+        // Random ids (xorshift), as W3C Level 2 SDKs generate them.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
         let ids: Vec<[u8; 16]> = (0u32..20_000)
-            .map(|i| {
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
                 let mut id = [0u8; 16];
-                id[12..].copy_from_slice(&i.to_be_bytes()); // sequential, not random
+                id[8..].copy_from_slice(&x.to_be_bytes());
                 id
             })
             .collect();
@@ -167,10 +211,38 @@ mod tests {
     }
 
     #[test]
-    fn hash_is_pinned() {
-        // Receivers of different versions must agree, or they would split
-        // traces: this value must never change.
-        assert_eq!(trace_hash(&[1u8; 16]), 12_051_968_942_423_986_702);
+    fn decision_is_pinned_to_the_low_56_bits() {
+        // Receivers of different versions (and SDKs) must agree, or they
+        // would split traces: R = the last 7 bytes, kept iff R >= T.
+        let mut id = [0u8; 16];
+        id[9] = 0x80; // R = 2^55 exactly: kept at 0.5, not below
+        assert!(keep_at_ratio(&id, 0.5));
+        assert!(!keep_at_ratio(&id, 0.4999));
+        id[8] = 0xff; // byte 8 is not part of R
+        assert!(keep_at_ratio(&id, 0.5));
+    }
+
+    #[test]
+    fn rules_then_adaptive_then_service_then_base() {
+        use crate::config::SamplingRule;
+        let rule = |s: &str, o: &str, r| SamplingRule {
+            service: s.into(),
+            operation: o.into(),
+            ratio: r,
+        };
+        let cfg = SamplingConfig {
+            rules: vec![rule("shop", "", 0.5), rule("shop", "GET /health", 0.0)],
+            ..Default::default()
+        };
+        let table = std::sync::Arc::new(Probabilities::default());
+        table.replace([(("shop".to_string(), "checkout".to_string()), 0.2)].into());
+        let s = Sampler::with_probabilities(&cfg, table);
+        assert_eq!(s.ratio_for("shop", "GET /health", 1.0), 0.0);
+        assert_eq!(s.ratio_for("shop", "checkout", 1.0), 0.2);
+        assert_eq!(s.ratio_for("shop", "other", 1.0), 0.5);
+        assert_eq!(s.ratio_for("cart", "other", 0.7), 0.7);
+        assert!(s.may_drop(1.0));
+        assert!(!Sampler::new(&SamplingConfig::default()).may_drop(1.0));
     }
 
     #[test]
@@ -179,6 +251,7 @@ mod tests {
             ratio: 1.0,
             keep_errors: true,
             target_spans_per_sec: 1_000.0,
+            ..Default::default()
         };
         let s = Sampler::new(&cfg);
         let t0 = Instant::now();

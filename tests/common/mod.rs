@@ -18,6 +18,7 @@ pub mod otlp;
 pub mod process;
 pub mod python;
 pub mod query;
+pub mod sampling;
 pub mod shape;
 pub mod span_metrics;
 pub mod store;

@@ -15,6 +15,10 @@ pub struct Strand {
     pub query: String,
     /// Zipkin v2 receiver base URL (`POST {zipkin}/api/v2/spans`).
     pub zipkin: String,
+    /// Remote sampling: HTTP base URL (`GET {sampling}/sampling?service=`)
+    /// and gRPC URL (`jaeger.api_v2.SamplingManager`).
+    pub sampling: String,
+    pub sampling_grpc: String,
     config_path: PathBuf,
     ports: (u16, u16, u16),
     args: Vec<String>,
@@ -51,14 +55,16 @@ impl Strand {
         let ports = (free_port(), free_port(), free_port());
         let (g, h, q) = ports;
         let z = free_port();
+        let (sh, sg) = (free_port(), free_port());
         let config_path = dir.join("strand.toml");
         std::fs::create_dir_all(dir).unwrap();
+        let extra = with_sampling_ports(extra, sh, sg);
         write_config(
             &config_path,
             (ports, z),
             &dir.join("data"),
             query_extra,
-            extra,
+            &extra,
         );
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut s = Strand {
@@ -68,6 +74,8 @@ impl Strand {
             http: format!("http://127.0.0.1:{h}"),
             query: format!("http://127.0.0.1:{q}"),
             zipkin: format!("http://127.0.0.1:{z}"),
+            sampling: format!("http://127.0.0.1:{sh}"),
+            sampling_grpc: format!("http://127.0.0.1:{sg}"),
             config_path,
             ports,
             args,
@@ -129,6 +137,19 @@ impl Drop for Strand {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The remote-sampling listeners on free ports (their defaults, :5778 and
+/// :5779, would collide between tests), inside the test's own
+/// `[sampling.remote]` section when it has one.
+fn with_sampling_ports(extra: &str, http: u16, grpc: u16) -> String {
+    let ports = format!(
+        "[sampling.remote]\nhttp_addr = \"127.0.0.1:{http}\"\ngrpc_addr = \"127.0.0.1:{grpc}\"\n"
+    );
+    match extra.contains("[sampling.remote]") {
+        true => extra.replacen("[sampling.remote]\n", &ports, 1),
+        false => format!("{extra}\n{ports}"),
     }
 }
 
