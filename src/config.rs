@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 pub use crate::kafka::config::KafkaConfig;
 pub use crate::selftrace::config::SelfTracingConfig;
 pub use crate::spanmetrics::config::SpanMetricsConfig;
+pub use crate::tailsampling::config::TailSamplingConfig;
 pub use crate::ui::config::UiConfig;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -196,6 +197,8 @@ pub struct SamplingConfig {
     /// (never raised above `ratio`) to keep the stored span rate near this
     /// many spans per second per receiver. 0 turns it off.
     pub target_spans_per_sec: f64,
+    /// Tail sampling in the writer (docs/SAMPLING_TAIL.md).
+    pub tail: TailSamplingConfig,
 }
 
 impl Default for SamplingConfig {
@@ -204,6 +207,7 @@ impl Default for SamplingConfig {
             ratio: 1.0,
             keep_errors: true,
             target_spans_per_sec: 0.0,
+            tail: TailSamplingConfig::default(),
         }
     }
 }
@@ -375,6 +379,7 @@ impl Config {
         }
         self.self_tracing.validate()?;
         self.span_metrics.validate()?;
+        self.sampling.tail.validate(self.span_metrics.enabled)?;
         self.ui.validate()?;
         Ok(())
     }

@@ -27,5 +27,6 @@ pub mod selftrace;
 pub mod serve;
 pub mod spanmetrics;
 pub mod store;
+pub mod tailsampling;
 pub mod tiers;
 pub mod ui;

@@ -179,6 +179,7 @@ mod tests {
             ratio: 1.0,
             keep_errors: true,
             target_spans_per_sec: 1_000.0,
+            ..Default::default()
         };
         let s = Sampler::new(&cfg);
         let t0 = Instant::now();

@@ -1,0 +1,111 @@
+//! The hot writer's tail-sampling path (`crate::tailsampling`): commits
+//! that log undecided traces to the pending log, and the decisions that
+//! move kept traces into the WAL.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::{start_inner, HotWriter, HotWriterHandle, WriteSpans};
+use crate::actors::supervise::RestartBackoff;
+use crate::actors::tree::Root;
+use crate::error::{Error, Result};
+use crate::store::hot::{Batch, HotStore};
+use crate::tailsampling::{self, TailSampler, TailSetup};
+
+impl HotWriter {
+    /// Undecided traces' spans go to the pending log, spans of traces
+    /// already kept to the WAL; both are durable before anyone is told.
+    pub(super) fn flush_tail(&mut self, pending: Vec<WriteSpans>, ctx: &mut Context<Self>) {
+        let Some(tail) = self.tail.as_mut() else {
+            return;
+        };
+        let now = tailsampling::now_ms();
+        let mut acks = Vec::with_capacity(pending.len());
+        let mut direct = Vec::new();
+        for w in pending {
+            acks.push(w.ack);
+            direct.extend(tail.admit(w.batch, now));
+        }
+        let stored = direct.len();
+        let r = tail.sync().and_then(|_| match direct.is_empty() {
+            true => Ok(0),
+            false => self.store.commit(self.shard, Batch::split_for_wal(direct)),
+        });
+        match r {
+            Ok(_) => {
+                self.backoff.succeeded();
+                self.stats
+                    .messages_out
+                    .fetch_add(stored as u64, Ordering::Relaxed);
+                for a in acks {
+                    let _ = a.send(Ok(()));
+                }
+                self.decide_due(ctx);
+            }
+            Err(e) => {
+                self.stats.record_error(&e);
+                for a in acks {
+                    let _ = a.send(Err(Error::Unavailable(format!(
+                        "hot store write failed: {e}"
+                    ))));
+                }
+                self.crash(e, ctx);
+            }
+        }
+    }
+
+    /// Decides due traces, stores the kept ones, then logs the decisions.
+    pub(super) fn decide_due(&mut self, ctx: &mut Context<Self>) {
+        let Some(tail) = self.tail.as_mut() else {
+            return;
+        };
+        let d = tail.take_due(tailsampling::now_ms(), &self.store);
+        if d.decisions.is_empty() {
+            return;
+        }
+        let kept = d.keep.len();
+        let r = match d.keep.is_empty() {
+            true => Ok(0),
+            false => self.store.commit(self.shard, Batch::split_for_wal(d.keep)),
+        }
+        .and_then(|_| tail.applied(&d.decisions));
+        match r {
+            Ok(()) => {
+                self.stats
+                    .messages_out
+                    .fetch_add(kept as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.record_error(&e);
+                self.crash(e, ctx);
+            }
+        }
+    }
+}
+
+/// As [`start_hot_writer`], with tail sampling when `tail` is given: each
+/// shard first re-reads its pending log (`<data_dir>/tail/<shard>`).
+pub fn start_hot_writer_tail(
+    store: Arc<HotStore>,
+    root: Option<&Addr<Root>>,
+    tail: TailSetup,
+) -> Result<HotWriterHandle> {
+    let mut samplers = Vec::with_capacity(store.shards());
+    for shard in 0..store.shards() {
+        samplers.push(Some(TailSampler::open(
+            &tailsampling::shard_dir(&store.dir, shard),
+            tail.cfg.clone(),
+            tail.quantiles.clone(),
+            store.storage.fsync,
+            tailsampling::now_ms(),
+        )?));
+    }
+    Ok(start_inner(
+        store,
+        root,
+        RestartBackoff::default(),
+        samplers,
+    ))
+}
