@@ -93,10 +93,14 @@ pub fn start_hot_writer_tail(
     tail: TailSetup,
 ) -> Result<HotWriterHandle> {
     let mut samplers = Vec::with_capacity(store.shards());
+    // The memory bound is the node's: each shard gets its share.
+    let mut cfg = (*tail.cfg).clone();
+    cfg.max_pending_bytes /= store.shards() as u64;
+    let cfg = Arc::new(cfg);
     for shard in 0..store.shards() {
         samplers.push(Some(TailSampler::open(
             &tailsampling::shard_dir(&store.dir, shard),
-            tail.cfg.clone(),
+            cfg.clone(),
             tail.quantiles.clone(),
             store.storage.fsync,
             tailsampling::now_ms(),
