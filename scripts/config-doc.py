@@ -31,6 +31,7 @@ src = "\n".join(
         "src/selftrace/config.rs",
         "src/spanmetrics/config.rs",
         "src/ui/config.rs",
+        "src/tailsampling/config.rs",
     )
 )
 docs, struct, comment = {}, None, []
@@ -68,5 +69,7 @@ for (sec, key), default in defaults.items():
         print(f"\n## [{top}]\n\n| key | default | meaning |\n| --- | --- | --- |")
         last = top
     name = key if sec == top else f"{sec.split('.', 1)[1]}.{key}"
-    meaning = docs.get((top, key), "").replace("|", "\\|")
+    # [sampling.tail] is documented on TailSamplingConfig.
+    sub = "_".join(reversed(sec.split(".")))
+    meaning = docs.get((sub, key), docs.get((top, key), "")).replace("|", "\\|")
     print(f"| `{name}` | `{default}` | {meaning} |")

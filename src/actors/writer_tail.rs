@@ -92,6 +92,7 @@ pub fn start_hot_writer_tail(
     root: Option<&Addr<Root>>,
     tail: TailSetup,
 ) -> Result<HotWriterHandle> {
+    check_no_orphans(&store, &tail)?;
     let mut samplers = Vec::with_capacity(store.shards());
     // The memory bound is the node's: each shard gets its share.
     let mut cfg = (*tail.cfg).clone();
@@ -112,4 +113,41 @@ pub fn start_hot_writer_tail(
         RestartBackoff::default(),
         samplers,
     ))
+}
+
+/// Pending logs of shards beyond `storage.writer_shards` (the count was
+/// lowered): removed when nothing in them waits, else start-up stops
+/// rather than leave acknowledged spans undecided.
+fn check_no_orphans(store: &HotStore, tail: &TailSetup) -> Result<()> {
+    let root = store.dir.join("tail");
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(());
+    };
+    for e in entries {
+        let path = e?.path();
+        let Some(shard) = path
+            .file_name()
+            .and_then(|n| n.to_str()?.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if shard < store.shards() {
+            continue;
+        }
+        let t = TailSampler::open(&path, tail.cfg.clone(), tail.quantiles.clone(), false, 0)?;
+        let waiting = t.waiting_traces();
+        drop(t);
+        if waiting > 0 {
+            return Err(Error::config(
+                "storage.writer_shards",
+                format!(
+                    "{waiting} traces wait for a tail-sampling decision in {} (shard {shard}); \
+                     start with the previous shard count to let them drain, or delete that directory to give them up",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_dir_all(&path)?;
+    }
+    Ok(())
 }

@@ -30,7 +30,8 @@ pub struct TailSamplingConfig {
     /// How often `latency_quantile` policies re-read the per-operation
     /// histograms of the span metrics.
     pub quantile_refresh_secs: u64,
-    /// Evaluated in order; a trace is kept when any policy keeps it.
+    /// Evaluated in order; a trace is kept when any policy keeps it (types
+    /// and their keys: docs/SAMPLING_TAIL.md).
     pub policies: Vec<PolicyConfig>,
 }
 
