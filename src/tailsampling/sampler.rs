@@ -91,7 +91,7 @@ impl Metrics {
             late_drop: late("drop"),
             recovered: Counter::new(
                 "strand_tail_recovered_traces_total",
-                "waiting traces re-read from the pending log at start-up",
+                "waiting traces re-read from the pending log at start-up or after a writer restart",
                 &[],
             ),
             pending_traces: Gauge::new("strand_tail_pending_traces", "traces waiting for a tail-sampling decision", &[]),
