@@ -2,7 +2,8 @@
 """Regenerates docs/CONFIG.md from the config sections' doc comments
 (src/config.rs, and the sections that live with their module:
 src/kafka/config.rs, src/elasticsearch/config.rs, src/selftrace/config.rs,
-src/spanmetrics/config.rs, src/ui/config.rs) and the
+src/spanmetrics/config.rs, src/ui/config.rs, src/tailsampling/config.rs,
+src/strategies/config.rs) and the
 defaults that `strand serve --help` prints, so the page cannot drift.
 
 usage: scripts/config-doc.py target/debug/strand > docs/CONFIG.md
@@ -31,6 +32,8 @@ src = "\n".join(
         "src/selftrace/config.rs",
         "src/spanmetrics/config.rs",
         "src/ui/config.rs",
+        "src/tailsampling/config.rs",
+        "src/strategies/config.rs",
     )
 )
 docs, struct, comment = {}, None, []
@@ -68,5 +71,9 @@ for (sec, key), default in defaults.items():
         print(f"\n## [{top}]\n\n| key | default | meaning |\n| --- | --- | --- |")
         last = top
     name = key if sec == top else f"{sec.split('.', 1)[1]}.{key}"
-    meaning = docs.get((top, key), "").replace("|", "\\|")
+    # A nested table is documented on <Leaf><Top>Config (TailSamplingConfig)
+    # or <Leaf>Config (RemoteConfig in src/strategies/config.rs).
+    sub = "_".join(reversed(sec.split(".")))
+    leaf = sec.split(".")[-1]
+    meaning = docs.get((sub, key), docs.get((leaf, key), docs.get((top, key), ""))).replace("|", "\\|")
     print(f"| `{name}` | `{default}` | {meaning} |")

@@ -13,6 +13,7 @@ pub use crate::spanmetrics::config::SpanMetricsConfig;
 pub use crate::strategies::config::{
     AdaptiveConfig as AdaptiveSamplingConfig, RemoteConfig as RemoteSamplingConfig, SamplingRule,
 };
+pub use crate::tailsampling::config::TailSamplingConfig;
 pub use crate::ui::config::UiConfig;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -205,6 +206,8 @@ pub struct SamplingConfig {
     pub remote: RemoteSamplingConfig,
     /// Per-operation adaptive probabilities from span metrics.
     pub adaptive: AdaptiveSamplingConfig,
+    /// Tail sampling in the writer (docs/SAMPLING.md).
+    pub tail: TailSamplingConfig,
 }
 
 impl Default for SamplingConfig {
@@ -216,6 +219,7 @@ impl Default for SamplingConfig {
             rules: Vec::new(),
             remote: RemoteSamplingConfig::default(),
             adaptive: AdaptiveSamplingConfig::default(),
+            tail: TailSamplingConfig::default(),
         }
     }
 }
@@ -392,6 +396,7 @@ impl Config {
         }
         self.self_tracing.validate()?;
         self.span_metrics.validate()?;
+        self.sampling.tail.validate(self.span_metrics.enabled)?;
         self.ui.validate()?;
         Ok(())
     }

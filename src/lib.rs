@@ -28,5 +28,6 @@ pub mod serve;
 pub mod spanmetrics;
 pub mod store;
 pub mod strategies;
+pub mod tailsampling;
 pub mod tiers;
 pub mod ui;

@@ -164,11 +164,28 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     // reads them instead), Elasticsearch when enabled.
     let mut parts = Parts::default();
     let mut _dir_lock = None;
+    // Before the writers: tail sampling reads per-operation quantiles.
+    let metric_peers = if remote { &cfg.query.peers[..] } else { &[] };
+    let span_metrics =
+        crate::spanmetrics::wiring::reader(&cfg, stores_here && !remote, metric_peers)?;
     if stores_here && !remote {
         _dir_lock = Some(crate::store::lock_data_dir(&cfg.storage.dir)?);
         let store = crate::store::HotStore::open(&cfg.storage, &cfg.index)?;
         if target != Target::Query {
-            let w = crate::actors::writer::start_hot_writer(store.clone(), Some(&root));
+            let w = match cfg.sampling.tail.enabled {
+                true => crate::actors::writer::start_hot_writer_tail(
+                    store.clone(),
+                    Some(&root),
+                    crate::tailsampling::TailSetup {
+                        cfg: Arc::new(cfg.sampling.tail.clone()),
+                        quantiles: crate::tailsampling::quantiles::Quantiles::start(
+                            span_metrics.reader.clone(),
+                            std::time::Duration::from_secs(cfg.sampling.tail.quantile_refresh_secs),
+                        ),
+                    },
+                )?,
+                false => crate::actors::writer::start_hot_writer(store.clone(), Some(&root)),
+            };
             parts.hot_writer = Some(Arc::new(w));
         }
         parts.hot = Some(store);
@@ -192,9 +209,6 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         }
     }
     let tiers = crate::tiers::compose(parts)?;
-    let metric_peers = if remote { &cfg.query.peers[..] } else { &[] };
-    let span_metrics =
-        crate::spanmetrics::wiring::reader(&cfg, stores_here && !remote, metric_peers)?;
     let (metrics_hub, metrics_flusher) =
         crate::spanmetrics::wiring::start(&cfg, ingests_here, &span_metrics, Some(&root)).await?;
 

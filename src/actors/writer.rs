@@ -13,6 +13,10 @@
 //! after a capped exponential backoff (see `supervise.rs`), and recovery
 //! starts a fresh WAL. The root may also restart it with its group
 //! (`RestartStage`), which takes the same path.
+//!
+//! With tail sampling (`crate::tailsampling`) a commit appends the spans
+//! of undecided traces to the shard's pending log instead (one fsync too),
+//! and decided traces' kept spans are committed to the WAL as above.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,11 +34,14 @@ use crate::metrics::ActorStats;
 use crate::model::{Span, SpanWriter};
 use crate::store::active::MemSegment;
 use crate::store::hot::{Batch, HotStore};
+use crate::tailsampling::{self, TailSampler};
 
 /// Mailbox bound: beyond this many queued batches writers get `Overloaded`.
 pub const MAILBOX: usize = 1024;
 const TICK: Duration = Duration::from_secs(1);
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// How often due traces are decided.
+const TAIL_TICK: Duration = Duration::from_millis(100);
 
 /// Command: make these spans durable, then answer on `ack`.
 #[derive(Message)]
@@ -66,6 +73,7 @@ pub struct HotWriter {
     backoff: RestartBackoff,
     /// Frozen segments with a seal request in flight.
     sealing: Vec<u64>,
+    tail: Option<TailSampler>,
 }
 
 impl HotWriter {
@@ -107,6 +115,9 @@ impl HotWriter {
                     .send(Err(Error::Overloaded("hot store sealing is behind".into())));
             }
             return;
+        }
+        if self.tail.is_some() {
+            return self.flush_tail(pending, ctx);
         }
         let mut acks = Vec::with_capacity(pending.len());
         let mut batches = Vec::with_capacity(pending.len());
@@ -175,7 +186,11 @@ impl HotWriter {
     }
 
     fn recover(&mut self, ctx: &mut Context<Self>) {
-        match self.store.reset_wal(self.shard) {
+        let reopened = match self.tail.as_mut() {
+            Some(t) => t.reopen(tailsampling::now_ms()),
+            None => Ok(()),
+        };
+        match reopened.and_then(|_| self.store.reset_wal(self.shard)) {
             Ok(_) => {
                 tracing::info!("hot writer recovered with a fresh WAL");
                 self.up.store(true, Ordering::SeqCst);
@@ -192,6 +207,13 @@ impl Actor for HotWriter {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+        if self.tail.is_some() {
+            ctx.run_interval(TAIL_TICK, |act, ctx| {
+                if act.up.load(Ordering::SeqCst) {
+                    act.decide_due(ctx);
+                }
+            });
+        }
         match self.backoff.take_pending() {
             Some(delay) => pause_then(ctx, delay, |act: &mut HotWriter, ctx| act.recover(ctx)),
             None => self.up.store(true, Ordering::SeqCst),
@@ -392,6 +414,16 @@ pub(crate) fn start_with_backoff(
     root: Option<&Addr<Root>>,
     backoff: RestartBackoff,
 ) -> HotWriterHandle {
+    let none = (0..store.shards()).map(|_| None).collect();
+    start_inner(store, root, backoff, none)
+}
+
+pub(super) fn start_inner(
+    store: Arc<HotStore>,
+    root: Option<&Addr<Root>>,
+    backoff: RestartBackoff,
+    mut samplers: Vec<Option<TailSampler>>,
+) -> HotWriterHandle {
     let sealer = start_sealer(
         store.clone(),
         StageHandle::new(root, "storage", "segment_sealer"),
@@ -420,6 +452,7 @@ pub(crate) fn start_with_backoff(
                 up: up.clone(),
                 backoff: backoff.clone(),
                 sealing: Vec::new(),
+                tail: samplers[shard].take(),
             };
             let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| writer);
             stage.register(Some(addr.clone().recipient()));
@@ -439,6 +472,10 @@ pub(crate) fn start_with_backoff(
         store,
     }
 }
+
+#[path = "writer_tail.rs"]
+mod tail;
+pub use tail::start_hot_writer_tail;
 
 #[cfg(test)]
 #[path = "writer_tests.rs"]

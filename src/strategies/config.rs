@@ -50,6 +50,8 @@ impl Default for RemoteConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptiveConfig {
+    /// Recompute per-operation probabilities from the span metrics of all
+    /// traffic and serve (and, by default, apply) them.
     pub enabled: bool,
     /// Traces per second to keep per (service, entry operation).
     pub target_traces_per_sec: f64,

@@ -22,4 +22,5 @@ pub mod sampling;
 pub mod shape;
 pub mod span_metrics;
 pub mod store;
+pub mod tail;
 pub mod wait;
