@@ -21,4 +21,5 @@ pub mod query;
 pub mod shape;
 pub mod span_metrics;
 pub mod store;
+pub mod tls;
 pub mod wait;
