@@ -2,7 +2,7 @@
 """Regenerates docs/CONFIG.md from the config sections' doc comments
 (src/config.rs, and the sections that live with their module:
 src/kafka/config.rs, src/elasticsearch/config.rs, src/selftrace/config.rs,
-src/spanmetrics/config.rs, src/ui/config.rs) and the
+src/spanmetrics/config.rs, src/ui/config.rs, src/security/config.rs) and the
 defaults that `strand serve --help` prints, so the page cannot drift.
 
 usage: scripts/config-doc.py target/debug/strand > docs/CONFIG.md
@@ -31,6 +31,7 @@ src = "\n".join(
         "src/selftrace/config.rs",
         "src/spanmetrics/config.rs",
         "src/ui/config.rs",
+        "src/security/config.rs",
     )
 )
 docs, struct, comment = {}, None, []
