@@ -197,6 +197,7 @@ impl TestCa {
         headers: &[(&str, &str)],
     ) -> opentelemetry_otlp::SpanExporter {
         use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+        super::otel::ensure_crypto_provider();
         let client = reqwest013::Client::builder()
             .tls_backend_preconfigured(self.client_config(None))
             .build()
