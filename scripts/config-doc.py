@@ -3,7 +3,7 @@
 (src/config.rs, and the sections that live with their module:
 src/kafka/config.rs, src/elasticsearch/config.rs, src/selftrace/config.rs,
 src/spanmetrics/config.rs, src/ui/config.rs, src/tailsampling/config.rs,
-src/strategies/config.rs) and the
+src/strategies/config.rs, src/security/config.rs) and the
 defaults that `strand serve --help` prints, so the page cannot drift.
 
 usage: scripts/config-doc.py target/debug/strand > docs/CONFIG.md
@@ -34,6 +34,7 @@ src = "\n".join(
         "src/ui/config.rs",
         "src/tailsampling/config.rs",
         "src/strategies/config.rs",
+        "src/security/config.rs",
     )
 )
 docs, struct, comment = {}, None, []

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 pub use crate::elasticsearch::config::ElasticsearchConfig;
 use crate::error::{Error, Result};
 pub use crate::kafka::config::KafkaConfig;
+pub use crate::security::config::{IngestClient, TlsConfig};
 pub use crate::selftrace::config::SelfTracingConfig;
 pub use crate::spanmetrics::config::SpanMetricsConfig;
 pub use crate::strategies::config::{
@@ -30,6 +31,7 @@ pub struct Config {
     pub self_tracing: SelfTracingConfig,
     pub span_metrics: SpanMetricsConfig,
     pub ui: UiConfig,
+    pub tls: TlsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -50,8 +52,12 @@ pub struct IngestConfig {
     /// Attribute values longer than this are truncated (and counted).
     pub max_attribute_value_bytes: usize,
     /// Shared secret required in `authorization: Bearer <key>` or
-    /// `x-strand-api-key`; empty means no authentication.
+    /// `x-strand-api-key`; empty means no authentication. Legacy: it is
+    /// the client named `default`; prefer `clients` (docs/SECURITY.md).
     pub api_key: String,
+    /// Named senders (`[[ingest.clients]]`: API-key hash or mTLS subject,
+    /// optional rate); with any, unauthenticated requests are refused.
+    pub clients: Vec<IngestClient>,
     /// Receiver workers (decode, validate, scrub, sample, convert run on
     /// them) and OTLP/gRPC runtime threads; 0 means one per core.
     pub workers: usize,
@@ -77,6 +83,7 @@ impl Default for IngestConfig {
             max_inflight_bytes: 256 << 20,
             max_attribute_value_bytes: 64 << 10,
             api_key: String::new(),
+            clients: Vec::new(),
             workers: 0,
         }
     }
@@ -398,6 +405,12 @@ impl Config {
         self.span_metrics.validate()?;
         self.sampling.tail.validate(self.span_metrics.enabled)?;
         self.ui.validate()?;
+        self.tls.validate()?;
+        crate::security::config::validate_clients(
+            &self.ingest.clients,
+            &self.ingest.api_key,
+            &self.tls,
+        )?;
         Ok(())
     }
 }

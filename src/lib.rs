@@ -23,6 +23,7 @@ pub mod model;
 pub mod otlp;
 pub mod pipeline;
 pub mod query;
+pub mod security;
 pub mod selftrace;
 pub mod serve;
 pub mod spanmetrics;

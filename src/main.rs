@@ -1,4 +1,4 @@
-//! The `strand` binary: `serve`, `export`, `loadgen`.
+//! The `strand` binary: `serve`, `export`, `loadgen`, `auth`.
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +40,9 @@ enum Command {
     Export(ExportCommand),
     /// Generate OTLP load against a running strand and report capacity.
     Loadgen(Box<strand::loadgen::LoadgenArgs>),
+    /// Ingest API keys: make one, or hash one (docs/SECURITY.md).
+    #[command(subcommand)]
+    Auth(strand::security::keys::AuthCommand),
 }
 
 #[derive(Subcommand)]
@@ -55,6 +58,7 @@ fn main() {
         Command::Serve(args) => strand::serve::serve(*args),
         Command::Export(ExportCommand::Parquet(args)) => strand::serve::export_parquet(*args),
         Command::Loadgen(args) => strand::serve::loadgen(*args),
+        Command::Auth(cmd) => strand::security::keys::run(&cmd),
     };
     if let Err(e) = result {
         eprintln!("strand: {e}");

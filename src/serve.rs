@@ -134,6 +134,8 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
     let ingests_here = matches!(target, Target::All | Target::Ingest);
     let remote = target == Target::Query && !cfg.query.peers.is_empty();
 
+    // TLS files are checked before anything binds or opens (security::tls).
+    let tls = crate::security::ServerTls::load(&cfg.tls)?;
     // Listeners first: a taken port fails start-up, naming it.
     let (grpc_listener, http_listener) = if ingests_here {
         (
@@ -255,7 +257,8 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             tiers.durable.clone()
         };
         ingest_sink = Some(sink.clone());
-        let intake = Intake::start_counting(&cfg, sink, Some(&root), metrics_hub.as_deref());
+        let intake = Intake::start_counting(&cfg, sink, Some(&root), metrics_hub.as_deref())
+            .with_tls(tls.clone());
         let workers = cfg.ingest.worker_count();
         grpc = Some(GrpcListener::start(
             grpc_listener,
@@ -285,12 +288,14 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
         strategies.clone(),
         &span_metrics,
         (sampling_http_listener, sampling_grpc_listener),
+        tls.as_ref(),
         &mut servers,
         (&root, stopping.clone()),
     )?;
 
     let _self_tracing = start_self_tracing(&cfg, target, &tiers, ingest_sink);
 
+    let query_tls = crate::security::ServerTls::for_listener(tls.as_ref(), "query_http");
     let query = match &tiers.reader {
         Some(reader) => {
             let state = web::Data::new(crate::query::QueryState {
@@ -302,7 +307,7 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
             let export_reader = web::Data::new(reader.clone());
             let ui_links = web::Data::new(crate::ui::links::Links::compile(&cfg.ui)?);
             let sampling = web::Data::new(strategies.clone());
-            HttpServer::new(move || {
+            let server = HttpServer::new(move || {
                 crate::actors::name_thread("query-http");
                 App::new()
                     .wrap_fn(crate::selftrace::http::traced)
@@ -314,25 +319,23 @@ async fn run(cfg: Config, target: Target, demo: bool) -> anyhow::Result<()> {
                     .configure(crate::query::configure)
                     .configure(crate::ui::configure)
                     .configure(crate::export::configure)
-            })
-            .listen(query_listener)?
-            .run()
+            });
+            crate::security::listen!(server, query_listener, query_tls)?.run()
         }
         None => {
             // An ingest node has no query API, but orchestration and tests
             // still probe its health on query.addr.
             let h = web::Data::new(health.clone());
             let sampling = web::Data::new(strategies.clone());
-            HttpServer::new(move || {
+            let server = HttpServer::new(move || {
                 App::new()
                     .app_data(h.clone())
                     .app_data(sampling.clone())
                     .configure(crate::strategies::http::configure_query)
                     .configure(crate::query::health::configure)
             })
-            .workers(1)
-            .listen(query_listener)?
-            .run()
+            .workers(1);
+            crate::security::listen!(server, query_listener, query_tls)?.run()
         }
     };
     servers.push(query.handle());

@@ -73,6 +73,7 @@ fn export(seed: u8, n: u8) -> ExportTraces {
         payload: strand::actors::receiver::Payload::Decoded(Box::new(request(seed, n))),
         transport: Transport::Grpc,
         hold: None,
+        client: None,
     }
 }
 

@@ -65,6 +65,9 @@ pub struct ExportTraces {
     pub transport: Transport,
     /// Released when the outcome is known (the data is durable or failed).
     pub hold: Option<Hold>,
+    /// The authenticated ingest client (`[[ingest.clients]]` name), for
+    /// stages that treat senders differently; `None` without ingest auth.
+    pub client: Option<Arc<str>>,
 }
 
 /// What the client is told (OTLP partial success).
@@ -133,6 +136,7 @@ impl Handler<ExportTraces> for ReceiverWorker {
             payload,
             transport,
             hold,
+            client: _,
         } = msg;
         let work = async move {
             // Timed only while a self-trace could start (one atomic load).

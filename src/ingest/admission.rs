@@ -1,5 +1,5 @@
 //! Admission control in front of the receiver: the in-flight byte budget
-//! (backpressure) and the optional API key.
+//! (backpressure). Who may send is `crate::security::auth`.
 
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -99,41 +99,6 @@ impl Admission {
     }
 }
 
-/// Checks the optional API key against `authorization: Bearer <key>` or
-/// `x-strand-api-key: <key>`. An empty configured key disables the check.
-pub fn check_api_key(
-    expected: &str,
-    authorization: Option<&[u8]>,
-    api_key_header: Option<&[u8]>,
-) -> Result<()> {
-    if expected.is_empty() {
-        return Ok(());
-    }
-    let bearer = authorization.and_then(|a| {
-        let a = std::str::from_utf8(a).ok()?.trim();
-        let (scheme, token) = a.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().as_bytes())
-    });
-    let ok = [bearer, api_key_header]
-        .into_iter()
-        .flatten()
-        .any(|k| constant_time_eq(k, expected.as_bytes()));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Unauthenticated(
-            "missing or wrong API key (authorization: Bearer <key> or x-strand-api-key)".into(),
-        ))
-    }
-}
-
-/// Comparison whose time does not depend on where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,19 +134,5 @@ mod tests {
         assert_eq!(a.available_kib(), 1);
         drop(p);
         assert_eq!(a.available_kib(), 10);
-    }
-
-    #[test]
-    fn api_key_forms() {
-        assert!(check_api_key("", None, None).is_ok());
-        assert!(check_api_key("s3cret", Some(b"Bearer s3cret"), None).is_ok());
-        assert!(check_api_key("s3cret", Some(b"bearer  s3cret "), None).is_ok());
-        assert!(check_api_key("s3cret", None, Some(b"s3cret")).is_ok());
-        assert!(matches!(
-            check_api_key("s3cret", Some(b"Bearer nope"), None),
-            Err(Error::Unauthenticated(_))
-        ));
-        assert!(check_api_key("s3cret", Some(b"Basic s3cret"), None).is_err());
-        assert!(check_api_key("s3cret", None, None).is_err());
     }
 }

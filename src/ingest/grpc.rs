@@ -24,7 +24,6 @@ use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
 
-use super::admission::check_api_key;
 use super::{outcome_label, response_for, Intake, Payload};
 use crate::actors::receiver::ExportOutcome;
 use crate::error::{Error, Result};
@@ -41,32 +40,42 @@ pub async fn serve_grpc_on(
     intake: Intake,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let tls = intake.tls_for("otlp_grpc");
     let svc = TraceGrpcService {
         shared: Arc::new(intake),
     };
-    tonic::transport::Server::builder()
-        .add_service(svc)
-        .serve_with_incoming_shutdown(
+    let router = tonic::transport::Server::builder().add_service(svc);
+    let served = match tls {
+        // Handshakes happen in security::conn, which also records the
+        // client certificate for authentication.
+        Some(tls) => {
+            let incoming = crate::security::conn::tls_incoming(listener, tls.acceptor_h2());
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
             // Without TCP_NODELAY, Nagle's algorithm and the client's
             // delayed ACK hold small reply frames for ~40 ms.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
-        .map_err(|e| Error::Unavailable(format!("gRPC server: {e}")))
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
+    served.map_err(|e| Error::Unavailable(format!("gRPC server: {e}")))
 }
 
 type Shared = Intake;
 
 impl Intake {
     async fn export_grpc(&self, req: tonic::Request<Bytes>) -> Result<ExportOutcome> {
-        let md = req.metadata();
-        let auth = md.get("authorization").map(|v| v.as_bytes());
-        check_api_key(
-            &self.cfg.api_key,
-            auth,
-            md.get("x-strand-api-key").map(|v| v.as_bytes()),
-        )?;
+        // Authenticated in `TraceGrpcService::call`, before the body.
+        let client = req
+            .extensions()
+            .get::<Authenticated>()
+            .and_then(|a| a.0.clone());
         let body = req.into_inner();
         TransportMetrics::get(Transport::Grpc)
             .request_bytes
@@ -74,9 +83,30 @@ impl Intake {
         let permit = self.admission.try_admit(body.len())?;
         // Decoded by the receiver worker: this runtime's threads only move
         // bytes, so decoding is spread over the pool with the rest.
-        self.export(Payload::Protobuf(body), Transport::Grpc, permit)
+        self.export(Payload::Protobuf(body), Transport::Grpc, permit, client)
             .await
     }
+}
+
+/// The client `TraceGrpcService::call` authenticated, handed to the
+/// export through the request's extensions.
+#[derive(Clone)]
+struct Authenticated(Option<Arc<crate::security::Client>>);
+
+/// Authenticates from the headers and the connection alone, so a refused
+/// request's message is never read.
+fn authenticate<B>(shared: &Shared, req: &http::Request<B>) -> Result<Authenticated> {
+    let h = req.headers();
+    let peer = req
+        .extensions()
+        .get::<crate::security::conn::TlsConnInfo>()
+        .map(|i| &*i.peer);
+    let client = shared.authenticate(
+        h.get("authorization").map(|v| v.as_bytes()),
+        h.get("x-strand-api-key").map(|v| v.as_bytes()),
+        peer,
+    )?;
+    Ok(Authenticated(client))
 }
 
 #[derive(Clone)]
@@ -121,11 +151,25 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         if req.uri().path() != EXPORT_PATH {
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
         let shared = self.shared.clone();
+        match authenticate(&shared, &req) {
+            Ok(a) => {
+                req.extensions_mut().insert(a);
+            }
+            Err(e) => {
+                let res: Result<ExportOutcome> = Err(e);
+                TransportMetrics::get(Transport::Grpc).finish(Duration::ZERO, outcome_label(&res));
+                let status = match res {
+                    Err(e) => Status::from(e),
+                    Ok(_) => Status::internal("authentication"),
+                };
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        }
         Box::pin(async move {
             let max = shared.cfg.max_request_bytes;
             let mut grpc = Grpc::new(RawCodec)

@@ -17,14 +17,16 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use prost::Message as _;
 use std::io::Read as _;
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::admission::{check_api_key, InflightPermit};
+use super::admission::InflightPermit;
 use super::{maybe_blocking, outcome_label, response_for, Intake, Payload};
 use crate::actors::receiver::ExportOutcome;
 use crate::error::{Error, Result};
 use crate::otlp::json;
 use crate::pipeline::{Transport, TransportMetrics};
+use crate::security::Client;
 
 pub const TRACES_PATH: &str = "/v1/traces";
 
@@ -37,6 +39,7 @@ pub fn http_server_on(
     intake: Intake,
     workers: usize,
 ) -> Result<actix_web::dev::Server> {
+    let tls = intake.tls_for("otlp_http");
     let state = web::Data::new(intake);
     let server = HttpServer::new(move || {
         // The factory runs once on each worker thread: name it for
@@ -46,10 +49,8 @@ pub fn http_server_on(
             .app_data(state.clone())
             .route(TRACES_PATH, web::post().to(export_traces))
     })
-    .workers(workers.max(1))
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .workers(workers.max(1));
+    Ok(crate::security::listen!(server, listener, tls)?.run())
 }
 
 type HttpState = Intake;
@@ -118,7 +119,7 @@ async fn export_traces(
             );
         }
     };
-    let res = handle(req.headers(), payload, &state, enc, gzip).await;
+    let res = handle(&req, payload, &state, enc, gzip).await;
     metrics.finish(start.elapsed(), outcome_label(&res));
     match res {
         Ok(outcome) => {
@@ -136,37 +137,40 @@ async fn export_traces(
 }
 
 async fn handle(
-    headers: &HeaderMap,
+    req: &HttpRequest,
     payload: web::Payload,
     state: &HttpState,
     enc: Encoding,
     gzip: bool,
 ) -> Result<ExportOutcome> {
-    let (body, permit) = admit_body(headers, payload, state, gzip, Transport::Http).await?;
+    let (body, permit, client) = admit_body(req, payload, state, gzip, Transport::Http).await?;
     // Decoded by the receiver worker, with the rest of the request's work.
     let payload = match enc {
         Encoding::Protobuf => Payload::Protobuf(body.into()),
         Encoding::Json => Payload::Json(body.into()),
     };
-    state.export(payload, Transport::Http, permit).await
+    state.export(payload, Transport::Http, permit, client).await
 }
 
-/// What every HTTP receiver does before a worker sees the body: the API
-/// key, the size limit, the in-flight byte budget (charged before the body
+/// What every HTTP receiver does before a worker sees the body: who sends
+/// it (API key or client certificate, before the body is read), the size
+/// limit, the in-flight byte budget (charged before the body
 /// is read: the declared length, or the limit when chunked, resized once
 /// the inflated size is known), and gzip inflation off the async thread.
 pub(crate) async fn admit_body(
-    headers: &HeaderMap,
+    req: &HttpRequest,
     payload: web::Payload,
     state: &Intake,
     gzip: bool,
     transport: Transport,
-) -> Result<(Vec<u8>, InflightPermit)> {
+) -> Result<(Vec<u8>, InflightPermit, Option<Arc<Client>>)> {
+    let headers = req.headers();
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
-    check_api_key(
-        &state.cfg.api_key,
+    let peer = crate::security::conn::http_peer(req);
+    let client = state.authenticate(
         header("authorization"),
         header("x-strand-api-key"),
+        peer.as_deref(),
     )?;
     let max = state.cfg.max_request_bytes;
     let declared = headers
@@ -189,7 +193,7 @@ pub(crate) async fn admit_body(
     TransportMetrics::get(transport)
         .request_bytes
         .add(body.len() as u64);
-    Ok((body, permit))
+    Ok((body, permit, client))
 }
 
 pub(crate) fn too_large(max: usize) -> Error {

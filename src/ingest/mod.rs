@@ -28,15 +28,20 @@ use crate::otlp::proto::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use crate::pipeline::Transport;
+use crate::security::{Authenticator, Client, PeerIdentity, ServerTls};
 use admission::{Admission, InflightPermit};
 
 /// What both OTLP servers share: the receiver pool, the in-flight byte
-/// budget and the ingest config. Cheap to clone.
+/// budget, the ingest config, who may send (`security::auth`) and the TLS
+/// the listeners serve. Cheap to clone.
 #[derive(Clone)]
 pub struct Intake {
     pub pool: ReceiverPool,
     pub admission: Arc<Admission>,
     pub cfg: Arc<IngestConfig>,
+    pub auth: Arc<Authenticator>,
+    /// `None`: plaintext (see [`Intake::with_tls`]).
+    pub tls: Option<ServerTls>,
 }
 
 impl Intake {
@@ -57,24 +62,63 @@ impl Intake {
             pool: ReceiverPool::start_counting(cfg, sink, root, metrics),
             admission: Admission::new(cfg.ingest.max_inflight_bytes),
             cfg: Arc::new(cfg.ingest.clone()),
+            auth: Arc::new(Authenticator::new(&cfg.ingest)),
+            tls: None,
         }
     }
 
+    /// The listeners serve `tls` (from `ServerTls::load`), each unless
+    /// `tls.plaintext_listeners` names it.
+    pub fn with_tls(mut self, tls: Option<ServerTls>) -> Intake {
+        self.tls = tls;
+        self
+    }
+
+    /// TLS for listener `name`, if it serves TLS.
+    pub fn tls_for(&self, name: &str) -> Option<ServerTls> {
+        ServerTls::for_listener(self.tls.as_ref(), name)
+    }
+
+    /// Who sends this request (headers and connection only: call before
+    /// reading the body), refused when unknown or over its rate.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        api_key_header: Option<&[u8]>,
+        peer: Option<&PeerIdentity>,
+    ) -> Result<Option<Arc<Client>>> {
+        let client = self
+            .auth
+            .authenticate(authorization, api_key_header, peer)?;
+        if let Some(c) = &client {
+            c.admit()?;
+        }
+        Ok(client)
+    }
+
     /// Hands a request to a worker (which decodes it) and waits for the
-    /// durable reply.
+    /// durable reply; the client's accepted spans are counted (and charged
+    /// to its rate limit).
     pub async fn export(
         &self,
         payload: Payload,
         transport: Transport,
         permit: InflightPermit,
+        client: Option<Arc<Client>>,
     ) -> Result<ExportOutcome> {
-        self.pool
+        let outcome = self
+            .pool
             .export(ExportTraces {
                 payload,
                 transport,
                 hold: Some(Box::new(permit)),
+                client: client.as_ref().map(|c| c.name.clone()),
             })
-            .await
+            .await?;
+        if let Some(c) = &client {
+            c.accepted(outcome.accepted);
+        }
+        Ok(outcome)
     }
 }
 

@@ -71,9 +71,47 @@ impl Decoder for ResponseDecoder {
     }
 }
 
+/// How the load generator reaches a secured strand: a CA to trust for
+/// `https://` URLs and an API key (docs/SECURITY.md).
+#[derive(Clone, Debug, Default)]
+pub struct ClientSecurity {
+    pub ca_pem: Option<Vec<u8>>,
+    pub api_key: Option<String>,
+}
+
+impl ClientSecurity {
+    pub fn from_args(args: &super::LoadgenArgs) -> Result<ClientSecurity> {
+        let ca_pem =
+            match &args.tls_ca {
+                Some(p) => Some(std::fs::read(p).map_err(|e| {
+                    Error::InvalidArgument(format!("--tls-ca {}: {e}", p.display()))
+                })?),
+                None => None,
+            };
+        Ok(ClientSecurity {
+            ca_pem,
+            api_key: args.api_key.clone(),
+        })
+    }
+
+    fn bearer(&self) -> Result<Option<String>> {
+        match &self.api_key {
+            Some(k) if k.is_empty() || k.contains(char::is_control) => Err(Error::InvalidArgument(
+                "--api-key must be printable and non-empty".into(),
+            )),
+            Some(k) => Ok(Some(format!("Bearer {k}"))),
+            None => Ok(None),
+        }
+    }
+}
+
 /// One connection's sender.
 pub enum Sender {
-    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
+    Grpc {
+        grpc: tonic::client::Grpc<tonic::transport::Channel>,
+        /// `authorization` metadata for every request.
+        auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    },
     Http {
         client: reqwest::Client,
         url: String,
@@ -95,38 +133,68 @@ fn rejected(r: &ExportTraceServiceResponse) -> u64 {
 impl Sender {
     /// Connects to an OTLP/gRPC endpoint (`http://host:4317`).
     pub async fn grpc(url: &str) -> Result<Sender> {
-        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        Self::grpc_with(url, &ClientSecurity::default()).await
+    }
+
+    /// [`Self::grpc`], over TLS for an `https://` URL, with an API key.
+    pub async fn grpc_with(url: &str, sec: &ClientSecurity) -> Result<Sender> {
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
             .map_err(|e| Error::InvalidArgument(format!("bad --grpc-url {url:?}: {e}")))?
             .tcp_nodelay(true)
             .timeout(Duration::from_secs(30));
+        if let Some(pem) = &sec.ca_pem {
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| Error::InvalidArgument(format!("--tls-ca: {e}")))?;
+        }
         let channel = endpoint
             .connect()
             .await
             .map_err(|e| Error::Unavailable(format!("cannot connect to {url}: {e}")))?;
-        Ok(Sender::Grpc(tonic::client::Grpc::new(channel)))
+        let auth = match sec.bearer()? {
+            Some(b) => Some(
+                b.parse()
+                    .map_err(|_| Error::InvalidArgument("--api-key is not ASCII".into()))?,
+            ),
+            None => None,
+        };
+        Ok(Sender::Grpc {
+            grpc: tonic::client::Grpc::new(channel),
+            auth,
+        })
     }
 
     /// An OTLP/HTTP sender posting to `<base>/v1/traces`.
     pub fn http(base: &str) -> Result<Sender> {
+        Self::http_with(base, &ClientSecurity::default())
+    }
+
+    pub fn http_with(base: &str, sec: &ClientSecurity) -> Result<Sender> {
         let url = format!("{}/v1/traces", base.trim_end_matches('/'));
         Ok(Sender::Http {
-            client: http_client()?,
+            client: http_client(sec)?,
             url,
         })
     }
 
     /// A Zipkin v2 sender posting JSON to `<base>/api/v2/spans`.
     pub fn zipkin(base: &str) -> Result<Sender> {
+        Self::zipkin_with(base, &ClientSecurity::default())
+    }
+
+    pub fn zipkin_with(base: &str, sec: &ClientSecurity) -> Result<Sender> {
         let url = format!("{}/api/v2/spans", base.trim_end_matches('/'));
         Ok(Sender::Zipkin {
-            client: http_client()?,
+            client: http_client(sec)?,
             url,
         })
     }
 
     pub async fn send(&mut self, body: Bytes) -> Outcome {
         match self {
-            Sender::Grpc(grpc) => {
+            Sender::Grpc { grpc, auth } => {
                 if let Err(e) = grpc.ready().await {
                     return Outcome::Retry {
                         after: None,
@@ -134,7 +202,11 @@ impl Sender {
                     };
                 }
                 let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
-                match grpc.unary(tonic::Request::new(body), path, RawCodec).await {
+                let mut req = tonic::Request::new(body);
+                if let Some(a) = auth {
+                    req.metadata_mut().insert("authorization", a.clone());
+                }
+                match grpc.unary(req, path, RawCodec).await {
                     Ok(resp) => Outcome::Accepted {
                         rejected: rejected(resp.get_ref()),
                     },
@@ -187,12 +259,26 @@ impl Sender {
     }
 }
 
-fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+fn http_client(sec: &ClientSecurity) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .build()
+        .tcp_nodelay(true);
+    if let Some(pem) = &sec.ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| Error::InvalidArgument(format!("--tls-ca: {e}")))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    if let Some(bearer) = sec.bearer()? {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let v = reqwest::header::HeaderValue::from_str(&bearer)
+            .map_err(|_| Error::InvalidArgument("--api-key is not a valid header value".into()))?;
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+        b = b.default_headers(headers);
+    }
+    b.build()
         .map_err(|e| Error::Internal(format!("http client: {e}")))
 }
 

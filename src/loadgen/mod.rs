@@ -110,6 +110,13 @@ pub struct LoadgenArgs {
     pub max_retries: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// PEM CA bundle to trust for `https://` ingest URLs (a strand with
+    /// `[tls]`, docs/SECURITY.md).
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Ingest API key, sent as `authorization: Bearer <key>`.
+    #[arg(long, env = "STRAND_LOADGEN_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -307,11 +314,12 @@ pub async fn run_loadgen(args: &LoadgenArgs) -> Result<LoadgenSummary> {
         .await
         .map_err(|e| Error::Internal(format!("building requests: {e}")))?;
     let mut senders = Vec::new();
+    let sec = client::ClientSecurity::from_args(args)?;
     for _ in 0..args.connections {
         senders.push(match args.protocol {
-            Protocol::Grpc => Sender::grpc(&args.grpc_url).await?,
-            Protocol::Http => Sender::http(&args.http_url)?,
-            Protocol::Zipkin => Sender::zipkin(&args.zipkin_url)?,
+            Protocol::Grpc => Sender::grpc_with(&args.grpc_url, &sec).await?,
+            Protocol::Http => Sender::http_with(&args.http_url, &sec)?,
+            Protocol::Zipkin => Sender::zipkin_with(&args.zipkin_url, &sec)?,
         });
     }
     let start = Instant::now();

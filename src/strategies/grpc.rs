@@ -75,6 +75,7 @@ pub fn to_proto(r: &Response) -> proto::SamplingStrategyResponse {
 pub fn serve(
     listener: std::net::TcpListener,
     store: Arc<Store>,
+    tls: Option<crate::security::ServerTls>,
     stage: StageHandle,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -88,14 +89,24 @@ pub fn serve(
             let shutdown = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            tonic::transport::Server::builder()
-                .add_service(SamplingManagerServer::new(Service { store }))
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
-                    shutdown,
-                )
-                .await
-                .map_err(|e| Error::Unavailable(format!("sampling gRPC server: {e}")))
+            let router = tonic::transport::Server::builder()
+                .add_service(SamplingManagerServer::new(Service { store }));
+            match tls {
+                Some(t) => {
+                    let incoming = crate::security::conn::tls_incoming(l, t.acceptor_h2());
+                    router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+                None => {
+                    let incoming =
+                        tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+                    router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+            }
+            .map_err(|e| Error::Unavailable(format!("sampling gRPC server: {e}")))
         }
         .await;
         if *stopping.borrow_and_update() {

@@ -46,17 +46,17 @@ pub fn configure_query(cfg: &mut web::ServiceConfig) {
 pub fn server_on(
     listener: std::net::TcpListener,
     store: Arc<Store>,
+    tls: Option<crate::security::ServerTls>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(store);
-    Ok(actix_web::HttpServer::new(move || {
+    let server = actix_web::HttpServer::new(move || {
         crate::actors::name_thread("sampling-http");
         actix_web::App::new()
             .app_data(data.clone())
             .configure(configure_port)
     })
-    .workers(1)
-    .listen(listener)?
-    .run())
+    .workers(1);
+    Ok(crate::security::listen!(server, listener, tls)?.run())
 }
 
 #[cfg(test)]

@@ -34,12 +34,14 @@ pub fn start(
     store: Arc<store::Store>,
     span_metrics: &crate::spanmetrics::wiring::Wired,
     (http, grpc): (Option<TcpListener>, Option<TcpListener>),
+    tls: Option<&crate::security::ServerTls>,
     servers: &mut Vec<actix_web::dev::ServerHandle>,
     (root, stopping): (&Addr<Root>, watch::Receiver<bool>),
 ) -> Result<()> {
     let remote = &cfg.sampling.remote;
     if let Some(l) = http {
-        let server = http::server_on(l, store.clone())?;
+        let t = crate::security::ServerTls::for_listener(tls, "sampling_http");
+        let server = http::server_on(l, store.clone(), t)?;
         servers.push(server.handle());
         let stage = StageHandle::new(Some(root), "ingest", "sampling_http");
         watch_http(server, stage, stopping.clone());
@@ -47,7 +49,8 @@ pub fn start(
     }
     if let Some(l) = grpc {
         let stage = StageHandle::new(Some(root), "ingest", "sampling_grpc");
-        grpc::serve(l, store.clone(), stage, stopping)?;
+        let t = crate::security::ServerTls::for_listener(tls, "sampling_grpc");
+        grpc::serve(l, store.clone(), t, stage, stopping)?;
         tracing::info!(addr = %remote.grpc_addr, "remote sampling (gRPC) listening");
     }
     if !remote.strategies_file.as_os_str().is_empty() {

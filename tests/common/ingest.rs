@@ -170,6 +170,15 @@ pub async fn grpc_raw(
         .connect()
         .await
         .expect("connect");
+    grpc_raw_on(ch, body, meta).await
+}
+
+/// [`grpc_raw`] over a channel of the caller's (TLS, for one).
+pub async fn grpc_raw_on(
+    ch: tonic::transport::Channel,
+    body: Vec<u8>,
+    meta: &[(&'static str, &str)],
+) -> Result<ExportTraceServiceResponse, tonic::Status> {
     let mut g = tonic::client::Grpc::new(ch).max_encoding_message_size(usize::MAX);
     g.ready().await.expect("ready");
     let path = http::uri::PathAndQuery::from_static(

@@ -23,4 +23,5 @@ pub mod shape;
 pub mod span_metrics;
 pub mod store;
 pub mod tail;
+pub mod tls;
 pub mod wait;

@@ -20,8 +20,16 @@ pub fn grpc_exporter(url: &str) -> SpanExporter {
         .expect("gRPC exporter")
 }
 
+/// The HTTP exporter's reqwest 0.13 is built with rustls but no crypto
+/// provider (the TLS tests give it one, tests/common/tls.rs): it wants a
+/// process default before it builds a client, even for `http://`.
+pub fn ensure_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// OTLP/HTTP protobuf to `url` (`http://host:port`) + `/v1/traces`.
 pub fn http_exporter(url: &str) -> SpanExporter {
+    ensure_crypto_provider();
     SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)

@@ -51,7 +51,19 @@ impl Strand {
         Strand::start_full(dir, &["--target", target], query_extra, extra)
     }
 
+    /// As [`Strand::start`] without waiting for /readyz over plain HTTP
+    /// (a query port that speaks TLS): the caller waits its own way.
+    pub fn spawn_unchecked(dir: &Path, extra: &str) -> Strand {
+        Strand::spawn_full(dir, &[], "", extra)
+    }
+
     fn start_full(dir: &Path, args: &[&str], query_extra: &str, extra: &str) -> Strand {
+        let mut s = Strand::spawn_full(dir, args, query_extra, extra);
+        s.wait_ready();
+        s
+    }
+
+    fn spawn_full(dir: &Path, args: &[&str], query_extra: &str, extra: &str) -> Strand {
         let ports = (free_port(), free_port(), free_port());
         let (g, h, q) = ports;
         let z = free_port();
@@ -67,7 +79,7 @@ impl Strand {
             &extra,
         );
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let mut s = Strand {
+        Strand {
             child: spawn(&config_path, dir, &args),
             dir: dir.to_path_buf(),
             grpc: format!("http://127.0.0.1:{g}"),
@@ -79,9 +91,7 @@ impl Strand {
             config_path,
             ports,
             args,
-        };
-        s.wait_ready();
-        s
+        }
     }
 
     /// SIGTERM and wait: the graceful shutdown path.

@@ -24,6 +24,7 @@ pub fn zipkin_server_on(
     intake: Intake,
     workers: usize,
 ) -> Result<actix_web::dev::Server> {
+    let tls = intake.tls_for("zipkin_http");
     let state = web::Data::new(intake);
     let server = HttpServer::new(move || {
         crate::actors::name_thread("zipkin-http");
@@ -31,10 +32,8 @@ pub fn zipkin_server_on(
             .app_data(state.clone())
             .route(SPANS_PATH, web::post().to(post_spans))
     })
-    .workers(workers.max(1))
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .workers(workers.max(1));
+    Ok(crate::security::listen!(server, listener, tls)?.run())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +97,7 @@ async fn post_spans(
             ))
         }
     };
-    let res = handle(req.headers(), payload, &state, enc, gzip).await;
+    let res = handle(&req, payload, &state, enc, gzip).await;
     metrics.finish(start.elapsed(), outcome_label(&res));
     match res {
         Ok(o) => text(StatusCode::ACCEPTED, o.message),
@@ -113,18 +112,20 @@ async fn post_spans(
 /// As OTLP/HTTP: authenticate, charge the declared length, read and inflate
 /// under the limit, then let a worker decode and store.
 async fn handle(
-    headers: &HeaderMap,
+    req: &HttpRequest,
     payload: web::Payload,
     state: &Intake,
     enc: Encoding,
     gzip: bool,
 ) -> Result<ExportOutcome> {
-    let (body, permit) = admit_body(headers, payload, state, gzip, Transport::Zipkin).await?;
+    let (body, permit, client) = admit_body(req, payload, state, gzip, Transport::Zipkin).await?;
     let payload = match enc {
         Encoding::Json => Payload::ZipkinJson(body.into()),
         Encoding::Protobuf => Payload::ZipkinProtobuf(body.into()),
     };
-    state.export(payload, Transport::Zipkin, permit).await
+    state
+        .export(payload, Transport::Zipkin, permit, client)
+        .await
 }
 
 #[cfg(test)]
