@@ -4,8 +4,7 @@
 //! so that the stored rate comes back within 20% of the target within a
 //! bounded number of intervals, and the spans the receiver then stores
 //! (sent − sampled out, over a window) are at the target within 20%.
-//! Two receivers sharing global totals are covered by the controller's
-//! unit tests (strategies::adaptive); docs/SAMPLING.md says why.
+//! Two receivers in Kafka mode: tests/sampling_adaptive_kafka.rs.
 
 mod common;
 
@@ -13,58 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost::Message;
-use rand::{RngCore, SeedableRng};
-
 use common::http::metric;
-use common::otlp::{post, request, Span};
 use common::process::Strand;
-use common::sampling::{probability_of, served};
+use common::sampling::{probability_of, served, traffic};
 use common::wait;
 
 const TARGET: f64 = 20.0;
 const INTERVAL_MS: u64 = 1000;
-
-/// Sends `rate` root spans per second (in ten batches a second) until
-/// dropped; `sent` counts what was acknowledged.
-fn traffic(
-    http: String,
-    rate: Arc<AtomicU64>,
-    sent: Arc<AtomicU64>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let mut rng = rand::rngs::StdRng::from_entropy();
-        loop {
-            tick.tick().await;
-            let n = rate.load(Ordering::Relaxed) / 10;
-            let now = strand::model::now_ns();
-            let spans: Vec<Span> = (0..n)
-                .map(|_| {
-                    let mut id = vec![0u8; 16];
-                    rng.fill_bytes(&mut id);
-                    Span {
-                        trace_id: id,
-                        span_id: rng.next_u64().max(1).to_be_bytes().to_vec(),
-                        name: "checkout".into(),
-                        kind: 2,
-                        flags: 0x03,
-                        start_time_unix_nano: now,
-                        end_time_unix_nano: now + 1_000_000,
-                        ..Default::default()
-                    }
-                })
-                .collect();
-            let body = request("shop", spans).encode_to_vec();
-            if let Ok(r) = post(&client, &http, body).await {
-                if r.status() == 200 {
-                    sent.fetch_add(n, Ordering::Relaxed);
-                }
-            }
-        }
-    })
-}
 
 async fn served_p(s: &Strand) -> Option<f64> {
     let (code, v) = served(&s.sampling, "/sampling", "shop").await;

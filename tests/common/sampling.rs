@@ -3,10 +3,15 @@
 //! answers, and how many of a batch of new root spans an SDK samples.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use opentelemetry::trace::{Span as _, Tracer as _};
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
+use prost::Message;
+use rand::{RngCore, SeedableRng};
 use serde_json::Value;
 
 /// The SDK's remote sampler over the tests' reqwest client.
@@ -89,4 +94,45 @@ pub fn sampled_of(tracer: &opentelemetry_sdk::trace::SdkTracer, name: &str, n: u
 pub fn near(k: usize, n: usize, p: f64, sigmas: f64) -> bool {
     let sd = (n as f64 * p * (1.0 - p)).sqrt().max(1.0);
     (k as f64 - n as f64 * p).abs() <= sigmas * sd
+}
+
+/// Sends `rate` root spans per second (in ten batches a second) until
+/// dropped; `sent` counts what was acknowledged.
+pub fn traffic(
+    http: String,
+    rate: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut rng = rand::rngs::StdRng::from_entropy();
+        loop {
+            tick.tick().await;
+            let n = rate.load(Ordering::Relaxed) / 10;
+            let now = strand::model::now_ns();
+            let spans: Vec<crate::common::otlp::Span> = (0..n)
+                .map(|_| {
+                    let mut id = vec![0u8; 16];
+                    rng.fill_bytes(&mut id);
+                    crate::common::otlp::Span {
+                        trace_id: id,
+                        span_id: rng.next_u64().max(1).to_be_bytes().to_vec(),
+                        name: "checkout".into(),
+                        kind: 2,
+                        flags: 0x03,
+                        start_time_unix_nano: now,
+                        end_time_unix_nano: now + 1_000_000,
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let body = crate::common::otlp::request("shop", spans).encode_to_vec();
+            if let Ok(r) = crate::common::otlp::post(&client, &http, body).await {
+                if r.status() == 200 {
+                    sent.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+    })
 }
