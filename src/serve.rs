@@ -120,7 +120,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--target {:?} needs kafka.enabled = true", args.target);
     }
     let system = actix_web::rt::System::new();
-    system.block_on(run(cfg, args.target, args.demo))?;
+    if let Err(e) = system.block_on(run(cfg, args.target, args.demo)) {
+        // Stages started before the failure would first be polled while
+        // the runtime is dropped, outside any reactor, and panic there; a
+        // process about to exit with the error leaves it standing.
+        std::mem::forget(system);
+        return Err(e);
+    }
     Ok(())
 }
 
