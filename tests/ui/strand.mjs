@@ -41,6 +41,9 @@ export async function startStrand(bin, extraConfig = []) {
     '[query]', `addr = "127.0.0.1:${query}"`,
     // strand's own traces (service `strand`) would join the fixtures' services.
     '[self_tracing]', 'enabled = false',
+    // The browser tests need no remote-sampling ports (default :5778/:5779,
+    // which a Jaeger on the same machine would hold too).
+    '[sampling.remote]', 'http_addr = ""', 'grpc_addr = ""',
     ...extraConfig, '',
   ].join('\n'));
   const logPath = path.join(dir, 'strand.log');
