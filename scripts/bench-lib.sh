@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/bench.sh and scripts/bench-cores.sh; sourced,
+# Helpers shared by the bench scripts (bench.sh, bench-cores.sh and the
+# on/off pair benches: spanmetrics, security, tail); sourced,
 # not run. The caller sets WORK (a scratch directory) and BIN (the strand
 # binary) before calling start_node.
 
@@ -52,4 +53,17 @@ stop_node() {
 
 metric() { # metric QUERY_PORT NAME: a metric's value summed over its series
   curl -fs "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%.0f\n", s }'
+}
+
+# serve_on CONFIG LOG QUERY_PORT: `$BIN serve --config CONFIG` in the
+# background, its output to LOG, its pid in SERVER; waits for /readyz and
+# exits with the log if strand does not come up.
+serve_on() {
+  "$BIN" serve --config "$1" > "$2" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 150); do
+    curl -fs "http://127.0.0.1:$3/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "strand did not come up:" >&2; cat "$2" >&2; exit 1
 }

@@ -82,21 +82,15 @@ TOML
   fi
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
 
 LINES="$WORK/lines.jsonl"; : > "$LINES"
 run() { # run PAIR tls|plain
   local pair=$1 mode=$2 before after
   rm -rf "$WORK/data"
   config "$mode" > "$WORK/$mode.toml"
-  "$BIN" serve --config "$WORK/$mode.toml" > "$WORK/serve-$pair-$mode.log" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 1 150); do
-    curl -fs "http://127.0.0.1:$QUERY/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  curl -fs "http://127.0.0.1:$QUERY/readyz" >/dev/null \
-    || { echo "strand did not come up:" >&2; cat "$WORK/serve-$pair-$mode.log" >&2; exit 1; }
+  serve_on "$WORK/$mode.toml" "$WORK/serve-$pair-$mode.log" "$QUERY"
   local scheme=http sec=()
   if [ "$mode" = tls ]; then scheme=https; sec=(--tls-ca "$PKI/ca.crt" --api-key "$KEY"); fi
   before=$(cpu_ticks "$SERVER")

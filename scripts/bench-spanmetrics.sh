@@ -72,21 +72,15 @@ enabled = $enabled
 TOML
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
 
 LINES="$WORK/lines.jsonl"; : > "$LINES"
 run() { # run PAIR on|off
   local pair=$1 mode=$2 before after
   rm -rf "$WORK/data"
   config "$mode" > "$WORK/$mode.toml"
-  "$BIN" serve --config "$WORK/$mode.toml" > "$WORK/serve-$pair-$mode.log" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 1 150); do
-    curl -fs "http://127.0.0.1:$QUERY/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  curl -fs "http://127.0.0.1:$QUERY/readyz" >/dev/null \
-    || { echo "strand did not come up:" >&2; cat "$WORK/serve-$pair-$mode.log" >&2; exit 1; }
+  serve_on "$WORK/$mode.toml" "$WORK/serve-$pair-$mode.log" "$QUERY"
   before=$(cpu_ticks "$SERVER")
   "$BIN" loadgen --grpc-url "http://127.0.0.1:$GRPC" --query-url "http://127.0.0.1:$QUERY" \
     --duration "${LOAD_SECS}s" --lag-samples 0 --json --quiet > "$WORK/one.json"

@@ -89,7 +89,8 @@ sampling_percentage = 1.0
 TOML
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
 writer_ticks() { # utime + stime of the hot-writer threads
   local pid=$1 sum=0 t
   for t in /proc/"$pid"/task/*; do
@@ -104,14 +105,7 @@ metric() { curl -fs "http://127.0.0.1:$QUERY/metrics" | awk -v n="$1" '$1 == n {
 
 start() { # start NAME: serve $WORK/NAME.toml
   rm -rf "$WORK/data"
-  "$BIN" serve --config "$WORK/$1.toml" > "$WORK/serve-$1.log" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 1 150); do
-    curl -fs "http://127.0.0.1:$QUERY/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  curl -fs "http://127.0.0.1:$QUERY/readyz" >/dev/null \
-    || { echo "strand did not come up:" >&2; cat "$WORK/serve-$1.log" >&2; exit 1; }
+  serve_on "$WORK/$1.toml" "$WORK/serve-$1.log" "$QUERY"
 }
 stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 
